@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DjangoRollbackConfig(AppConfig):
+    name = "django_rollback"
+    label = "django_rollback"
+    verbose_name = _("Migration rollback")
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,45 @@
+"""Every refusal is a RollbackError whose message is the one line the user reads."""
+
+
+class RollbackError(Exception):
+    """Base class: the message is shown to the user as is."""
+
+
+class RepositoryError(RollbackError):
+    """The git repository is missing, unreadable or has no commits."""
+
+
+class UnknownReferenceError(RollbackError):
+    """A tag or commit that neither the saved states nor git know."""
+
+
+class AmbiguousCommitError(RollbackError):
+    """A commit prefix that matches more than one commit."""
+
+
+class StateNotSavedError(RollbackError):
+    """A commit (HEAD or the target) whose migration state was never saved."""
+
+
+class NotMigratedError(RollbackError):
+    """The django_rollback tables do not exist in the database yet."""
+
+
+class DatabaseUnavailableError(RollbackError):
+    """The database cannot be reached."""
+
+
+class PlanRefusedError(RollbackError):
+    """The plan cannot be run safely (irreversible step, missing file, ...)."""
+
+
+class RollbackInProgressError(RollbackError):
+    """Another rollback holds the lock."""
+
+
+class StalePlanError(RollbackError):
+    """The database changed between the preview and the execution."""
+
+
+class RollbackFailedError(RollbackError):
+    """A step failed while the rollback ran."""

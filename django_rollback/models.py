@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+MigrationKey = tuple[str, str]
+
+
+class MigrationStateQuerySet(models.QuerySet["MigrationState"]):
+    """Order is the database-assigned id: containers' wall clocks never decide "latest"."""
+
+    def latest_state(self) -> MigrationState | None:
+        return self.order_by("-id").first()
+
+    def before(self, state: MigrationState) -> MigrationStateQuerySet:
+        return self.filter(id__lt=state.id).order_by("-id")
+
+    def newer_than(self, state: MigrationState) -> MigrationStateQuerySet:
+        return self.filter(id__gt=state.id).order_by("id")
+
+    def with_commit_prefix(self, prefix: str) -> MigrationStateQuerySet:
+        return self.filter(commit__startswith=prefix.lower())
+
+    def with_tag(self, tag: str) -> list[MigrationState]:
+        # Tags are a JSON list; `contains` on JSON is not portable to SQLite, and the
+        # number of saved states is small enough to filter the light columns here.
+        return [s for s in self.only("id", "commit", "tags") if tag in (s.tags or [])]
+
+
+class MigrationState(models.Model):
+    """The full set of applied migrations of every app, saved for one git commit."""
+
+    commit = models.CharField(_("commit"), max_length=40, unique=True)
+    tags = models.JSONField(_("tags"), default=list, blank=True)
+    migrations = models.JSONField(
+        _("applied migrations"), default=list, help_text=_("Sorted [app, name] pairs.")
+    )
+    squashes = models.JSONField(
+        _("squashed migrations"),
+        default=dict,
+        blank=True,
+        help_text=_('Squashed migrations on disk at save time: {"app.name": [[app, name], ...]}.'),
+    )
+    saved_at = models.DateTimeField(_("saved at"), default=timezone.now, editable=False)
+
+    objects = MigrationStateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        get_latest_by = "id"
+        verbose_name = _("migration state")
+        verbose_name_plural = _("migration states")
+        permissions = [
+            ("rollback_migrationstate", _("Can roll the database back to a saved state")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.short_commit} {self.tags_display}".strip()
+
+    @property
+    def short_commit(self) -> str:
+        return self.commit[:8]
+
+    @property
+    def tags_display(self) -> str:
+        return str(list(self.tags)) if self.tags else "[]"
+
+    @property
+    def migration_set(self) -> frozenset[MigrationKey]:
+        return frozenset((app, name) for app, name in self.migrations)
+
+    @staticmethod
+    def serialize_migrations(keys: Iterable[MigrationKey]) -> list[list[str]]:
+        return [[app, name] for app, name in sorted(keys)]
+
+
+class RollbackLog(models.Model):
+    """One row per rollback or dry run; kept when the states it names are pruned."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        DRY_RUN = "dry_run", _("dry run")
+
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    duration = models.FloatField(_("duration (s)"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices)
+    database = models.CharField(_("database"), max_length=100, default="default")
+    from_commit = models.CharField(_("from commit"), max_length=40)
+    from_tags = models.JSONField(_("from tags"), default=list, blank=True)
+    to_commit = models.CharField(_("to commit"), max_length=40)
+    to_tags = models.JSONField(_("to tags"), default=list, blank=True)
+    plan = models.JSONField(_("plan"), default=list, blank=True)
+    output = models.TextField(_("output"), blank=True)
+    error = models.TextField(_("error"), blank=True)
+    user = models.CharField(_("user"), max_length=150, blank=True)
+    source = models.CharField(_("source"), max_length=20, blank=True)
+    host = models.CharField(_("host"), max_length=255, blank=True)
+    pruned_states = models.JSONField(_("pruned states"), default=list, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("rollback log entry")
+        verbose_name_plural = _("rollback log")
+
+    def __str__(self) -> str:
+        return f"{self.from_commit[:8]} → {self.to_commit[:8]} ({self.status})"
