@@ -5,56 +5,112 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='MigrationState',
+            name="MigrationState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('commit', models.CharField(max_length=40, unique=True, verbose_name='commit')),
-                ('tags', models.JSONField(blank=True, default=list, verbose_name='tags')),
-                ('migrations', models.JSONField(default=list, help_text='Sorted [app, name] pairs.', verbose_name='applied migrations')),
-                ('squashes', models.JSONField(blank=True, default=dict, help_text='Squashed migrations on disk at save time: {"app.name": [[app, name], ...]}.', verbose_name='squashed migrations')),
-                ('saved_at', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='saved at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("commit", models.CharField(max_length=40, unique=True, verbose_name="commit")),
+                ("tags", models.JSONField(blank=True, default=list, verbose_name="tags")),
+                (
+                    "migrations",
+                    models.JSONField(
+                        default=list,
+                        help_text="Sorted [app, name] pairs.",
+                        verbose_name="applied migrations",
+                    ),
+                ),
+                (
+                    "squashes",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Squashed migrations on disk at save time: {"app.name": [[app, name], ...]}.',
+                        verbose_name="squashed migrations",
+                    ),
+                ),
+                (
+                    "saved_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, editable=False, verbose_name="saved at"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'migration state',
-                'verbose_name_plural': 'migration states',
-                'ordering': ['-id'],
-                'permissions': [('rollback_migrationstate', 'Can roll the database back to a saved state')],
-                'get_latest_by': 'id',
+                "verbose_name": "migration state",
+                "verbose_name_plural": "migration states",
+                "ordering": ["-id"],
+                "permissions": [
+                    ("rollback_migrationstate", "Can roll the database back to a saved state")
+                ],
+                "get_latest_by": "id",
             },
         ),
         migrations.CreateModel(
-            name='RollbackLog',
+            name="RollbackLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='started at')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished at')),
-                ('duration', models.FloatField(blank=True, null=True, verbose_name='duration (s)')),
-                ('status', models.CharField(choices=[('running', 'running'), ('succeeded', 'succeeded'), ('failed', 'failed'), ('dry_run', 'dry run')], max_length=16, verbose_name='status')),
-                ('database', models.CharField(default='default', max_length=100, verbose_name='database')),
-                ('from_commit', models.CharField(max_length=40, verbose_name='from commit')),
-                ('from_tags', models.JSONField(blank=True, default=list, verbose_name='from tags')),
-                ('to_commit', models.CharField(max_length=40, verbose_name='to commit')),
-                ('to_tags', models.JSONField(blank=True, default=list, verbose_name='to tags')),
-                ('plan', models.JSONField(blank=True, default=list, verbose_name='plan')),
-                ('output', models.TextField(blank=True, verbose_name='output')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('user', models.CharField(blank=True, max_length=150, verbose_name='user')),
-                ('source', models.CharField(blank=True, max_length=20, verbose_name='source')),
-                ('host', models.CharField(blank=True, max_length=255, verbose_name='host')),
-                ('pruned_states', models.JSONField(blank=True, default=list, verbose_name='pruned states')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "started_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="started at"
+                    ),
+                ),
+                (
+                    "finished_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="finished at"),
+                ),
+                ("duration", models.FloatField(blank=True, null=True, verbose_name="duration (s)")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "running"),
+                            ("succeeded", "succeeded"),
+                            ("failed", "failed"),
+                            ("dry_run", "dry run"),
+                        ],
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "database",
+                    models.CharField(default="default", max_length=100, verbose_name="database"),
+                ),
+                ("from_commit", models.CharField(max_length=40, verbose_name="from commit")),
+                ("from_tags", models.JSONField(blank=True, default=list, verbose_name="from tags")),
+                ("to_commit", models.CharField(max_length=40, verbose_name="to commit")),
+                ("to_tags", models.JSONField(blank=True, default=list, verbose_name="to tags")),
+                ("plan", models.JSONField(blank=True, default=list, verbose_name="plan")),
+                ("output", models.TextField(blank=True, verbose_name="output")),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                ("user", models.CharField(blank=True, max_length=150, verbose_name="user")),
+                ("source", models.CharField(blank=True, max_length=20, verbose_name="source")),
+                ("host", models.CharField(blank=True, max_length=255, verbose_name="host")),
+                (
+                    "pruned_states",
+                    models.JSONField(blank=True, default=list, verbose_name="pruned states"),
+                ),
             ],
             options={
-                'verbose_name': 'rollback log entry',
-                'verbose_name_plural': 'rollback log',
-                'ordering': ['-id'],
+                "verbose_name": "rollback log entry",
+                "verbose_name_plural": "rollback log",
+                "ordering": ["-id"],
             },
         ),
     ]

@@ -1,0 +1,74 @@
+"""What both commands share: the reference flags, logging of every line, error handling."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS, DatabaseError
+
+from ..exceptions import RollbackError
+
+
+class RollbackBaseCommand(BaseCommand):
+    # Commands run in entrypoints right after `migrate`, which has run the checks already.
+    requires_system_checks: list[str] = []  # noqa: RUF012
+
+    logger: logging.Logger | None = None
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "-p",
+            "--path",
+            help="Git repository path (default: DJANGO_ROLLBACK['REPO_PATH'], settings.BASE_DIR "
+            "or the current directory; parent directories are searched).",
+        )
+        parser.add_argument("-l", "--logger", help="Also send every line to this Python logger.")
+        parser.add_argument(
+            "--log-level", help="Level to set on that logger: DEBUG, INFO, WARNING, ..."
+        )
+        parser.add_argument(
+            "--database",
+            default=DEFAULT_DB_ALIAS,
+            help='Database alias to save or roll back (default: "default").',
+        )
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        try:
+            self.logger = self._make_logger(options.get("logger"), options.get("log_level"))
+            return super().execute(*args, **options)
+        except RollbackError as exc:
+            self.fail(str(exc))
+        except DatabaseError as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self.fail(f"Database error on '{options.get('database')}': {first_line}")
+        return None
+
+    def _make_logger(self, name: str | None, level: str | None) -> logging.Logger | None:
+        if level and not name:
+            raise RollbackError("--log-level needs -l/--logger to name the logger.")
+        if not name:
+            return None
+        logger = logging.getLogger(name)
+        if level:
+            number = logging.getLevelName(level.upper())
+            if not isinstance(number, int):
+                raise RollbackError(f'Unknown log level "{level}": use DEBUG, INFO, WARNING, ...')
+            logger.setLevel(number)
+        return logger
+
+    def say(self, line: str = "", level: int = logging.INFO, style: Any = None) -> None:
+        """Write a line for the operator and send it to the logger at `level`."""
+        stream = self.stderr if level >= logging.WARNING else self.stdout
+        stream.write(style(line) if style else line)
+        if self.logger and line.strip():
+            self.logger.log(level, line.strip())
+
+    def warn(self, line: str) -> None:
+        self.say(line, logging.WARNING, self.style.WARNING)
+
+    def fail(self, message: str) -> None:
+        if self.logger:
+            self.logger.error(message)
+        raise CommandError(message)

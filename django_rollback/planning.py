@@ -1,0 +1,481 @@
+"""RollbackPlan: what to unapply, in which order, what it costs, and what stops it.
+
+A plan is computed from the migration files on disk (the newer code) and the rows of
+django_migrations; it never changes the database. services.execute() runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DatabaseError, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import truncate_name
+from django.db.migrations import operations as ops
+from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.migration import Migration
+from django.db.migrations.state import ProjectState
+
+from .exceptions import PlanRefusedError
+from .models import MigrationKey, MigrationState
+from .snapshot import SquashMap, applied_migrations, parse_squashes, squashes_on_disk, with_squashes
+
+
+def label(key: MigrationKey) -> str:
+    return f"{key[0]}.{key[1]}"
+
+
+def labels(keys: set[MigrationKey] | frozenset[MigrationKey] | list[MigrationKey]) -> str:
+    return ", ".join(label(k) for k in sorted(keys))
+
+
+@dataclass(frozen=True)
+class DataLoss:
+    """A table or column that unapplying a step drops, with what it holds now."""
+
+    table: str
+    column: str | None = None  # None: the whole table
+    rows: int | None = None  # rows of the table, or non-null values of the column
+
+    def describe(self) -> str:
+        count = "unknown number of" if self.rows is None else str(self.rows)
+        if self.column is None:
+            return f'drops table "{self.table}" ({count} rows)'
+        return f'drops column "{self.table}"."{self.column}" ({count} non-null values)'
+
+
+@dataclass
+class PlanStep:
+    app: str
+    name: str
+    operations: list[str]
+    atomic: bool = True
+    irreversible: list[str] = field(default_factory=list)
+    data_loss: list[DataLoss] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> MigrationKey:
+        return (self.app, self.name)
+
+    @property
+    def label(self) -> str:
+        return label(self.key)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "migration": self.label,
+            "operations": self.operations,
+            "atomic": self.atomic,
+            "irreversible": self.irreversible,
+            "data_loss": [
+                {"table": d.table, "column": d.column, "rows": d.rows} for d in self.data_loss
+            ],
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class AppChange:
+    app: str
+    current: tuple[str, ...]  # leaf migrations applied now; () = zero
+    target: tuple[str, ...]
+    steps: int
+
+    def describe(self) -> str:
+        current = " + ".join(self.current) or "zero"
+        target = " + ".join(self.target) or "zero"
+        return f"{self.app}: {current} → {target}"
+
+
+@dataclass
+class ExecutionContext:
+    """What building the plan loaded and execute() reuses: the graph is loaded once."""
+
+    executor: MigrationExecutor
+    full_plan: list[tuple[Migration, bool]]
+    applied_nodes: set[MigrationKey]
+    migrations: list[Migration]
+
+    def states_before_steps(self) -> dict[MigrationKey, ProjectState]:
+        return _states_before(
+            self.executor.loader, self.full_plan, self.applied_nodes, self.migrations, render=True
+        )
+
+
+@dataclass
+class RollbackPlan:
+    database: str
+    vendor: str
+    current: MigrationState
+    target: MigrationState
+    steps: list[PlanStep]
+    app_changes: list[AppChange]
+    blockers: list[str]
+    warnings: list[str]
+    all_or_nothing: bool
+    applied_before: frozenset[MigrationKey]
+    expected_after: frozenset[MigrationKey]
+    # Replaced migrations a step must also mark unapplied (squashes known from saved states).
+    extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]] = field(default_factory=dict)
+    sql: list[str] | None = None
+    context: ExecutionContext | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_noop(self) -> bool:
+        """The target is the current state: nothing to do at all."""
+        return self.target.pk == self.current.pk
+
+    @property
+    def can_run(self) -> bool:
+        return not self.blockers
+
+    @property
+    def data_loss(self) -> list[tuple[PlanStep, DataLoss]]:
+        return [(step, loss) for step in self.steps for loss in step.data_loss]
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies what was previewed, so a confirmation runs exactly that."""
+        payload = [
+            self.current.commit,
+            self.target.commit,
+            sorted(self.applied_before),
+            [s.label for s in self.steps],
+        ]
+        return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "from": {"commit": self.current.commit, "tags": list(self.current.tags)},
+            "to": {"commit": self.target.commit, "tags": list(self.target.tags)},
+            "all_or_nothing": self.all_or_nothing,
+            "apps": [
+                {"app": c.app, "current": list(c.current), "target": list(c.target)}
+                for c in self.app_changes
+            ],
+            "steps": [s.as_dict() for s in self.steps],
+            "warnings": self.warnings,
+            "blockers": self.blockers,
+        }
+
+
+def build_plan(
+    connection: BaseDatabaseWrapper,
+    current: MigrationState,
+    target: MigrationState,
+    known_squashes: list[SquashMap],
+    *,
+    with_sql: bool = False,
+    count_rows: bool = True,
+) -> RollbackPlan:
+    """Everything needed to preview and run the rollback from `current` to `target`."""
+    try:
+        executor = MigrationExecutor(connection)
+    except (NodeNotFoundError, BadMigrationError) as exc:
+        raise PlanRefusedError(f"Cannot load the migration files: {exc}") from None
+    loader = executor.loader
+    graph = loader.graph
+    recorded = applied_migrations(connection)
+    squashes = parse_squashes(*known_squashes, squashes_on_disk(loader))
+    target_raw = target.migration_set
+    target_norm = with_squashes(target_raw, squashes)
+    applied_nodes = {key for key in loader.applied_migrations if key in graph.nodes}
+    target_nodes = {key for key in graph.nodes if key in target_norm}
+    to_unapply = applied_nodes - target_nodes
+    blockers: list[str] = []
+
+    for key in sorted(to_unapply):
+        part = squashes.get(key, frozenset()) & target_raw
+        if part:
+            blockers.append(
+                f"{label(key)} is a squashed migration and the target has only part of what "
+                f"it replaces ({labels(part)}); the current migration files cannot reach it."
+            )
+    pulled_in = {
+        dependent
+        for key in to_unapply
+        for dependent in graph.backwards_plan(key)
+        if dependent in applied_nodes and dependent not in to_unapply
+    }
+    if pulled_in:
+        blockers.append(
+            f"Unapplying the plan would also unapply {labels(pulled_in)}, which the target "
+            "keeps (their dependencies changed after the target was saved)."
+        )
+
+    # Records each step removes: itself and, for a squash, what it replaces.
+    extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]] = {}
+    removed: set[MigrationKey] = set()
+    for key in to_unapply:
+        replaced = squashes.get(key, frozenset())
+        removed |= {key} | replaced
+        disk_replaced = frozenset(graph.nodes[key].replaces or ())
+        if replaced - disk_replaced:
+            extra_unrecords[key] = replaced - disk_replaced
+    expected_after = recorded - removed
+    after_norm = with_squashes(expected_after, squashes)
+    on_disk = set(loader.disk_migrations)
+    stays = after_norm - target_norm
+    missing_files = {key for key in stays if key not in on_disk}
+    if missing_files:
+        blockers.append(
+            f"Migration file missing: {labels(missing_files)} is applied, not in the target, "
+            "and not on disk, so it cannot be unapplied."
+        )
+    if stays - missing_files:
+        blockers.append(
+            f"{labels(stays - missing_files)} would stay applied although the target does "
+            "not have it."
+        )
+    lacks = target_norm - after_norm
+    if lacks:
+        blockers.append(
+            f"Not a rollback: the target has {labels(lacks)} applied, which is not applied "
+            "now (a rollback only unapplies)."
+        )
+
+    full_plan = executor.migration_plan(graph.leaf_nodes(), clean_start=True)
+    ordered = [m for m, _ in reversed(full_plan) if (m.app_label, m.name) in to_unapply]
+    steps = [_describe_step(m) for m in ordered]
+    for step in steps:
+        if step.irreversible:
+            blockers.append(f"Irreversible: {step.label} ({'; '.join(step.irreversible)}).")
+
+    all_or_nothing = connection.features.can_rollback_ddl and all(m.atomic for m in ordered)
+    if count_rows and steps:
+        _measure_data_loss(connection, loader, full_plan, applied_nodes, ordered, steps)
+
+    plan = RollbackPlan(
+        database=connection.alias,
+        vendor=connection.vendor,
+        current=current,
+        target=target,
+        steps=steps,
+        app_changes=_app_changes(graph, applied_nodes, target_nodes, to_unapply),
+        blockers=blockers,
+        warnings=[],
+        all_or_nothing=all_or_nothing,
+        applied_before=recorded,
+        expected_after=expected_after,
+        extra_unrecords=extra_unrecords,
+        context=ExecutionContext(executor, full_plan, applied_nodes, ordered),
+    )
+    plan.warnings = _warnings(plan, connection, ordered, recorded)
+    if with_sql and steps:
+        plan.sql = _collect_sql(connection, executor, full_plan, applied_nodes, ordered)
+    return plan
+
+
+def _flatten(operations: list[ops.base.Operation]) -> list[ops.base.Operation]:
+    out: list[ops.base.Operation] = []
+    for operation in operations:
+        if isinstance(operation, ops.SeparateDatabaseAndState):
+            out.extend(_flatten(operation.database_operations))
+        else:
+            out.append(operation)
+    return out
+
+
+def _describe_step(migration: Migration) -> PlanStep:
+    step = PlanStep(
+        app=migration.app_label,
+        name=migration.name,
+        operations=[f"Undo: {op.describe()}" for op in reversed(migration.operations)],
+        atomic=migration.atomic,
+    )
+    if migration.replaces:
+        step.notes.append(f"squashed migration: replaces {len(migration.replaces)} migrations")
+    for operation in _flatten(migration.operations):
+        if not operation.reversible:
+            if isinstance(operation, ops.RunPython):
+                step.irreversible.append("RunPython without reverse_code")
+            elif isinstance(operation, ops.RunSQL):
+                step.irreversible.append("RunSQL without reverse_sql")
+            else:
+                step.irreversible.append(f"{type(operation).__name__} is not reversible")
+        elif isinstance(operation, ops.RunPython):
+            step.notes.append("runs the reverse code of a data migration")
+        elif isinstance(operation, ops.RunSQL):
+            step.notes.append("runs reverse SQL")
+        elif isinstance(operation, ops.RemoveField):
+            step.notes.append(
+                f"re-adds {operation.model_name}.{operation.name}; its old values are not restored"
+            )
+        elif isinstance(operation, ops.DeleteModel):
+            step.notes.append(f"re-creates {operation.name} empty; its old rows are not restored")
+    if not migration.atomic:
+        step.notes.append("not atomic: runs outside a transaction")
+    return step
+
+
+def _states_before(
+    loader: Any,
+    full_plan: list[tuple[Migration, bool]],
+    applied_nodes: set[MigrationKey],
+    wanted: list[Migration],
+    *,
+    render: bool,
+) -> dict[MigrationKey, ProjectState]:
+    """The project state just before each wanted migration, as Django's backwards run sees it."""
+    remaining = {(m.app_label, m.name) for m in wanted}
+    states: dict[MigrationKey, ProjectState] = {}
+    state = ProjectState(real_apps=loader.unmigrated_apps)
+    for migration, _ in full_plan:
+        if not remaining:
+            break
+        key = (migration.app_label, migration.name)
+        if key not in applied_nodes:
+            continue
+        if key in remaining:
+            remaining.discard(key)
+            if render:
+                if "apps" not in state.__dict__:
+                    state.apps  # noqa: B018  # render once, then mutate: what Django does
+                states[key] = state
+                state = migration.mutate_state(state, preserve=True)
+                continue
+            states[key] = state.clone()
+        migration.mutate_state(state, preserve=False)
+    return states
+
+
+def _measure_data_loss(
+    connection: BaseDatabaseWrapper,
+    loader: Any,
+    full_plan: list[tuple[Migration, bool]],
+    applied_nodes: set[MigrationKey],
+    ordered: list[Migration],
+    steps: list[PlanStep],
+) -> None:
+    states = _states_before(loader, full_plan, applied_nodes, ordered, render=False)
+    existing = set(connection.introspection.table_names())
+    max_length = connection.ops.max_name_length()
+    for migration, step in zip(ordered, steps, strict=True):
+        state = states[step.key]
+        for operation in migration.operations:
+            operation.state_forwards(migration.app_label, state)
+            if isinstance(operation, ops.CreateModel):
+                model = state.models[(migration.app_label, operation.name_lower)]
+                if model.options.get("proxy") or not model.options.get("managed", True):
+                    continue
+                table = _table_name(model, max_length)
+                step.data_loss.append(DataLoss(table, None, _count(connection, existing, table)))
+            elif isinstance(operation, ops.AddField):
+                model = state.models[(migration.app_label, operation.model_name_lower)]
+                added = operation.field.clone()
+                added.set_attributes_from_name(operation.name)
+                if added.many_to_many or not model.options.get("managed", True):
+                    continue
+                table = _table_name(model, max_length)
+                rows = _count(connection, existing, table, added.column)
+                step.data_loss.append(DataLoss(table, added.column, rows))
+
+
+def _table_name(model_state: Any, max_length: int | None) -> str:
+    return model_state.options.get("db_table") or truncate_name(
+        f"{model_state.app_label}_{model_state.name_lower}", max_length
+    )
+
+
+def _count(
+    connection: BaseDatabaseWrapper, existing: set[str], table: str, column: str | None = None
+) -> int | None:
+    if table not in existing:
+        return None
+    quote = connection.ops.quote_name
+    counted = "*" if column is None else quote(column)
+    try:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT({counted}) FROM {quote(table)}")
+            return int(cursor.fetchone()[0])
+    except DatabaseError:
+        return None
+
+
+def _leaves(graph: Any, nodes: set[MigrationKey], app: str) -> tuple[str, ...]:
+    in_app = {key for key in nodes if key[0] == app}
+    return tuple(
+        sorted(
+            name
+            for (a, name) in in_app
+            if not any(child.key in in_app for child in graph.node_map[(a, name)].children)
+        )
+    )
+
+
+def _app_changes(
+    graph: Any,
+    applied_nodes: set[MigrationKey],
+    target_nodes: set[MigrationKey],
+    to_unapply: set[MigrationKey],
+) -> list[AppChange]:
+    apps = sorted({app for app, _ in to_unapply})
+    return [
+        AppChange(
+            app=app,
+            current=_leaves(graph, applied_nodes, app),
+            target=_leaves(graph, target_nodes & applied_nodes, app),
+            steps=sum(1 for a, _ in to_unapply if a == app),
+        )
+        for app in apps
+    ]
+
+
+def _warnings(
+    plan: RollbackPlan,
+    connection: BaseDatabaseWrapper,
+    ordered: list[Migration],
+    recorded: frozenset[MigrationKey],
+) -> list[str]:
+    warnings = [
+        f"{step.label}: {loss.describe()}" for step in plan.steps for loss in step.data_loss
+    ]
+    if plan.steps and not plan.all_or_nothing:
+        if not connection.features.can_rollback_ddl:
+            warnings.append(
+                f"Not all or nothing: {connection.display_name} commits each schema change at "
+                "once, so the steps run one by one; if one fails, the steps before it stay "
+                "unapplied and the state is not updated. Fix the cause and run the rollback again."
+            )
+        else:
+            non_atomic = [f"{m.app_label}.{m.name}" for m in ordered if not m.atomic]
+            warnings.append(
+                f"Not all or nothing: {', '.join(non_atomic)} cannot run inside a transaction, "
+                "so each step runs in its own; a failure stops the rollback part way."
+            )
+    drift = recorded ^ plan.current.migration_set
+    if drift:
+        warnings.append(
+            f"The database does not match the saved state of the current commit "
+            f"({len(drift)} migrations differ); the plan starts from what is applied now."
+        )
+    return warnings
+
+
+def _collect_sql(
+    connection: BaseDatabaseWrapper,
+    executor: MigrationExecutor,
+    full_plan: list[tuple[Migration, bool]],
+    applied_nodes: set[MigrationKey],
+    ordered: list[Migration],
+) -> list[str]:
+    """The SQL of the whole plan, as `sqlmigrate --backwards` prints it for each step."""
+    states = _states_before(executor.loader, full_plan, applied_nodes, ordered, render=True)
+    statements: list[str] = []
+    for migration in ordered:
+        statements.append(f"-- Unapply {migration.app_label}.{migration.name}")
+        try:
+            with connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+                migration.unapply(
+                    states[(migration.app_label, migration.name)], editor, collect_sql=True
+                )
+            statements.extend(editor.collected_sql)
+        except Exception as exc:  # an irreversible step: say so instead of failing the preview
+            statements.append(f"-- cannot be written as SQL: {exc}")
+    return statements

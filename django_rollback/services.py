@@ -1,0 +1,445 @@
+"""The core that the commands and the admin call. Nothing here prints."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+from django.utils.connection import ConnectionDoesNotExist
+
+from . import conf
+from .exceptions import (
+    AmbiguousCommitError,
+    DatabaseUnavailableError,
+    NotMigratedError,
+    PlanRefusedError,
+    RollbackError,
+    RollbackFailedError,
+    StalePlanError,
+    StateNotSavedError,
+    UnknownReferenceError,
+)
+from .git import Commit, GitRepository, validate_commit_prefix
+from .locks import rollback_lock
+from .models import MigrationKey, MigrationState, RollbackLog
+from .planning import PlanStep, RollbackPlan, build_plan, labels
+from .snapshot import applied_migrations, squashes_on_disk
+
+
+def describe_state(state: MigrationState) -> str:
+    """How every message names a state: the full commit and its tags."""
+    return f'commit "{state.commit}" {state.tags_display}'
+
+
+# --- shared checks -------------------------------------------------------------------------
+
+
+def ready_connection(database: str = DEFAULT_DB_ALIAS) -> BaseDatabaseWrapper:
+    """The connection, once it is known to answer and to hold the django_rollback tables."""
+    try:
+        connection = connections[database]
+    except ConnectionDoesNotExist:
+        raise RollbackError(f"Unknown database alias '{database}'.") from None
+    try:
+        connection.ensure_connection()
+        tables = set(connection.introspection.table_names())
+    except DatabaseError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailableError(
+            f"Cannot connect to database '{database}': {first_line}"
+        ) from None
+    needed = {MigrationState._meta.db_table, RollbackLog._meta.db_table}
+    if not needed <= tables:
+        raise NotMigratedError(
+            f"The django_rollback tables do not exist in database '{database}' yet: "
+            "run `manage.py migrate` first."
+        )
+    return connection
+
+
+def open_repository(repo_path: str | Path | None = None) -> GitRepository:
+    return GitRepository(repo_path or conf.repo_path())
+
+
+# --- saving --------------------------------------------------------------------------------
+
+
+@dataclass
+class SaveResult:
+    state: MigrationState
+    created: bool
+    updated: bool  # the latest state was saved again with other migrations applied
+    tags_changed: bool
+    latest: MigrationState
+    previous: MigrationState | None
+    added: frozenset[MigrationKey] = frozenset()  # compared with the previous state
+    removed: frozenset[MigrationKey] = frozenset()
+
+    @property
+    def is_latest(self) -> bool:
+        return self.latest.pk == self.state.pk
+
+
+def save_state(
+    *, repo_path: str | Path | None = None, database: str = DEFAULT_DB_ALIAS
+) -> SaveResult:
+    """Save what is applied now as the state of the HEAD commit."""
+    connection = ready_connection(database)
+    head = open_repository(repo_path).head()
+    applied = applied_migrations(connection)
+    fields = {
+        "tags": list(head.tags),
+        "migrations": MigrationState.serialize_migrations(applied),
+        "squashes": squashes_on_disk(),
+    }
+    states = MigrationState.objects.using(database)
+    created = updated = tags_changed = False
+    try:
+        with transaction.atomic(using=database):
+            state, created = states.get_or_create(commit=head.sha, defaults=fields)
+    except IntegrityError:  # another process saved the same commit a moment ago
+        state = states.get(commit=head.sha)
+    latest = states.latest_state()
+    assert latest is not None
+    if not created:
+        changed: list[str] = []
+        if list(state.tags) != fields["tags"]:
+            state.tags, tags_changed = fields["tags"], True
+            changed.append("tags")
+        # Only the latest state describes the database now; older ones are history.
+        if latest.pk == state.pk and state.migration_set != applied:
+            state.migrations, state.squashes = fields["migrations"], fields["squashes"]
+            updated = True
+            changed += ["migrations", "squashes"]
+        if changed:
+            state.save(update_fields=changed)
+    previous = states.before(state).first()
+    before = previous.migration_set if previous else frozenset()
+    return SaveResult(
+        state=state,
+        created=created,
+        updated=updated,
+        tags_changed=tags_changed,
+        latest=latest if latest.pk != state.pk else state,
+        previous=previous,
+        added=state.migration_set - before,
+        removed=before - state.migration_set,
+    )
+
+
+# --- listing -------------------------------------------------------------------------------
+
+
+@dataclass
+class StateListing:
+    states: list[MigrationState]
+    head: Commit | None
+    head_error: str | None = None
+
+
+def list_states(
+    *, repo_path: str | Path | None = None, database: str = DEFAULT_DB_ALIAS
+) -> StateListing:
+    """Saved states, newest first, with the HEAD commit when git can tell it."""
+    ready_connection(database)
+    head, head_error = None, None
+    try:
+        head = open_repository(repo_path).head()
+    except RollbackError as exc:
+        head_error = str(exc)
+    states = list(MigrationState.objects.using(database).order_by("-id"))
+    return StateListing(states, head, head_error)
+
+
+# --- planning ------------------------------------------------------------------------------
+
+
+def plan_rollback(
+    *,
+    tag: str | None = None,
+    commit: str | None = None,
+    state_id: int | None = None,
+    repo_path: str | Path | None = None,
+    database: str = DEFAULT_DB_ALIAS,
+    with_sql: bool = False,
+    count_rows: bool = True,
+) -> RollbackPlan:
+    """The plan from the saved state of HEAD to the chosen one (default: the previous one)."""
+    if sum(x is not None for x in (tag, commit, state_id)) > 1:
+        raise RollbackError("Choose one target: a tag or a commit, not both.")
+    connection = ready_connection(database)
+    repo = open_repository(repo_path)
+    head = repo.head()
+    states = MigrationState.objects.using(database)
+    current = states.filter(commit=head.sha).first()
+    if current is None:
+        raise StateNotSavedError(
+            f'The current commit "{head.sha}" {list(head.tags)} has no saved state: '
+            "run save_migrations_state first."
+        )
+    target = _resolve_target(current, repo, database, tag=tag, commit=commit, state_id=state_id)
+    if target.pk > current.pk:
+        raise RollbackError(
+            f"The target {describe_state(target)} was saved after the current "
+            f"{describe_state(current)}: a rollback only goes back."
+        )
+    known_squashes = [s.squashes for s in states.only("squashes") if s.squashes]
+    return build_plan(
+        connection, current, target, known_squashes, with_sql=with_sql, count_rows=count_rows
+    )
+
+
+def _resolve_target(
+    current: MigrationState,
+    repo: GitRepository,
+    database: str,
+    *,
+    tag: str | None,
+    commit: str | None,
+    state_id: int | None,
+) -> MigrationState:
+    """Saved rows first (commits and the tags stored with them), then git."""
+    states = MigrationState.objects.using(database)
+    if state_id is not None:
+        found = states.filter(pk=state_id).first()
+        if found is None:
+            raise StateNotSavedError(f"There is no saved state with id {state_id}.")
+        return found
+    if tag is not None:
+        tagged = states.with_tag(tag)
+        if len(tagged) == 1:
+            return states.get(pk=tagged[0].pk)
+        sha = repo.resolve_tag(tag)
+        if sha is None:
+            if tagged:  # the same tag stored on several states and git cannot say which
+                raise AmbiguousCommitError(
+                    f'Tag "{tag}" is stored with several states: '
+                    + ", ".join(s.commit[:12] for s in tagged)
+                    + "; roll back by commit instead."
+                )
+            raise UnknownReferenceError(
+                f'Unknown tag "{tag}": no saved state carries it and git has no such tag.'
+            )
+        found = states.filter(commit=sha).first()
+        if found is None:
+            raise StateNotSavedError(
+                f'Tag "{tag}" points at commit "{sha}", whose state was never saved.'
+            )
+        return found
+    if commit is not None:
+        prefix = validate_commit_prefix(commit)
+        matches = list(states.with_commit_prefix(prefix).only("id", "commit")[:10])
+        if len(matches) > 1:
+            raise AmbiguousCommitError(
+                f'Commit prefix "{prefix}" is ambiguous: it matches saved commits '
+                + ", ".join(s.commit[:12] for s in matches)
+                + "; give more characters."
+            )
+        if matches:
+            return states.get(pk=matches[0].pk)
+        sha = repo.resolve_commit_prefix(prefix)
+        if sha is None:
+            raise UnknownReferenceError(
+                f'Unknown commit "{prefix}": no saved state and no git commit starts with it.'
+            )
+        raise StateNotSavedError(f'Commit "{sha}" was never saved, so there is no state for it.')
+    previous = states.before(current).first()
+    if previous is None:
+        raise StateNotSavedError(
+            f"No state was saved before the current {describe_state(current)}: "
+            "there is nothing to roll back to."
+        )
+    return previous
+
+
+# --- executing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Progress of a running rollback: `started` then `finished` (with seconds) per step."""
+
+    kind: str
+    step: PlanStep
+    seconds: float = 0.0
+
+
+@dataclass
+class RollbackResult:
+    plan: RollbackPlan
+    log: RollbackLog
+    pruned: list[dict[str, object]]
+    seconds: float
+    audit_error: str | None = None  # the rollback succeeded but its log row could not be saved
+    output: list[str] = field(default_factory=list)
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # containers often run as a uid with no passwd entry
+        return os.environ.get("USER", "")
+
+
+def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> RollbackLog:
+    return RollbackLog(
+        status=status,
+        database=plan.database,
+        from_commit=plan.current.commit,
+        from_tags=list(plan.current.tags),
+        to_commit=plan.target.commit,
+        to_tags=list(plan.target.tags),
+        plan=plan.as_dict(),
+        user=user,
+        source=source,
+        host=socket.gethostname(),
+    )
+
+
+def record_dry_run(plan: RollbackPlan, *, user: str = "", source: str = "command") -> RollbackLog:
+    """Keep the previewed plan in the audit log; nothing else is written."""
+    log = _log_row(plan, RollbackLog.Status.DRY_RUN, user=user or current_user(), source=source)
+    log.finished_at, log.duration = log.started_at, 0.0
+    log.save(using=plan.database)
+    return log
+
+
+def execute(
+    plan: RollbackPlan,
+    *,
+    user: str = "",
+    source: str = "command",
+    progress: Callable[[StepEvent], None] | None = None,
+    wait: float = 0.0,
+) -> RollbackResult:
+    """Run the plan under the rollback lock; all or nothing where the backend allows it."""
+    if plan.blockers:
+        raise PlanRefusedError("Refusing to roll back: " + " ".join(plan.blockers))
+    if plan.is_noop:
+        raise RollbackError(f"Nothing to do: {describe_state(plan.target)} is the current state.")
+    assert plan.context is not None, "plans are made by plan_rollback()"
+    connection = connections[plan.database]
+    states = MigrationState.objects.using(plan.database)
+    with rollback_lock(connection, wait):
+        if applied_migrations(connection) != plan.applied_before:
+            raise StalePlanError(
+                "The applied migrations changed since this plan was made: preview it again."
+            )
+        if states.filter(pk__in=[plan.current.pk, plan.target.pk]).count() != 2:
+            raise StalePlanError("The saved states changed since this plan was made.")
+        newer = states.newer_than(plan.target)
+        pruned = [
+            {
+                "commit": s.commit,
+                "tags": s.tags,
+                "saved_at": s.saved_at.isoformat(),
+                "migrations": s.migrations,
+            }
+            for s in newer
+        ]
+        log = _log_row(plan, RollbackLog.Status.RUNNING, user=user or current_user(), source=source)
+        log.pruned_states = pruned
+        log.save(using=plan.database)
+        output: list[str] = []
+        started = time.perf_counter()
+        running: list[PlanStep] = []
+        try:
+            with _all_or_nothing(connection, plan.all_or_nothing):
+                _run_steps(plan, connection, output, running, progress)
+                actual = applied_migrations(connection)
+                if actual != plan.expected_after:
+                    raise RollbackFailedError(
+                        "after the plan the applied migrations are not the expected ones "
+                        f"(unexpected: {labels(actual - plan.expected_after) or '-'}; "
+                        f"missing: {labels(plan.expected_after - actual) or '-'})"
+                    )
+                newer.delete()
+        except Exception as exc:
+            seconds = time.perf_counter() - started
+            where = f" at {running[-1].label}" if running else ""
+            if plan.all_or_nothing:
+                outcome = "the database is unchanged (the plan ran in one transaction)"
+            else:
+                done = [line for line in output if line.endswith("OK")]
+                outcome = f"{len(done)} step(s) before it stay unapplied; saved states unchanged"
+            message = f"Rollback failed{where}: {exc}; {outcome}."
+            _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
+            raise RollbackFailedError(message) from exc
+        seconds = time.perf_counter() - started
+        audit_error = _finish(log, RollbackLog.Status.SUCCEEDED, output, seconds)
+    return RollbackResult(plan, log, pruned, seconds, audit_error, output)
+
+
+@contextmanager
+def _all_or_nothing(connection: BaseDatabaseWrapper, enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    # SQLite cannot switch foreign keys off inside a transaction, and its schema editor
+    # needs them off: switch them off first, check them all before committing.
+    sqlite = connection.vendor == "sqlite"
+    if sqlite:
+        connection.disable_constraint_checking()
+    try:
+        with transaction.atomic(using=connection.alias):
+            yield
+            if sqlite:
+                connection.check_constraints()
+    finally:
+        if sqlite:
+            connection.enable_constraint_checking()
+
+
+def _run_steps(
+    plan: RollbackPlan,
+    connection: BaseDatabaseWrapper,
+    output: list[str],
+    running: list[PlanStep],
+    progress: Callable[[StepEvent], None] | None,
+) -> None:
+    context = plan.context
+    assert context is not None
+    executor = context.executor
+    states = context.states_before_steps()
+    flush_deferred = plan.all_or_nothing and connection.vendor == "postgresql"
+    for migration, step in zip(context.migrations, plan.steps, strict=True):
+        running.append(step)
+        if progress:
+            progress(StepEvent("started", step))
+        began = time.perf_counter()
+        executor.unapply_migration(states[step.key], migration)
+        for app, name in sorted(plan.extra_unrecords.get(step.key, ())):
+            executor.recorder.record_unapplied(app, name)
+        if flush_deferred:
+            # A data step leaves deferred FK checks pending, and PostgreSQL refuses to ALTER
+            # a table with pending trigger events later in the same transaction: fire them now.
+            connection.check_constraints()
+        seconds = time.perf_counter() - began
+        output.append(f"Unapplying {step.label}... OK")
+        if progress:
+            progress(StepEvent("finished", step, seconds))
+
+
+def _finish(
+    log: RollbackLog, status: str, output: list[str], seconds: float, error: str = ""
+) -> str | None:
+    """Close the audit row; a failure here must not hide what the rollback did."""
+    log.status, log.output, log.error = status, "\n".join(output), error
+    log.duration, log.finished_at = round(seconds, 3), timezone.now()
+    try:
+        log.save(
+            using=log._state.db,
+            update_fields=["status", "output", "error", "duration", "finished_at"],
+        )
+    except DatabaseError as exc:
+        return f"The rollback log entry {log.pk} could not be updated: {exc}"
+    return None
