@@ -1,0 +1,15 @@
+from django.contrib import admin
+
+from .models import Order, OrderLine
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    extra = 0
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "customer_email", "status", "created_at"]
+    list_filter = ["status"]
+    inlines = [OrderLineInline]
