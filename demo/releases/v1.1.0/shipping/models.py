@@ -1,0 +1,1 @@
+# Shipping has no models yet; its first models arrive in v1.2.0.
