@@ -371,7 +371,8 @@ def execute(
             else:
                 done = [line for line in output if line.endswith("OK")]
                 outcome = f"{len(done)} step(s) before it stay unapplied; saved states unchanged"
-            message = f"Rollback failed{where}: {exc}; {outcome}."
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            message = f"Rollback failed{where}: {reason}; {outcome}."
             _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
             raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started

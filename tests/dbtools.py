@@ -1,0 +1,184 @@
+"""Databases for the release-cycle tests, and honest views of them through the raw drivers
+(sqlite3, psycopg2, pg_dump), never through the code under test."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import uuid
+from contextlib import closing
+from pathlib import Path
+from urllib.parse import urlparse
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+BACKEND = "postgresql" if DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
+PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+APP_TABLES = ("catalog_", "orders_", "shipping_", "shelf_")
+
+
+def _pg_connect(dbname: str = "postgres"):  # type: ignore[no-untyped-def]
+    import psycopg2
+
+    parsed = urlparse(DATABASE_URL)
+    conn = psycopg2.connect(
+        host=parsed.hostname or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password or None,
+        dbname=dbname,
+    )
+    conn.autocommit = True
+    return conn
+
+
+def _pg_url(dbname: str) -> str:
+    parsed = urlparse(DATABASE_URL)
+    return parsed._replace(path=f"/{dbname}").geturl()
+
+
+def _dbname(url: str) -> str:
+    return urlparse(url).path.lstrip("/")
+
+
+class Databases:
+    """Creates, clones and drops the throwaway databases of one test session."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.created: list[str] = []
+
+    def new_url(self, label: str) -> str:
+        name = f"dr_{label}_{uuid.uuid4().hex[:8]}"
+        if BACKEND == "sqlite":
+            return f"sqlite:///{self.folder / (name + '.sqlite3')}"
+        with closing(_pg_connect()) as conn, conn.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return _pg_url(name)
+
+    def clone(self, template_url: str, label: str) -> str:
+        name = f"dr_{label}_{uuid.uuid4().hex[:8]}"
+        if BACKEND == "sqlite":
+            target = self.folder / (name + ".sqlite3")
+            shutil.copyfile(urlparse(template_url).path, target)
+            return f"sqlite:///{target}"
+        with closing(_pg_connect()) as conn, conn.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_dbname(template_url)}"')
+        self.created.append(name)
+        return _pg_url(name)
+
+    def drop_all(self) -> None:
+        if BACKEND != "postgresql":
+            return
+        with closing(_pg_connect()) as conn, conn.cursor() as cursor:
+            for name in self.created:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    if BACKEND == "sqlite":
+        with closing(sqlite3.connect(urlparse(url).path)) as conn:
+            return conn.execute(sql).fetchall()
+    with closing(_pg_connect(_dbname(url))) as conn, conn.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchall() if cursor.description else []
+
+
+def execute(url: str, sql: str) -> None:
+    if BACKEND == "sqlite":
+        with closing(sqlite3.connect(urlparse(url).path)) as conn:
+            conn.execute(sql)
+            conn.commit()
+        return
+    query(url, sql)
+
+
+def tables(url: str) -> list[str]:
+    if BACKEND == "sqlite":
+        rows = query(url, "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")
+    else:
+        rows = query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return sorted(r[0] for r in rows)
+
+
+def schema(url: str) -> list[str]:
+    """The whole schema as sorted-where-order-is-meaningless lines (column order ignored:
+    unapplying RemoveField re-adds the column at the end of the table)."""
+    if BACKEND == "postgresql":
+        return _pg_schema(url)
+    lines: list[str] = []
+    with closing(sqlite3.connect(urlparse(url).path)) as conn:
+        for table in tables(url):
+            for cid, name, type_, notnull, default, pk in conn.execute(f'PRAGMA table_info("{table}")'):
+                lines.append(f"{table}.{name} {type_} notnull={notnull} default={default} pk={pk}")
+            for row in conn.execute(f'PRAGMA foreign_key_list("{table}")'):
+                lines.append(f"{table} fk {row[3]} -> {row[2]}.{row[4]} deferred={row[5]}/{row[6]}")
+            for _, index, unique, origin, _partial in conn.execute(f'PRAGMA index_list("{table}")'):
+                cols = [r[2] for r in conn.execute(f'PRAGMA index_info("{index}")')]
+                shown = "auto" if index.startswith("sqlite_autoindex") else index
+                lines.append(f"{table} index {shown} unique={unique} origin={origin} {cols}")
+    return sorted(lines)
+
+
+def _pg_schema(url: str) -> list[str]:
+    parsed = urlparse(url)
+    dump = subprocess.run(
+        ["pg_dump", "--schema-only", "--no-owner", "--no-privileges",
+         "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 5432),
+         "-U", parsed.username or "postgres", _dbname(url)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    out: list[str] = []
+    block: list[str] | None = None
+    for line in dump.splitlines():
+        if not line.strip() or line.startswith(("--", "SET ", "SELECT pg_catalog.set_config", "\\")):
+            continue
+        if block is not None:
+            if line.startswith(")"):
+                out.append(head + " " + " | ".join(sorted(block)) + line)
+                block = None
+            else:
+                block.append(line.strip().rstrip(","))
+        elif line.startswith("CREATE TABLE"):
+            head, block = line, []
+        else:
+            out.append(line)
+    return out
+
+
+def applied(url: str) -> set[tuple[str, str]]:
+    return {(a, n) for a, n in query(url, "SELECT app, name FROM django_migrations")}
+
+
+def row_counts(url: str) -> dict[str, int]:
+    return {
+        t: query(url, f'SELECT COUNT(*) FROM "{t}"')[0][0]
+        for t in tables(url)
+        if t.startswith(APP_TABLES)
+    }
+
+
+def saved_states(url: str) -> list[tuple[str, str]]:
+    """(commit, tags) of the saved states, oldest first."""
+    return [(c, t) for c, t in query(url, 'SELECT "commit", tags FROM django_rollback_migrationstate ORDER BY id')]
+
+
+def logs(url: str) -> list[tuple]:
+    return query(url, "SELECT status, from_commit, to_commit, error FROM django_rollback_rollbacklog ORDER BY id")
+
+
+def everything(url: str) -> dict[str, object]:
+    """What a refusal must leave exactly as it was."""
+    return {
+        "schema": schema(url),
+        "applied": applied(url),
+        "rows": row_counts(url),
+        "states": saved_states(url),
+        "logs": logs(url),
+    }
+
+
+SHA = re.compile(r"[0-9a-f]{40}")
