@@ -113,6 +113,20 @@ class History:
         return Project(path, url)
 
 
+def make_project(
+    root: Path, databases: dbtools.Databases, releases: list[tuple[str, dict[str, str | None]]]
+) -> tuple[Project, dict[str, str]]:
+    """A project of its own, each release committed, tagged and deployed in turn."""
+    repo = init_repo(root)
+    project = Project(repo, databases.new_url("own"))
+    shas = {}
+    for tag, files in releases:
+        write_release(repo, files)
+        shas[tag] = commit_release(repo, tag)
+        project.deploy()
+    return project, shas
+
+
 @pytest.fixture(scope="session")
 def databases(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     dbs = dbtools.Databases(tmp_path_factory.mktemp("databases"))

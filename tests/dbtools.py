@@ -161,12 +161,16 @@ def row_counts(url: str) -> dict[str, int]:
     }
 
 
-def saved_states(url: str) -> list[tuple[str, str]]:
-    """(commit, tags) of the saved states, oldest first."""
+def saved_states(url: str) -> list[tuple[str, str]] | None:
+    """(commit, tags) of the saved states, oldest first (None: no table)."""
+    if "django_rollback_migrationstate" not in tables(url):
+        return None
     return [(c, t) for c, t in query(url, 'SELECT "commit", tags FROM django_rollback_migrationstate ORDER BY id')]
 
 
-def logs(url: str) -> list[tuple]:
+def logs(url: str) -> list[tuple] | None:
+    if "django_rollback_rollbacklog" not in tables(url):
+        return None
     return query(url, "SELECT status, from_commit, to_commit, error FROM django_rollback_rollbacklog ORDER BY id")
 
 

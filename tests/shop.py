@@ -31,6 +31,15 @@ DATABASES = {{"default": env.db("DATABASE_URL")}}
 INSTALLED_APPS = {apps!r}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DJANGO_ROLLBACK = {{"REPO_PATH": BASE_DIR}}
+if env.str("LOG_FILE", default=""):
+    LOGGING = {{
+        "version": 1,
+        "formatters": {{"plain": {{"format": "%(levelname)s %(name)s %(message)s"}}}},
+        "handlers": {{
+            "file": {{"class": "logging.FileHandler", "filename": env.str("LOG_FILE"), "formatter": "plain"}}
+        }},
+        "loggers": {{"deploy": {{"handlers": ["file"], "level": "DEBUG"}}}},
+    }}
 """
 
 MANAGE = """\
@@ -257,3 +266,29 @@ def release_files() -> list[tuple[str, dict[str, str | None]]]:
         ("v2.0.0", r5),
         ("v2.1.0", r6),
     ]
+
+
+def shelf_releases(second_release_operations: str, extra: str = "") -> list[tuple[str, dict[str, str | None]]]:
+    """A one-app project: a table in v1, then migrations of the caller's choosing in v2."""
+    first: dict[str, str | None] = {
+        "manage.py": MANAGE,
+        "shop/__init__.py": "",
+        "shop/settings.py": SETTINGS.format(apps=["django_rollback", "shelf"]),
+        **app_files("shelf"),
+        "shelf/migrations/__init__.py": "",
+        "shelf/migrations/0001_initial.py": migration(
+            [],
+            f'        migrations.CreateModel(name="Book", fields=[{ID}, ("title", models.CharField(max_length=50))]),\n'
+            '        migrations.RunPython(lambda apps, se: apps.get_model("shelf", "Book").objects.create(title="Dune"), migrations.RunPython.noop),\n',
+        ),
+    }
+    second: dict[str, str | None] = {
+        "shelf/migrations/0002_book_isbn.py": migration(
+            [("shelf", "0001_initial")],
+            '        migrations.AddField(model_name="book", name="isbn", field=models.CharField(max_length=13, null=True)),\n',
+        ),
+        "shelf/migrations/0003_change.py": migration(
+            [("shelf", "0002_book_isbn")], second_release_operations, extra
+        ),
+    }
+    return [("v1", first), ("v2", second)]

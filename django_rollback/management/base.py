@@ -58,15 +58,16 @@ class RollbackBaseCommand(BaseCommand):
             logger.setLevel(number)
         return logger
 
-    def say(self, line: str = "", level: int = logging.INFO, style: Any = None) -> None:
+    def say(
+        self, line: str = "", level: int = logging.INFO, style: Any = None, *, err: bool = False
+    ) -> None:
         """Write a line for the operator and send it to the logger at `level`."""
-        stream = self.stderr if level >= logging.WARNING else self.stdout
-        stream.write(style(line) if style else line)
+        (self.stderr if err else self.stdout).write(style(line) if style else line)
         if self.logger and line.strip():
             self.logger.log(level, line.strip())
 
     def warn(self, line: str) -> None:
-        self.say(line, logging.WARNING, self.style.WARNING)
+        self.say(line, logging.WARNING, self.style.WARNING, err=True)
 
     def fail(self, message: str) -> None:
         if self.logger:

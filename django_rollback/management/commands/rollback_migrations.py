@@ -121,7 +121,7 @@ class Command(RollbackBaseCommand):
                 for note in step.notes:
                     self.say(f"       note: {note}")
         for warning in plan.warnings:
-            self.warn(f"Warning: {warning}")
+            self.say(f"Warning: {warning}", logging.WARNING, self.style.WARNING)
         if detailed:
             for blocker in plan.blockers:
                 self.say(f"Blocked: {blocker}", logging.ERROR, self.style.ERROR)
