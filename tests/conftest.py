@@ -103,12 +103,18 @@ class History:
     def deploy(self, tag: str, *, own_checkout: Path | None = None) -> Project:
         """A fresh database in the state the release `tag` left it, and its checkout.
 
-        With own_checkout, the checkout is a new worktree there that the test may change."""
+        With own_checkout, the checkout is a clone of its own (tags included) that the test
+        may change."""
         release = self.releases[tag]
         url = self.databases.clone(release.template_url, tag.replace(".", "_"))
         path = release.worktree
         if own_checkout is not None:
-            git(self.repo, "worktree", "add", "-q", "--detach", str(own_checkout), tag)
+            subprocess.run(
+                ["git", "clone", "-q", str(self.repo), str(own_checkout)], check=True
+            )
+            git(own_checkout, "checkout", "-q", "--detach", tag)
+            git(own_checkout, "config", "user.email", "ci@example.com")
+            git(own_checkout, "config", "user.name", "CI")
             path = own_checkout
         return Project(path, url)
 
