@@ -109,9 +109,7 @@ class History:
         url = self.databases.clone(release.template_url, tag.replace(".", "_"))
         path = release.worktree
         if own_checkout is not None:
-            subprocess.run(
-                ["git", "clone", "-q", str(self.repo), str(own_checkout)], check=True
-            )
+            subprocess.run(["git", "clone", "-q", str(self.repo), str(own_checkout)], check=True)
             git(own_checkout, "checkout", "-q", "--detach", tag)
             git(own_checkout, "config", "user.email", "ci@example.com")
             git(own_checkout, "config", "user.name", "CI")

@@ -98,7 +98,9 @@ def execute(url: str, sql: str) -> None:
 
 def tables(url: str) -> list[str]:
     if BACKEND == "sqlite":
-        rows = query(url, "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")
+        rows = query(
+            url, "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        )
     else:
         rows = query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     return sorted(r[0] for r in rows)
@@ -112,7 +114,9 @@ def schema(url: str) -> list[str]:
     lines: list[str] = []
     with closing(sqlite3.connect(urlparse(url).path)) as conn:
         for table in tables(url):
-            for cid, name, type_, notnull, default, pk in conn.execute(f'PRAGMA table_info("{table}")'):
+            for _cid, name, type_, notnull, default, pk in conn.execute(
+                f'PRAGMA table_info("{table}")'
+            ):
                 lines.append(f"{table}.{name} {type_} notnull={notnull} default={default} pk={pk}")
             for row in conn.execute(f'PRAGMA foreign_key_list("{table}")'):
                 lines.append(f"{table} fk {row[3]} -> {row[2]}.{row[4]} deferred={row[5]}/{row[6]}")
@@ -126,15 +130,30 @@ def schema(url: str) -> list[str]:
 def _pg_schema(url: str) -> list[str]:
     parsed = urlparse(url)
     dump = subprocess.run(
-        ["pg_dump", "--schema-only", "--no-owner", "--no-privileges",
-         "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 5432),
-         "-U", parsed.username or "postgres", _dbname(url)],
-        capture_output=True, text=True, check=True,
+        [
+            "pg_dump",
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "-h",
+            parsed.hostname or "127.0.0.1",
+            "-p",
+            str(parsed.port or 5432),
+            "-U",
+            parsed.username or "postgres",
+            _dbname(url),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     out: list[str] = []
     block: list[str] | None = None
+    head = ""
     for line in dump.splitlines():
-        if not line.strip() or line.startswith(("--", "SET ", "SELECT pg_catalog.set_config", "\\")):
+        if not line.strip() or line.startswith(
+            ("--", "SET ", "SELECT pg_catalog.set_config", "\\")
+        ):
             continue
         if block is not None:
             if line.startswith(")"):
@@ -165,13 +184,21 @@ def saved_states(url: str) -> list[tuple[str, str]] | None:
     """(commit, tags) of the saved states, oldest first (None: no table)."""
     if "django_rollback_migrationstate" not in tables(url):
         return None
-    return [(c, t) for c, t in query(url, 'SELECT "commit", tags FROM django_rollback_migrationstate ORDER BY id')]
+    return [
+        (c, t)
+        for c, t in query(
+            url, 'SELECT "commit", tags FROM django_rollback_migrationstate ORDER BY id'
+        )
+    ]
 
 
 def logs(url: str) -> list[tuple] | None:
     if "django_rollback_rollbacklog" not in tables(url):
         return None
-    return query(url, "SELECT status, from_commit, to_commit, error FROM django_rollback_rollbacklog ORDER BY id")
+    return query(
+        url,
+        "SELECT status, from_commit, to_commit, error FROM django_rollback_rollbacklog ORDER BY id",
+    )
 
 
 def everything(url: str) -> dict[str, object]:

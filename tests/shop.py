@@ -1,11 +1,11 @@
-'''A small "shop" project released six times, written into a real git repository.
+"""A small "shop" project released six times, written into a real git repository.
 
 Each release maps file paths to their content (None deletes the file). The history covers
 what a rollback has to get right: cross-app dependencies, an app that goes back to zero,
 data migrations whose reverse code deletes related rows, a rename and a removed field, a
 third-party app added later, a branch shipped in one release and its sibling plus the merge
 in the next, and a squash shipped with `replaces` and then finalized.
-'''
+"""
 
 from __future__ import annotations
 
@@ -56,8 +56,13 @@ if __name__ == "__main__":
 HEADER = "from django.db import migrations, models\nimport django.db.models.deletion\n\n"
 
 
-def migration(dependencies: list[tuple[str, str]], operations: str, extra: str = "",
-              replaces: list[tuple[str, str]] | None = None, atomic: bool = True) -> str:
+def migration(
+    dependencies: list[tuple[str, str]],
+    operations: str,
+    extra: str = "",
+    replaces: list[tuple[str, str]] | None = None,
+    atomic: bool = True,
+) -> str:
     body = HEADER + extra + "\n\nclass Migration(migrations.Migration):\n"
     if replaces:
         body += f"    replaces = {replaces!r}\n"
@@ -78,7 +83,7 @@ CATALOG_INITIAL_OPS = f"""\
             ("category", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="catalog.category")),
         ]),
 """
-SEED_CODE = '''
+SEED_CODE = """
 def seed(apps, schema_editor):
     Category = apps.get_model("catalog", "Category")
     Product = apps.get_model("catalog", "Product")
@@ -90,18 +95,18 @@ def seed(apps, schema_editor):
 
 def unseed(apps, schema_editor):
     apps.get_model("catalog", "Category").objects.filter(name__in=["tools", "toys"]).delete()
-'''
+"""
 SEED_OPS = "        migrations.RunPython(seed, unseed),\n"
 SKU_OPS = '        migrations.AddField(model_name="product", name="sku", field=models.CharField(max_length=32, null=True)),\n'
-SKU_FILL = '''
+SKU_FILL = """
 def fill_sku(apps, schema_editor):
     Product = apps.get_model("catalog", "Product")
     for product in Product.objects.all():
         product.sku = f"SKU-{product.pk}"
         product.save(update_fields=["sku"])
-'''
+"""
 
-SAMPLE_ORDERS = '''
+SAMPLE_ORDERS = """
 def add_samples(apps, schema_editor):
     Order = apps.get_model("orders", "Order")
     OrderLine = apps.get_model("orders", "OrderLine")
@@ -116,9 +121,9 @@ def remove_samples(apps, schema_editor):
     # Reads `note`, which only exists in this step's state, and deletes referenced rows
     # (orders) whose table the next step alters.
     apps.get_model("orders", "Order").objects.filter(note="sample").delete()
-'''
+"""
 
-BACKFILL = '''
+BACKFILL = """
 def backfill(apps, schema_editor):
     Order = apps.get_model("orders", "Order")
     Shipment = apps.get_model("shipping", "Shipment")
@@ -128,16 +133,23 @@ def backfill(apps, schema_editor):
 
 def unbackfill(apps, schema_editor):
     apps.get_model("shipping", "Shipment").objects.all().delete()
-'''
+"""
 
 SQUASH = ("catalog", "0001_squashed_0003_product_sku")
-SQUASH_REPLACES = [("catalog", "0001_initial"), ("catalog", "0002_seed"), ("catalog", "0003_product_sku")]
+SQUASH_REPLACES = [
+    ("catalog", "0001_initial"),
+    ("catalog", "0002_seed"),
+    ("catalog", "0003_product_sku"),
+]
 
 
 def squash_file(*, replaces: bool) -> str:
     return migration(
         [],
-        CATALOG_INITIAL_OPS + SEED_OPS + SKU_OPS + "        migrations.RunPython(fill_sku, migrations.RunPython.noop),\n",
+        CATALOG_INITIAL_OPS
+        + SEED_OPS
+        + SKU_OPS
+        + "        migrations.RunPython(fill_sku, migrations.RunPython.noop),\n",
         SEED_CODE + SKU_FILL,
         replaces=SQUASH_REPLACES if replaces else None,
     )
@@ -158,7 +170,9 @@ def release_files() -> list[tuple[str, dict[str, str | None]]]:
         **app_files("shipping"),
         "catalog/migrations/__init__.py": "",
         "catalog/migrations/0001_initial.py": migration([], CATALOG_INITIAL_OPS),
-        "catalog/migrations/0002_seed.py": migration([("catalog", "0001_initial")], SEED_OPS, SEED_CODE),
+        "catalog/migrations/0002_seed.py": migration(
+            [("catalog", "0001_initial")], SEED_OPS, SEED_CODE
+        ),
         "orders/migrations/__init__.py": "",
         "orders/migrations/0001_initial.py": migration(
             [("catalog", "0001_initial")],
@@ -250,7 +264,9 @@ def release_files() -> list[tuple[str, dict[str, str | None]]]:
         "orders/migrations/0001_initial.py": r1["orders/migrations/0001_initial.py"].replace(  # type: ignore[union-attr]
             "('catalog', '0001_initial')", repr(SQUASH)
         ),
-        "orders/migrations/0003_sample_orders.py": r2["orders/migrations/0003_sample_orders.py"].replace(  # type: ignore[union-attr]
+        "orders/migrations/0003_sample_orders.py": r2[
+            "orders/migrations/0003_sample_orders.py"
+        ].replace(  # type: ignore[union-attr]
             "('catalog', '0002_seed')", repr(SQUASH)
         ),
         "catalog/migrations/0006_product_stock.py": migration(
@@ -268,7 +284,9 @@ def release_files() -> list[tuple[str, dict[str, str | None]]]:
     ]
 
 
-def shelf_releases(second_release_operations: str, extra: str = "") -> list[tuple[str, dict[str, str | None]]]:
+def shelf_releases(
+    second_release_operations: str, extra: str = ""
+) -> list[tuple[str, dict[str, str | None]]]:
     """A one-app project: a table in v1, then migrations of the caller's choosing in v2."""
     first: dict[str, str | None] = {
         "manage.py": MANAGE,

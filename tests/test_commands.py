@@ -37,7 +37,7 @@ def test_fake_sql_prints_the_sql_of_every_step(shop: History) -> None:
     out = project.ok("rollback_migrations", "--fake", "--sql", "-t", "v1.2.0")
     assert "SQL of the plan:" in out
     assert "-- Unapply orders.0004_b_order_priority" in out
-    assert 'DROP INDEX' in out.upper() or 'DROP INDEX "shipping_carrier_idx"' in out
+    assert "DROP INDEX" in out.upper() or 'DROP INDEX "shipping_carrier_idx"' in out
     assert "priority" in out and "tracking" in out
     assert dbtools.schema(project.url) == before
 
@@ -62,7 +62,10 @@ def test_save_twice_is_fine(shop: History) -> None:
     before = dbtools.saved_states(project.url)
     result = project.manage("save_migrations_state")
     assert result.returncode == 0 and result.stderr == ""
-    assert f'State for commit "{shop.releases["v1.1.0"].sha}" [\'v1.1.0\'] was already saved.' in result.stdout
+    assert (
+        f"State for commit \"{shop.releases['v1.1.0'].sha}\" ['v1.1.0'] was already saved."
+        in result.stdout
+    )
     assert dbtools.saved_states(project.url) == before
 
 
@@ -71,7 +74,10 @@ def test_save_creates_with_full_data_and_diff(shop: History) -> None:
     project = Project(shop.releases["v1.1.0"].worktree, v100.url)
     project.ok("migrate")
     out = project.ok("save_migrations_state", "--log-full-data", "--log-diff")
-    assert f'State successfully created for commit "{shop.releases["v1.1.0"].sha}" [\'v1.1.0\'].' in out
+    assert (
+        f"State successfully created for commit \"{shop.releases['v1.1.0'].sha}\" ['v1.1.0']."
+        in out
+    )
     assert "Data = [('auth', '0001_initial')" in out
     assert "Difference from the previous state" in out and "5 added, 0 removed" in out
     assert "  + shipping.0002_backfill" in out
@@ -94,7 +100,9 @@ def test_save_of_a_commit_that_is_not_the_latest_warns(shop: History) -> None:
     assert dbtools.everything(project.url) == before
 
 
-def test_latest_state_follows_the_database_and_tags_follow_git(shop: History, tmp_path: Path) -> None:
+def test_latest_state_follows_the_database_and_tags_follow_git(
+    shop: History, tmp_path: Path
+) -> None:
     project = shop.deploy("v1.1.0", own_checkout=tmp_path / "checkout")
     project.ok("migrate", "shipping", "0001")
     git(project.path, "tag", "hotfix-1")
@@ -110,8 +118,13 @@ def test_logger_gets_every_line_and_errors_at_error(shop: History, tmp_path: Pat
     project = shop.deploy("v1.1.0")
     log_file = tmp_path / "deploy.log"
     env = {"LOG_FILE": str(log_file)}
-    assert project.manage("save_migrations_state", "-l", "deploy", "--log-diff", env=env).returncode == 0
-    assert project.manage("rollback_migrations", "-l", "deploy", "-t", "nope", env=env).returncode == 1
+    assert (
+        project.manage("save_migrations_state", "-l", "deploy", "--log-diff", env=env).returncode
+        == 0
+    )
+    assert (
+        project.manage("rollback_migrations", "-l", "deploy", "-t", "nope", env=env).returncode == 1
+    )
     assert project.manage("rollback_migrations", "-l", "deploy", env=env).returncode == 0
     logged = log_file.read_text()
     assert "INFO deploy State for commit" in logged

@@ -59,7 +59,9 @@ def test_path_missing(v110: Project) -> None:
 
 
 def test_path_not_a_git_repository(v110: Project, tmp_path: Path) -> None:
-    assert_refused(v110, "rollback_migrations", "-p", str(tmp_path), says="not inside a git repository")
+    assert_refused(
+        v110, "rollback_migrations", "-p", str(tmp_path), says="not inside a git repository"
+    )
 
 
 def test_repository_without_commits(v110: Project, tmp_path: Path) -> None:
@@ -71,7 +73,9 @@ def test_repository_without_commits(v110: Project, tmp_path: Path) -> None:
 def test_head_never_saved(shop: History, tmp_path: Path) -> None:
     project = shop.deploy("v1.1.0", own_checkout=tmp_path / "checkout")
     git(project.path, "commit", "-q", "--allow-empty", "-m", "hotfix, never deployed")
-    assert_refused(project, "rollback_migrations", says="has no saved state: run save_migrations_state")
+    assert_refused(
+        project, "rollback_migrations", says="has no saved state: run save_migrations_state"
+    )
 
 
 def test_target_never_saved(shop: History, tmp_path: Path) -> None:
@@ -128,43 +132,69 @@ def test_database_down(shop: History, tmp_path: Path) -> None:
     else:
         url = f"sqlite:///{tmp_path}/missing-dir/db.sqlite3"
     project = Project(shop.releases["v1.1.0"].worktree, url)
-    for args in (["save_migrations_state"], ["rollback_migrations"], ["rollback_migrations", "--list"]):
+    for args in (
+        ["save_migrations_state"],
+        ["rollback_migrations"],
+        ["rollback_migrations", "--list"],
+    ):
         result = project.manage(*args)
         assert result.returncode == 1
-        assert result.stderr.strip().startswith("CommandError: Cannot connect to database 'default'")
+        assert result.stderr.strip().startswith(
+            "CommandError: Cannot connect to database 'default'"
+        )
         assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_unknown_database_alias(v110: Project) -> None:
-    assert_refused(v110, "rollback_migrations", "--database", "other", says="Unknown database alias")
+    assert_refused(
+        v110, "rollback_migrations", "--database", "other", says="Unknown database alias"
+    )
 
 
 def test_log_level_errors(v110: Project) -> None:
-    assert_refused(v110, "save_migrations_state", "-l", "deploy", "--log-level", "LOUD", says="Unknown log level")
+    assert_refused(
+        v110,
+        "save_migrations_state",
+        "-l",
+        "deploy",
+        "--log-level",
+        "LOUD",
+        says="Unknown log level",
+    )
     assert_refused(v110, "save_migrations_state", "--log-level", "INFO", says="needs -l/--logger")
 
 
-def test_irreversible_step_is_named_and_nothing_runs(databases: dbtools.Databases, tmp_path: Path) -> None:
+def test_irreversible_step_is_named_and_nothing_runs(
+    databases: dbtools.Databases, tmp_path: Path
+) -> None:
     project, _ = make_project(
-        tmp_path / "shelf", databases, shelf_releases("        migrations.RunPython(forwards),\n",
-                                                      "def forwards(apps, schema_editor):\n    pass\n")
+        tmp_path / "shelf",
+        databases,
+        shelf_releases(
+            "        migrations.RunPython(forwards),\n",
+            "def forwards(apps, schema_editor):\n    pass\n",
+        ),
     )
     assert_refused(
-        project, "rollback_migrations",
+        project,
+        "rollback_migrations",
         says="Irreversible: shelf.0003_change (RunPython without reverse_code)",
     )
     result = assert_refused(project, "rollback_migrations", "--fake", says="would be refused")
     assert "Blocked: Irreversible: shelf.0003_change" in result.stdout
 
 
-def test_failing_step_leaves_everything_as_it_was(databases: dbtools.Databases, tmp_path: Path) -> None:
+def test_failing_step_leaves_everything_as_it_was(
+    databases: dbtools.Databases, tmp_path: Path
+) -> None:
     # Backwards, 0003 first drops `pages` (fine), then its reverse code fails.
     project, shas = make_project(
         tmp_path / "shelf",
         databases,
         shelf_releases(
             "        migrations.RunPython(migrations.RunPython.noop, boom),\n"
-            '        migrations.AddField(model_name="book", name="pages", field=models.IntegerField(null=True)),\n',
+            '        migrations.AddField(model_name="book", name="pages",'
+            " field=models.IntegerField(null=True)),\n",
             'def boom(apps, schema_editor):\n    raise RuntimeError("reverse code failed")\n',
         ),
     )

@@ -26,7 +26,10 @@ def test_previous_takes_new_app_to_zero_and_reverses_data_migrations(shop: Histo
     assert [c for c, _ in dbtools.saved_states(project.url)] == [v100.sha]
     [(status, from_commit, to_commit, error)] = dbtools.logs(project.url)
     assert (status, from_commit, to_commit, error) == (
-        "succeeded", shop.releases["v1.1.0"].sha, v100.sha, ""
+        "succeeded",
+        shop.releases["v1.1.0"].sha,
+        v100.sha,
+        "",
     )
 
 
