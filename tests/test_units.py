@@ -104,3 +104,13 @@ def test_save_command_in_process(repo: Path) -> None:
     assert "State successfully created" in out.getvalue()
     with pytest.raises(CommandError, match="nothing to roll back to"):
         call_command("rollback_migrations", path=str(repo), stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_admin_lists_states_read_only(admin_client) -> None:  # type: ignore[no-untyped-def]
+    MigrationState.objects.create(commit="c" * 40, tags=["v1.0.0"], migrations=[["a", "0001"]])
+    response = admin_client.get("/admin/django_rollback/migrationstate/")
+    assert response.status_code == 200
+    assert b"cccccccc" in response.content and b"v1.0.0" in response.content
+    assert admin_client.get("/admin/django_rollback/migrationstate/add/").status_code == 403
+    assert admin_client.get("/admin/django_rollback/rollbacklog/").status_code == 200
