@@ -182,6 +182,19 @@ def plan_rollback(
     states = MigrationState.objects.using(database)
     current = states.filter(commit=head.sha).first()
     if current is None:
+        rolled_back = (
+            RollbackLog.objects.using(database)
+            .filter(from_commit=head.sha, status=RollbackLog.Status.SUCCEEDED)
+            .order_by("-id")
+            .first()
+        )
+        if rolled_back is not None:
+            raise StateNotSavedError(
+                f'The current commit "{head.sha}" {list(head.tags)} was already rolled back to '
+                f'commit "{rolled_back.to_commit}" {rolled_back.to_tags} (log entry '
+                f"{rolled_back.pk}): deploy that release, or run migrate and "
+                "save_migrations_state to return to this one."
+            )
         raise StateNotSavedError(
             f'The current commit "{head.sha}" {list(head.tags)} has no saved state: '
             "run save_migrations_state first."
