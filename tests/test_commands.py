@@ -49,12 +49,17 @@ def test_all_or_nothing_is_stated(shop: History) -> None:
 
 def test_list_marks_the_current_commit(shop: History) -> None:
     project = shop.deploy("v1.3.0")
-    out = project.ok("rollback_migrations", "--list")
+    out = project.ok("rollback_migrations", "--list", "--database", "default")
     lines = out.splitlines()
     rows = [line for line in lines if any(r.sha[:10] in line for r in shop.releases.values())]
     assert len(rows) == 4
     assert rows[0].lstrip().startswith("*") and shop.releases["v1.3.0"].sha[:10] in rows[0]
     assert "v1.0.0" in rows[-1] and not rows[-1].lstrip().startswith("*")
+    assert "* = the current commit (HEAD)" in out
+    project.ok("rollback_migrations", "--database", "default", "-t", "v1.2.0")
+    out = project.ok("rollback_migrations", "--list")
+    assert f'The current commit "{shop.releases["v1.3.0"].sha}" has no saved state.' in out
+    assert "* =" not in out
 
 
 def test_save_twice_is_fine(shop: History) -> None:

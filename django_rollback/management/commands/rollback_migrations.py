@@ -150,7 +150,9 @@ class Command(RollbackBaseCommand):
                 f"  {marker}  {state.pk:>5}  {state.commit[:10]:<10}  {saved:<19}  {apps:>4}  "
                 f"{len(state.migrations):>10}  {tags}"
             )
-        if head:
+        if head and any(state.commit == head for state in listing.states):
             self.say("  * = the current commit (HEAD)")
+        elif head:
+            self.say(f'  The current commit "{head}" has no saved state.')
         elif listing.head_error:
             self.say(f"  (the current commit is unknown: {listing.head_error})")
