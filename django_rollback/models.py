@@ -85,6 +85,7 @@ class RollbackLog(models.Model):
         SUCCEEDED = "succeeded", _("succeeded")
         FAILED = "failed", _("failed")
         DRY_RUN = "dry_run", _("dry run")
+        INTERRUPTED = "interrupted", _("interrupted")  # its process died while it ran
 
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)

@@ -349,6 +349,10 @@ def execute(
             )
         if states.filter(pk__in=[plan.current.pk, plan.target.pk]).count() != 2:
             raise StalePlanError("The saved states changed since this plan was made.")
+        # Holding the lock, any row still "running" belongs to a process that died.
+        RollbackLog.objects.using(plan.database).filter(status=RollbackLog.Status.RUNNING).update(
+            status=RollbackLog.Status.INTERRUPTED, error="The rollback process stopped."
+        )
         newer = states.newer_than(plan.target)
         pruned = [
             {

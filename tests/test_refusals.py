@@ -220,4 +220,13 @@ def test_second_rollback_while_one_runs_is_refused(v110: Project) -> None:
         with open(urlparse(v110.url).path + ".rollback-lock", "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             assert_refused(v110, "rollback_migrations", says="Another rollback is running")
+    # A rollback whose process died left its row "running"; the next one marks it.
+    dbtools.execute(
+        v110.url,
+        "INSERT INTO django_rollback_rollbacklog (started_at, status, database, from_commit, "
+        'from_tags, to_commit, to_tags, plan, output, error, "user", source, host, '
+        "pruned_states) VALUES (CURRENT_TIMESTAMP, 'running', 'default', 'a', '[]', 'b', '[]', "
+        "'[]', '', '', '', 'command', '', '[]')",
+    )
     v110.ok("rollback_migrations")  # the lock is free again
+    assert [row[0] for row in dbtools.logs(v110.url)] == ["interrupted", "succeeded"]
