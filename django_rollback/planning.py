@@ -183,7 +183,12 @@ def build_plan(
     graph = loader.graph
     recorded = applied_migrations(connection)
     squashes = parse_squashes(*known_squashes, squashes_on_disk(loader))
-    target_raw = target.migration_set
+    # Never unapply django_rollback itself: its tables hold the states and the audit log,
+    # and must match the code that runs the rollback.
+    own = MigrationState._meta.app_label
+    target_raw = frozenset(k for k in target.migration_set if k[0] != own) | {
+        k for k in recorded if k[0] == own
+    }
     target_norm = with_squashes(target_raw, squashes)
     applied_nodes = {key for key in loader.applied_migrations if key in graph.nodes}
     target_nodes = {key for key in graph.nodes if key in target_norm}

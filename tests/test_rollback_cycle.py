@@ -3,6 +3,8 @@ applied migrations and the data equal what the target release produced."""
 
 from __future__ import annotations
 
+import json
+
 from . import dbtools
 from .conftest import History
 from .shop import SQUASH
@@ -97,3 +99,22 @@ def test_rolled_back_database_can_be_deployed_forward_again(shop: History) -> No
     project.deploy()  # the newer image comes back: migrate + save on the same code
     assert dbtools.schema(project.url) == shop.releases["v1.3.0"].schema
     assert dbtools.row_counts(project.url) == shop.releases["v1.3.0"].rows
+
+
+def test_own_tables_are_never_unapplied(shop: History) -> None:
+    # As if the target had been saved before django_rollback's migrations were applied.
+    project = shop.deploy("v1.1.0")
+    v100 = shop.releases["v1.0.0"]
+    where = f"WHERE \"commit\" = '{v100.sha}'"
+    [(migrations,)] = dbtools.query(
+        project.url, f"SELECT migrations FROM django_rollback_migrationstate {where}"
+    )
+    pairs = json.loads(migrations) if isinstance(migrations, str) else migrations
+    kept = json.dumps([p for p in pairs if p[0] != "django_rollback"])
+    dbtools.execute(
+        project.url,
+        f"UPDATE django_rollback_migrationstate SET migrations = '{kept}' {where}",
+    )
+    out = project.ok("rollback_migrations")
+    assert "django_rollback" not in out.split("Unapplying", 1)[0].split("apps to unapply.")[1]
+    assert_like_release(project.url, v100)
