@@ -101,9 +101,11 @@ class ExecutionContext:
     applied_nodes: set[MigrationKey]
     migrations: list[Migration]
 
-    def states_before_steps(self) -> dict[MigrationKey, ProjectState]:
+    def states_before_steps(self, *, render: bool = True) -> dict[MigrationKey, ProjectState]:
+        """The project state just before each step, as Django's backwards run sees it;
+        unrendered states are cheap and enough to read table and column names."""
         return _states_before(
-            self.executor.loader, self.full_plan, self.applied_nodes, self.migrations, render=True
+            self.executor.loader, self.full_plan, self.applied_nodes, self.migrations, render=render
         )
 
 
@@ -253,8 +255,9 @@ def build_plan(
             blockers.append(f"Irreversible: {step.label} ({'; '.join(step.irreversible)}).")
 
     all_or_nothing = connection.features.can_rollback_ddl and all(m.atomic for m in ordered)
+    context = ExecutionContext(executor, full_plan, applied_nodes, ordered)
     if count_rows and steps:
-        _measure_data_loss(connection, loader, full_plan, applied_nodes, ordered, steps)
+        _measure_data_loss(connection, context, steps)
 
     plan = RollbackPlan(
         database=connection.alias,
@@ -269,11 +272,11 @@ def build_plan(
         applied_before=recorded,
         expected_after=expected_after,
         extra_unrecords=extra_unrecords,
-        context=ExecutionContext(executor, full_plan, applied_nodes, ordered),
+        context=context,
     )
     plan.warnings = _warnings(plan, connection, ordered, recorded)
     if with_sql and steps:
-        plan.sql = _collect_sql(connection, executor, full_plan, applied_nodes, ordered)
+        plan.sql = _collect_sql(connection, context)
     return plan
 
 
@@ -327,7 +330,6 @@ def _states_before(
     *,
     render: bool,
 ) -> dict[MigrationKey, ProjectState]:
-    """The project state just before each wanted migration, as Django's backwards run sees it."""
     remaining = {(m.app_label, m.name) for m in wanted}
     states: dict[MigrationKey, ProjectState] = {}
     state = ProjectState(real_apps=loader.unmigrated_apps)
@@ -351,17 +353,12 @@ def _states_before(
 
 
 def _measure_data_loss(
-    connection: BaseDatabaseWrapper,
-    loader: Any,
-    full_plan: list[tuple[Migration, bool]],
-    applied_nodes: set[MigrationKey],
-    ordered: list[Migration],
-    steps: list[PlanStep],
+    connection: BaseDatabaseWrapper, context: ExecutionContext, steps: list[PlanStep]
 ) -> None:
-    states = _states_before(loader, full_plan, applied_nodes, ordered, render=False)
+    states = context.states_before_steps(render=False)
     existing = set(connection.introspection.table_names())
     max_length = connection.ops.max_name_length()
-    for migration, step in zip(ordered, steps, strict=True):
+    for migration, step in zip(context.migrations, steps, strict=True):
         state = states[step.key]
         for operation in migration.operations:
             operation.state_forwards(migration.app_label, state)
@@ -463,17 +460,11 @@ def _warnings(
     return warnings
 
 
-def _collect_sql(
-    connection: BaseDatabaseWrapper,
-    executor: MigrationExecutor,
-    full_plan: list[tuple[Migration, bool]],
-    applied_nodes: set[MigrationKey],
-    ordered: list[Migration],
-) -> list[str]:
+def _collect_sql(connection: BaseDatabaseWrapper, context: ExecutionContext) -> list[str]:
     """The SQL of the whole plan, as `sqlmigrate --backwards` prints it for each step."""
-    states = _states_before(executor.loader, full_plan, applied_nodes, ordered, render=True)
+    states = context.states_before_steps()
     statements: list[str] = []
-    for migration in ordered:
+    for migration in context.migrations:
         statements.append(f"-- Unapply {migration.app_label}.{migration.name}")
         try:
             with connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
