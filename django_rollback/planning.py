@@ -435,9 +435,7 @@ def _warnings(
     ordered: list[Migration],
     recorded: frozenset[MigrationKey],
 ) -> list[str]:
-    warnings = [
-        f"{step.label}: {loss.describe()}" for step in plan.steps for loss in step.data_loss
-    ]
+    warnings = [f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss]
     if plan.steps and not plan.all_or_nothing:
         if not connection.features.can_rollback_ddl:
             warnings.append(
