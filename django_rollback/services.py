@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Q, Subquery
 from django.utils import timezone
 from django.utils.connection import ConnectionDoesNotExist
 
@@ -43,7 +44,9 @@ def describe_state(state: MigrationState) -> str:
 # --- shared checks -------------------------------------------------------------------------
 
 
-def ready_connection(database: str = DEFAULT_DB_ALIAS) -> BaseDatabaseWrapper:
+def ready_connection(
+    database: str = DEFAULT_DB_ALIAS, *, check_tables: bool = True
+) -> BaseDatabaseWrapper:
     """The connection, once it is known to answer and to hold the django_rollback tables."""
     try:
         connection = connections[database]
@@ -51,6 +54,8 @@ def ready_connection(database: str = DEFAULT_DB_ALIAS) -> BaseDatabaseWrapper:
         raise RollbackError(f"Unknown database alias '{database}'.") from None
     try:
         connection.ensure_connection()
+        if not check_tables:  # the caller is about to read those tables anyway
+            return connection
         tables = set(connection.introspection.table_names())
     except DatabaseError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -158,6 +163,74 @@ def list_states(
         head_error = str(exc)
     states = list(MigrationState.objects.using(database).order_by("-id"))
     return StateListing(states, head, head_error)
+
+
+@dataclass(frozen=True)
+class UndoSummary:
+    """What rolling back to a state would undo, from the applied migrations alone."""
+
+    migrations: int  # applied now, not in the state: what a rollback unapplies
+    apps: int
+    missing: int  # in the state but not applied now: a rollback cannot bring these back
+
+
+@dataclass
+class DatabaseOverview:
+    """Where the database stands: HEAD, its saved state, the latest state, and drift."""
+
+    database: str
+    head: Commit | None
+    head_error: str | None
+    current: MigrationState | None  # the saved state of HEAD
+    latest: MigrationState | None
+    applied: frozenset[MigrationKey]
+
+    @property
+    def drifted(self) -> bool:
+        """The applied migrations are no longer those of the latest saved state."""
+        return self.latest is not None and self.latest.migration_set != self.applied
+
+    @property
+    def drift(self) -> tuple[frozenset[MigrationKey], frozenset[MigrationKey]]:
+        """(applied but not saved, saved but not applied) against the latest state."""
+        saved = self.latest.migration_set if self.latest else frozenset()
+        return self.applied - saved, saved - self.applied
+
+    def undo_summary(self, state: MigrationState) -> UndoSummary:
+        undone = self.applied - state.migration_set
+        return UndoSummary(
+            migrations=len(undone),
+            apps=len({app for app, _ in undone}),
+            missing=len(state.migration_set - self.applied),
+        )
+
+
+def overview(
+    *, repo_path: str | Path | None = None, database: str = DEFAULT_DB_ALIAS
+) -> DatabaseOverview:
+    """Two queries: the latest state with HEAD's, and the applied migrations."""
+    connection = ready_connection(database, check_tables=False)
+    head, head_error = None, None
+    try:
+        head = open_repository(repo_path).head()
+    except RollbackError as exc:
+        head_error = str(exc)
+    states = MigrationState.objects.using(database)
+    latest_id = states.order_by("-id").values("id")[:1]
+    wanted = Q(id=Subquery(latest_id))
+    if head is not None:
+        wanted |= Q(commit=head.sha)
+    found = list(states.filter(wanted).order_by("-id"))
+    latest = found[0] if found else None
+    current = next((s for s in found if head is not None and s.commit == head.sha), None)
+    return DatabaseOverview(
+        database=database,
+        head=head,
+        head_error=head_error,
+        current=current,
+        latest=latest,
+        applied=applied_migrations(connection),
+    )
 
 
 # --- planning ------------------------------------------------------------------------------

@@ -175,3 +175,17 @@ def assert_refused(project: Project, *args: str, says: str) -> subprocess.Comple
     assert says in lines[0], lines[0]
     assert dbtools.everything(project.url) == before
     return result
+
+
+@pytest.fixture
+def panel(transactional_db, tmp_path: Path, settings):  # type: ignore[no-untyped-def]
+    """The panel apps released four times (v1.0.0 … v2.0.0) in the test database, HEAD at
+    v2.0.0; the admin reads the scratch repository through DJANGO_ROLLBACK["REPO_PATH"]."""
+    from .panel import history
+
+    repo = tmp_path / "repo"
+    settings.DJANGO_ROLLBACK = {"REPO_PATH": str(repo)}
+    try:
+        yield history.build(repo)
+    finally:
+        history.restore()

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 BACKEND = "postgresql" if DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-APP_TABLES = ("catalog_", "orders_", "shipping_", "shelf_")
+APP_TABLES = ("catalog_", "orders_", "shipping_", "shelf_", "inventory_", "ledger_")
 
 
 def _pg_connect(dbname: str = "postgres"):  # type: ignore[no-untyped-def]
