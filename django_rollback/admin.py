@@ -88,6 +88,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
 
+
+class AuditAdmin(ReadOnlyAdmin):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the audit trail is kept forever
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).using(selected_database(request))
 
@@ -433,7 +438,7 @@ class MigrationStateAdmin(ReadOnlyAdmin):
         )
         context = {
             **self.admin_site.each_context(request),
-            "title": _("Rollback to %(state)s") % {"state": state},
+            "title": _("Roll back to %(state)s") % {"state": state},
             "subtitle": None,
             "opts": self.opts,
             "original": state,
@@ -453,7 +458,7 @@ class MigrationStateAdmin(ReadOnlyAdmin):
 
 
 @admin.register(RollbackLog)
-class RollbackLogAdmin(ReadOnlyAdmin):
+class RollbackLogAdmin(AuditAdmin):
     list_display = [
         "started_at",
         "user",

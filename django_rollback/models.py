@@ -58,7 +58,7 @@ class MigrationState(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.short_commit} {self.tags_display}".strip()
+        return f"{self.short_commit} ({', '.join(self.tags)})" if self.tags else self.short_commit
 
     @property
     def short_commit(self) -> str:

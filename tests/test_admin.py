@@ -63,7 +63,7 @@ def test_changelist_shows_states_tags_markers_and_what_a_rollback_would_undo(
     for tag, release in panel.releases.items():
         assert f'<span class="rollback-tag">{tag}</span>' in page
         assert f'title="{release.sha}"' in page  # the full hash on hover
-    rows = re.findall(r'<tr[^>]*>.*?</tr>', page, re.S)
+    rows = re.findall(r"<tr[^>]*>.*?</tr>", page, re.S)
     by_tag = {tag: next(r for r in rows if f">{tag}<" in r) for tag in panel.releases}
     assert ">current<" in by_tag["v2.0.0"] and ">latest<" in by_tag["v2.0.0"]
     assert "nothing to undo" in by_tag["v2.0.0"]
@@ -390,7 +390,8 @@ def test_staff_without_the_rollback_permission(panel: PanelHistory, client: Clie
     assert ">v1.2.0<" in page
     assert "rollback_to_state" not in page and "Save current state" not in page
     target = panel.state("v1.2.0")
-    assert "Rollback to this state" not in client.get(f"{CHANGELIST}{target.pk}/change/").content.decode()
+    detail = client.get(f"{CHANGELIST}{target.pk}/change/").content.decode()
+    assert "Rollback to this state" not in detail
     before = panel.everything()
     assert client.get(preview_url(target)).status_code == 403
     assert client.post(preview_url(target), {"confirm": "1"}).status_code == 403
@@ -429,9 +430,7 @@ def test_every_post_needs_the_csrf_token(panel: PanelHistory, admin_user: User) 
 # --- the audit log -------------------------------------------------------------------------
 
 
-def test_log_admin_is_read_only_and_shows_the_whole_run(
-    admin: Client, panel: PanelHistory
-) -> None:
+def test_log_admin_is_read_only_and_shows_the_whole_run(admin: Client, panel: PanelHistory) -> None:
     target = panel.state("v1.2.0")
     admin.post(preview_url(target), {"confirm": "1", "fingerprint": fingerprint(admin, target)})
     log = RollbackLog.objects.get()
@@ -442,4 +441,5 @@ def test_log_admin_is_read_only_and_shows_the_whole_run(
     assert "Unapplying inventory.0004_stock... OK" in detail  # the output
     assert panel.releases["v2.0.0"].sha in detail  # the pruned state
     assert admin.get(f"{LOG_LIST}add/").status_code == 403
+    assert admin.get(f"{LOG_LIST}{log.pk}/delete/").status_code == 403  # kept forever
     assert admin.post(f"{LOG_LIST}{log.pk}/change/", {}).status_code == 403

@@ -92,9 +92,7 @@ def _add_data(tag: str) -> None:
         for amount in (10, 20):
             _sql("INSERT INTO ledger_entry (amount) VALUES (%s)", [amount])
     elif tag == "v2.0.0":
-        _sql(
-            "INSERT INTO inventory_stock (item_id, quantity) SELECT id, 5 FROM inventory_item"
-        )
+        _sql("INSERT INTO inventory_stock (item_id, quantity) SELECT id, 5 FROM inventory_item")
         _sql("UPDATE inventory_warehouse SET city = 'Oslo' WHERE name = 'North'")
         _sql("UPDATE ledger_entry SET note = 'opening' WHERE amount = 0")
 

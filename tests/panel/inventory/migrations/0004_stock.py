@@ -8,9 +8,19 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="Stock",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("quantity", models.IntegerField()),
-                ("item", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="inventory.item")),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, to="inventory.item"
+                    ),
+                ),
             ],
         ),
     ]

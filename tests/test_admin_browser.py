@@ -1,0 +1,118 @@
+"""The panel in a real Chromium against the live server: what an operator does on a bad
+release night. Screenshots of each page land in test-artifacts/screens/ for review."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from playwright.sync_api import Page, expect
+
+from . import dbtools
+from .conftest import ARTIFACTS
+from .panel.history import PanelHistory
+
+pytestmark = pytest.mark.e2e
+CHANGELIST = "/admin/django_rollback/migrationstate/"
+
+
+def shot(page: Page, name: str) -> None:
+    folder = ARTIFACTS / "screens"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Page, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/admin/login/?next={CHANGELIST}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    expect(page).to_have_url(re.compile(re.escape(CHANGELIST) + "$"))
+
+
+def row_of(page: Page, tag: str):  # type: ignore[no-untyped-def]
+    return page.locator("#result_list tbody tr").filter(
+        has=page.locator("span.rollback-tag", has_text=re.compile(f"^{re.escape(tag)}$"))
+    )
+
+
+def test_operator_rolls_back_from_the_changelist(
+    browser_page: Page, live_server, panel: PanelHistory, admin_user: User
+) -> None:
+    page = browser_page
+    log_in(page, live_server.url, "admin", "password")
+    for tag in panel.releases:
+        expect(row_of(page, tag)).to_have_count(1)
+    expect(row_of(page, "v2.0.0").locator(".rollback-current")).to_have_text("current")
+    expect(row_of(page, "v1.2.0")).to_contain_text("−3 migrations in 2 apps")
+    shot(page, "1-changelist")
+
+    row_of(page, "v1.2.0").locator("input.action-select").check()
+    page.select_option("select[name=action]", "rollback_to_state")
+    page.click("button[name=index]")
+    expect(page).to_have_url(re.compile(r"/migrationstate/\d+/rollback/$"))
+    expect(page.locator("#rollback-summary")).to_contain_text("3 migrations to unapply")
+    expect(page.locator("#rollback-steps > li")).to_have_count(3)
+    expect(page.locator("#rollback-data-loss")).to_contain_text("inventory_stock")
+    expect(page.locator("#rollback-atomic")).to_contain_text("All or nothing")
+    page.locator("#rollback-sql summary").click()
+    expect(page.locator("#rollback-sql pre")).to_contain_text("DROP TABLE")
+    shot(page, "2-preview")
+    page.emulate_media(color_scheme="dark")
+    shot(page, "2-preview-dark")
+    page.emulate_media(color_scheme="light")
+
+    page.click("#rollback-confirm")
+    expect(page).to_have_url(re.compile(re.escape(CHANGELIST) + "$"))
+    success = page.locator(".messagelist .success")
+    expect(success).to_contain_text("Rolled back to commit")
+    expect(success).to_contain_text(panel.releases["v1.2.0"].sha)
+    expect(success).to_contain_text("v1.2.0")
+    expect(row_of(page, "v2.0.0")).to_have_count(0)
+    expect(row_of(page, "v1.2.0").locator(".rollback-badge")).to_have_text("latest")
+    shot(page, "3-after-rollback")
+    assert dbtools.schema(panel.url) == panel.releases["v1.2.0"].schema
+    assert dbtools.applied(panel.url) == panel.releases["v1.2.0"].applied
+
+    success.locator("a").click()  # the audit entry
+    expect(page.locator("body")).to_contain_text("Unapplying inventory.0004_stock... OK")
+    shot(page, "4-audit-entry")
+
+
+def test_staff_without_permission_cannot_reach_the_rollback(
+    browser_page: Page, live_server, panel: PanelHistory
+) -> None:
+    page = browser_page
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_migrationstate", "view_rollbacklog"])
+    )
+    log_in(page, live_server.url, "viewer", "pw")
+    expect(row_of(page, "v1.2.0")).to_have_count(1)
+    expect(page.locator("select[name=action] option[value=rollback_to_state]")).to_have_count(0)
+    expect(page.get_by_text("Save current state")).to_have_count(0)
+    before = panel.everything()
+    response = page.goto(f"{live_server.url}{CHANGELIST}{panel.state('v1.2.0').pk}/rollback/")
+    assert response is not None and response.status == 403
+    shot(page, "5-forbidden")
+    assert panel.everything() == before
+
+
+def test_irreversible_step_keeps_the_confirm_button_disabled(
+    browser_page: Page, live_server, panel: PanelHistory, admin_user: User
+) -> None:
+    page = browser_page
+    log_in(page, live_server.url, "admin", "password")
+    row_of(page, "v1.1.0").locator("th a, td a").first.click()
+    expect(page.locator("#rollback-diff")).to_contain_text("0002_backfill")
+    shot(page, "6-detail")
+    page.get_by_role("link", name="Rollback to this state").click()
+    expect(page.locator("#rollback-blockers")).to_contain_text("Irreversible: ledger.0002_backfill")
+    expect(page.locator("#rollback-confirm")).to_be_disabled()
+    expect(page.locator("#rollback-dry-run-button")).to_be_disabled()
+    shot(page, "7-irreversible")
+    before = panel.everything()
+    page.get_by_role("link", name="Cancel").click()
+    expect(page).to_have_url(re.compile(re.escape(CHANGELIST) + "$"))
+    assert panel.everything() == before
