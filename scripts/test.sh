@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+bash scripts/ensure_chromium.sh
 backends=${TEST_BACKENDS:-"sqlite postgresql"}
 for backend in $backends; do
   case $backend in
