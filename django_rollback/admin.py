@@ -459,15 +459,7 @@ class MigrationStateAdmin(ReadOnlyAdmin):
 
 @admin.register(RollbackLog)
 class RollbackLogAdmin(AuditAdmin):
-    list_display = [
-        "started_at",
-        "user",
-        "from_to",
-        "status_badge",
-        "duration_display",
-        "source",
-        "database",
-    ]
+    list_display = ["started_at", "user", "from_to", "status_badge", "duration_display", "source"]
     list_filter = ["status", "source", DatabaseFilter]
     search_fields = ["^from_commit", "^to_commit", "user", "from_tags", "to_tags"]
     show_full_result_count = False
@@ -482,13 +474,17 @@ class RollbackLogAdmin(AuditAdmin):
     class Media:
         css = {"all": ["django_rollback/admin.css"]}
 
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        several = len(settings.DATABASES) > 1
+        return [*self.list_display, "database"] if several else list(self.list_display)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field for _title, options in self.fieldsets for field in options["fields"]]
 
     @admin.display(description=gettext_lazy("from → to"))
     def from_to(self, obj: RollbackLog) -> str:
         return format_html(
-            "{} {} → {} {}",
+            '<span class="rollback-nowrap">{} {} → {} {}</span>',
             commit_code(obj.from_commit),
             tag_badges(list(obj.from_tags)),
             commit_code(obj.to_commit),

@@ -184,6 +184,8 @@ class DatabaseOverview:
     current: MigrationState | None  # the saved state of HEAD
     latest: MigrationState | None
     applied: frozenset[MigrationKey]
+    # When HEAD has no state because a rollback left it: the log entry of that rollback.
+    rolled_back_by: RollbackLog | None = None
 
     @property
     def drifted(self) -> bool:
@@ -223,6 +225,9 @@ def overview(
     found = list(states.filter(wanted).order_by("-id"))
     latest = found[0] if found else None
     current = next((s for s in found if head is not None and s.commit == head.sha), None)
+    rolled_back_by = None
+    if head is not None and current is None:
+        rolled_back_by = _last_rollback_from(head.sha, database)
     return DatabaseOverview(
         database=database,
         head=head,
@@ -230,6 +235,16 @@ def overview(
         current=current,
         latest=latest,
         applied=applied_migrations(connection),
+        rolled_back_by=rolled_back_by,
+    )
+
+
+def _last_rollback_from(commit: str, database: str) -> RollbackLog | None:
+    return (
+        RollbackLog.objects.using(database)
+        .filter(from_commit=commit, status=RollbackLog.Status.SUCCEEDED)
+        .order_by("-id")
+        .first()
     )
 
 
@@ -255,12 +270,7 @@ def plan_rollback(
     states = MigrationState.objects.using(database)
     current = states.filter(commit=head.sha).first()
     if current is None:
-        rolled_back = (
-            RollbackLog.objects.using(database)
-            .filter(from_commit=head.sha, status=RollbackLog.Status.SUCCEEDED)
-            .order_by("-id")
-            .first()
-        )
+        rolled_back = _last_rollback_from(head.sha, database)
         if rolled_back is not None:
             raise StateNotSavedError(
                 f'The current commit "{head.sha}" {list(head.tags)} was already rolled back to '

@@ -257,6 +257,7 @@ def test_confirm_rolls_back_to_exactly_the_target_release(
     assert release.sha in page and "v1.2.0" in page
     assert reverse("admin:django_rollback_rollbacklog_change", args=[log.pk]) in page
     assert "Rolled back to commit" in page
+    assert ">rolled back<" in page and "deploy that release now" in page
 
 
 def test_dry_run_records_the_plan_and_changes_nothing_else(
@@ -443,3 +444,20 @@ def test_log_admin_is_read_only_and_shows_the_whole_run(admin: Client, panel: Pa
     assert admin.get(f"{LOG_LIST}add/").status_code == 403
     assert admin.get(f"{LOG_LIST}{log.pk}/delete/").status_code == 403  # kept forever
     assert admin.post(f"{LOG_LIST}{log.pk}/change/", {}).status_code == 403
+
+
+def test_status_panel_tag_shows_the_deployed_commit_and_drift(
+    panel: PanelHistory, admin_user: User, rf
+) -> None:  # type: ignore[no-untyped-def]
+    from django.core.management import call_command
+    from django.template import Context, Template
+
+    template = Template("{% load rollback_admin %}{% rollback_status %}")
+    request = rf.get("/admin/")
+    request.user = admin_user
+    html = template.render(Context({"request": request}))
+    assert panel.releases["v2.0.0"].sha in html and ">saved<" in html
+    call_command("migrate", "ledger", "0002_backfill", verbosity=0)
+    assert ">drift<" in template.render(Context({"request": request}))
+    request.user = staff("stranger")
+    assert "rollback-status-panel" not in template.render(Context({"request": request}))

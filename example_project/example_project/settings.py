@@ -46,9 +46,11 @@ WSGI_APPLICATION = "example_project.wsgi.application"
 
 # Project-level template overrides (admin branding) live in a top-level templates/ folder:
 # next to manage.py in a deployed tree (the demo site), one level up in this repository.
+# Only the nearest one: the demo site sits inside the repository, and two copies of the same
+# override would each extend the other.
 TEMPLATE_DIRS = [
     path for path in (BASE_DIR / "templates", BASE_DIR.parent / "templates") if path.is_dir()
-]
+][:1]
 
 TEMPLATES = [
     {
