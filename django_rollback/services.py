@@ -210,7 +210,8 @@ class DatabaseOverview:
 def overview(
     *, repo_path: str | Path | None = None, database: str = DEFAULT_DB_ALIAS
 ) -> DatabaseOverview:
-    """Two queries: the latest state with HEAD's, and the applied migrations."""
+    """Two queries: the latest state with HEAD's, and the applied migrations (one more
+    when HEAD has no state, to find the rollback that left it)."""
     connection = ready_connection(database, check_tables=False)
     head, head_error = None, None
     try:
@@ -234,7 +235,8 @@ def overview(
         head_error=head_error,
         current=current,
         latest=latest,
-        applied=applied_migrations(connection),
+        # django_rollback's tables exist (we just read one), so django_migrations does too.
+        applied=applied_migrations(connection, table_exists=True),
         rolled_back_by=rolled_back_by,
     )
 
