@@ -439,9 +439,12 @@ def _warnings(
     if plan.steps and not plan.all_or_nothing:
         if not connection.features.can_rollback_ddl:
             warnings.append(
-                f"Not all or nothing: {connection.display_name} commits each schema change at "
-                "once, so the steps run one by one; if one fails, the steps before it stay "
-                "unapplied and the state is not updated. Fix the cause and run the rollback again."
+                f"Not all or nothing: {connection.display_name} cannot roll back schema changes "
+                "(DDL is not transactional), so the steps run one by one and each is committed "
+                "as it ends. If a step fails, the steps before it stay unapplied, that step may "
+                "be half done, and the saved states are not changed; the error and the rollback "
+                "log name the step. Fix the cause (finish or undo that step's changes by hand if "
+                "needed) and run the same rollback again: it continues from what is applied."
             )
         else:
             non_atomic = [f"{m.app_label}.{m.name}" for m in ordered if not m.atomic]

@@ -78,10 +78,13 @@ class RollbackBaseCommand(BaseCommand):
     def warn(self, line: str) -> None:
         self.say(line, logging.WARNING, self.style.WARNING, err=True)
 
-    def fail(self, message: str, returncode: int = 1, **json_extra: Any) -> None:
-        """One line on stderr and a non-zero exit; with --json also an error document."""
+    def fail(
+        self, message: str, returncode: int = 1, document: dict[str, Any] | None = None
+    ) -> None:
+        """One line on stderr and a non-zero exit; with --json also an error document (the
+        `document` given, with ok false and the error)."""
         if self.logger:
             self.logger.error(message)
         if self.json_mode:
-            self.emit_json({"ok": False, "error": message, **json_extra})
+            self.emit_json({**(document or {}), "ok": False, "error": message})
         raise CommandError(message, returncode=returncode)

@@ -100,7 +100,7 @@ class Command(RollbackBaseCommand):
             if plan.blockers:
                 self.fail(
                     "Dry run: this rollback would be refused: " + " ".join(plan.blockers),
-                    **self._document(plan, options, {"status": "refused"}),
+                    document=self._document(plan, options, {"status": "refused"}),
                 )
             log = services.record_dry_run(plan)
             self.say(
@@ -112,13 +112,13 @@ class Command(RollbackBaseCommand):
         if plan.blockers:
             self.fail(
                 "Refusing to roll back: " + " ".join(plan.blockers),
-                **self._document(plan, options, {"status": "refused"}),
+                document=self._document(plan, options, {"status": "refused"}),
             )
         self._preview(plan, detailed=False)
         try:
             result = services.execute(plan, progress=self._progress, wait=options["wait"])
         except RollbackError as exc:
-            self.fail(str(exc), **self._document(plan, options, {"status": "failed"}))
+            self.fail(str(exc), document=self._document(plan, options, {"status": "failed"}))
             return
         pruned = len(result.pruned)
         self.say(
@@ -168,7 +168,7 @@ class Command(RollbackBaseCommand):
             commit=options["current_commit"],
         )
         if not report.ok:
-            self.fail(report.message, returncode=2, command="check", **report.as_dict())
+            self.fail(report.message, 2, {"command": "check", **report.as_dict()})
         self.say(report.message, style=self.style.SUCCESS)
         if self.json_mode:
             self.emit_json({"command": "check", **report.as_dict()})
