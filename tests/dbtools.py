@@ -23,7 +23,7 @@ elif DATABASE_URL.startswith("mysql://"):
 else:
     BACKEND = "sqlite"
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-APP_TABLES = ("catalog_", "orders_", "shipping_", "shelf_")
+APP_TABLES = ("catalog_", "orders_", "shipping_", "shelf_", "stock_")
 
 
 def _pg_connect(dbname: str = "postgres"):  # type: ignore[no-untyped-def]

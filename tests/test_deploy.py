@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 from . import dbtools
-from .conftest import History, Project, assert_refused, git
+from .conftest import (
+    History,
+    Project,
+    assert_refused,
+    commit_release,
+    git,
+    init_repo,
+    write_release,
+)
+from .shop import warehouse_releases
 
 # Project.manage passes the environment on: make sure these come only from the tests.
 for name in ("DJANGO_ROLLBACK_COMMIT", "DJANGO_ROLLBACK_TAGS"):
@@ -335,3 +344,55 @@ def test_json_errors_are_documents_too(shop: History) -> None:
 @pytest.mark.parametrize("args", [["--list", "--check"], ["--check", "-t", "v1.0.0"]])
 def test_check_with_other_modes_is_refused(shop: History, args: list[str]) -> None:
     assert_refused(shop.deploy("v1.1.0"), "rollback_migrations", *args, says="only")
+
+
+# --- several databases ---------------------------------------------------------------------
+
+
+def test_two_databases_keep_their_own_states_and_roll_back_alone(
+    databases: dbtools.Databases, tmp_path: Path
+) -> None:
+    repo = init_repo(tmp_path / "warehouse")
+    default_url, warehouse_url = databases.new_url("main"), databases.new_url("warehouse")
+    env = {"WAREHOUSE_URL": warehouse_url}
+    project = Project(repo, default_url)
+    shas, schemas = {}, {}
+    for tag, files in warehouse_releases():
+        write_release(repo, files)
+        shas[tag] = commit_release(repo, tag)
+        for alias in ("default", "warehouse"):
+            manage_env(project, env, "migrate", "--no-input", "--database", alias)
+            manage_env(project, env, "save_migrations_state", "--database", alias)
+        schemas[tag] = (dbtools.schema(default_url), dbtools.schema(warehouse_url))
+
+    # Each app's tables in its own database, django_rollback's in both, a state in each.
+    own = {"django_rollback_migrationstate", "django_rollback_rollbacklog", "django_migrations"}
+    assert set(dbtools.tables(default_url)) == own | {"shelf_book"}
+    assert set(dbtools.tables(warehouse_url)) == own | {"stock_item"}
+    for url in (default_url, warehouse_url):
+        assert [c for c, _ in dbtools.saved_states(url)] == [shas["v1"], shas["v2"]]
+
+    args = ("rollback_migrations", "--database", "warehouse", "--fake", "--json")
+    preview = json.loads(manage_env(project, env, *args))
+    assert preview["plan"]["database"] == "warehouse"
+    # Only what the router lets into this database is counted as data lost.
+    assert preview["plan"]["warnings"][0] == (
+        'stock.0002_item_quantity: drops column "stock_item"."quantity" (3 non-null values)'
+    )
+    assert not any("shelf" in warning for warning in preview["plan"]["warnings"])
+
+    default_before = dbtools.everything(default_url)
+    out = manage_env(project, env, "rollback_migrations", "--database", "warehouse")
+    assert "Rollback successfully finished" in out
+    assert dbtools.schema(warehouse_url) == schemas["v1"][1]
+    assert dbtools.row_counts(warehouse_url) == {"stock_item": 3}
+    assert [c for c, _ in dbtools.saved_states(warehouse_url)] == [shas["v1"]]
+    assert dbtools.everything(default_url) == default_before  # the other database is untouched
+
+    report = project.manage("rollback_migrations", "--check", "--database", "warehouse", env=env)
+    assert report.returncode == 2 and "no saved state in database 'warehouse'" in report.stderr
+    assert manage_env(project, env, "rollback_migrations", "--check").startswith("OK:")
+
+    manage_env(project, env, "rollback_migrations")  # now the default database
+    assert dbtools.schema(default_url) == schemas["v1"][0]
+    assert dbtools.schema(warehouse_url) == schemas["v1"][1]
