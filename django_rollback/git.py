@@ -87,6 +87,10 @@ class GitRepository:
             )
         return commits[0] if commits else None
 
+    def has_commit(self, sha: str) -> bool:
+        """Whether this clone has the commit (a shallow or older clone may lack it)."""
+        return self._is_commit(sha)
+
     def _is_commit(self, sha: str) -> bool:
         try:
             return self.repo.git.cat_file("-t", sha) == "commit"

@@ -78,18 +78,19 @@ FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
 
 @dataclass(frozen=True)
 class CurrentCommit:
-    """The commit being deployed, and where it was learnt (option, environment, settings, git).
-
-    `tags` is None when they are unknown: a commit given without tags and no git to ask."""
+    """The commit being deployed, and where it was learnt: "option", "environment",
+    "settings" or "git". `tags_known` is false for a commit given without tags that git
+    cannot tag either (no repository, or one without that commit)."""
 
     sha: str
-    tags: tuple[str, ...] | None
+    tags: tuple[str, ...]
     source: str
+    tags_known: bool = True
     repo: GitRepository | None = field(default=None, compare=False, repr=False)
 
     @property
     def tag_list(self) -> list[str]:
-        return list(self.tags or ())
+        return list(self.tags)
 
 
 def current_commit(
@@ -118,21 +119,23 @@ def current_commit(
             repo = open_repository(repo_path)
         except RepositoryError as exc:
             raise RepositoryError(
-                f"The current commit is unknown: {exc} Pass --commit SHA or set "
-                f"{conf.COMMIT_ENV} (see README, Deploying with Docker)."
+                f"The current commit is unknown: {exc} Set {conf.COMMIT_ENV} or pass it "
+                "(save_migrations_state --commit SHA, rollback_migrations --current-commit SHA)."
             ) from None
         head = repo.head()
-        return CurrentCommit(head.sha, head.tags if given_tags is None else given_tags, "git", repo)
+        tags = head.tags if given_tags is None else given_tags
+        return CurrentCommit(head.sha, tags, "git", repo=repo)
     origin = {"option": "--commit", "environment": conf.COMMIT_ENV, "settings": "the setting"}
     if not FULL_SHA.match(sha):
         raise UnknownReferenceError(
             f'{origin[source]} "{sha}" is not a full commit hash: give all 40 hexadecimal '
             "characters (git rev-parse HEAD)."
         )
+    sha = sha.lower()
     repo = _repository_if_any(repo_path)
-    if given_tags is None and repo is not None:
-        given_tags = repo.tags_at(sha.lower())
-    return CurrentCommit(sha.lower(), given_tags, source, repo)
+    if given_tags is None and repo is not None and repo.has_commit(sha):
+        given_tags = repo.tags_at(sha)
+    return CurrentCommit(sha, given_tags or (), source, given_tags is not None, repo)
 
 
 def _repository_if_any(repo_path: str | Path | None) -> GitRepository | None:
@@ -210,7 +213,7 @@ def _save_locked(connection: BaseDatabaseWrapper, head: CurrentCommit) -> SaveRe
     if not created:
         changed: list[str] = []
         # Unknown tags (a commit given without them, no git) keep the stored ones.
-        if head.tags is not None and list(state.tags) != fields["tags"]:
+        if head.tags_known and list(state.tags) != fields["tags"]:
             state.tags, tags_changed = fields["tags"], True
             changed.append("tags")
         # Only the latest state describes the database now; older ones are history.

@@ -135,6 +135,18 @@ def test_commit_and_tags_from_settings_come_after_the_environment(
     assert f"commit \"{from_settings}\" ['x']" in out
 
 
+def test_saving_again_without_tags_keeps_the_stored_ones(shop: History, tmp_path: Path) -> None:
+    deployed = shop.deploy("v1.1.0")
+    image = image_of(shop, "v1.1.0", tmp_path / "img", deployed.url)
+    sha = shop.releases["v1.1.0"].sha
+    image.ok("save_migrations_state", "--commit", sha, "--tag", "hotfix")
+    out = image.ok("save_migrations_state", "--commit", sha)  # no tags given, no git to ask
+    assert f"State for commit \"{sha}\" ['hotfix'] was already saved." in out
+    assert "refreshed" not in out
+    out = manage_env(image, {"DJANGO_ROLLBACK_TAGS": ""}, "save_migrations_state", "--commit", sha)
+    assert f'Tags of commit "{sha}" [] refreshed.' in out  # an explicit empty list clears
+
+
 def test_commit_given_with_git_present_still_gets_its_tags_from_git(shop: History) -> None:
     project = shop.deploy("v1.1.0")
     sha = shop.releases["v1.0.0"].sha
