@@ -12,6 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
+
+from django_rollback import services
+from django_rollback.exceptions import RollbackError
 
 from . import dbtools
 from .conftest import (
@@ -408,3 +413,57 @@ def test_two_databases_keep_their_own_states_and_roll_back_alone(
     manage_env(project, env, "rollback_migrations")  # now the default database
     assert dbtools.schema(default_url) == schemas["v1"][0]
     assert dbtools.schema(warehouse_url) == schemas["v1"][1]
+
+
+# --- the services, in process --------------------------------------------------------------
+
+
+def test_commit_sources_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings) -> None:  # type: ignore[no-untyped-def]
+    repo = init_repo(tmp_path / "repo")
+    (repo / "f").write_text("x")
+    head = commit_release(repo, "v1")
+    from_flag, from_env, from_settings = "a" * 40, "b" * 40, "c" * 40
+
+    found = services.current_commit(repo_path=repo)
+    assert (found.sha, found.tags, found.source) == (head, ("v1",), "git")
+    settings.DJANGO_ROLLBACK = {"COMMIT": from_settings.upper(), "TAGS": "s2, s1"}
+    found = services.current_commit(repo_path=repo)
+    assert (found.sha, found.tags, found.source) == (from_settings, ("s1", "s2"), "settings")
+    monkeypatch.setenv("DJANGO_ROLLBACK_COMMIT", from_env)
+    monkeypatch.setenv("DJANGO_ROLLBACK_TAGS", "e1")
+    found = services.current_commit(repo_path=repo)
+    assert (found.sha, found.tags, found.source) == (from_env, ("e1",), "environment")
+    found = services.current_commit(repo_path=repo, commit=from_flag, tags=["f1", "f1"])
+    assert (found.sha, found.tags, found.source) == (from_flag, ("f1",), "option")
+
+    # A commit git does not have gets no tags from it: they stay unknown.
+    monkeypatch.delenv("DJANGO_ROLLBACK_TAGS")
+    settings.DJANGO_ROLLBACK = {}
+    found = services.current_commit(repo_path=repo)
+    assert (found.tags, found.tags_known) == ((), False)
+    monkeypatch.setenv("DJANGO_ROLLBACK_COMMIT", head)
+    assert services.current_commit(repo_path=repo).tags == ("v1",)
+
+    monkeypatch.delenv("DJANGO_ROLLBACK_COMMIT")
+    with pytest.raises(RollbackError, match="The current commit is unknown"):
+        services.current_commit(repo_path=tmp_path / "nowhere")
+    with pytest.raises(RollbackError, match='--commit "HEAD" is not a full commit hash'):
+        services.current_commit(repo_path=repo, commit="HEAD")
+
+
+@pytest.mark.django_db
+def test_check_drift_service_reports_what_differs(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "repo")
+    (repo / "f").write_text("x")
+    commit_release(repo, "v1")
+    assert services.check_drift(repo_path=repo).status == "not_saved"
+    services.save_state(repo_path=repo)
+    report = services.check_drift(repo_path=repo)
+    assert report.ok and report.status == "ok" and report.message.startswith("OK: ")
+    MigrationRecorder(connection).record_unapplied("auth", "0001_initial")
+    MigrationRecorder(connection).record_applied("made", "0001_up")
+    report = services.check_drift(repo_path=repo, database="default")
+    assert not report.ok and report.status == "drifted"
+    assert report.missing == {("auth", "0001_initial")}
+    assert report.unexpected == {("made", "0001_up")}
+    assert report.as_dict()["missing"] == [["auth", "0001_initial"]]
