@@ -26,9 +26,10 @@ from .conftest import (
     commit_release,
     git,
     init_repo,
+    make_project,
     write_release,
 )
-from .shop import warehouse_releases
+from .shop import migration, shelf_releases, warehouse_releases
 
 # Project.manage passes the environment on: make sure these come only from the tests.
 for name in ("DJANGO_ROLLBACK_COMMIT", "DJANGO_ROLLBACK_TAGS"):
@@ -467,3 +468,61 @@ def test_check_drift_service_reports_what_differs(tmp_path: Path) -> None:
     assert report.missing == {("auth", "0001_initial")}
     assert report.unexpected == {("made", "0001_up")}
     assert report.as_dict()["missing"] == [["auth", "0001_initial"]]
+
+
+# --- a failure part way, then the same rollback again ---------------------------------------
+
+GUARD = """
+def guard(apps, schema_editor):
+    if apps.get_model("shelf", "Book").objects.filter(title="keep").exists():
+        raise RuntimeError("a book is marked keep")
+"""
+
+
+def test_failed_rollback_is_continued_by_running_it_again(
+    databases: dbtools.Databases, tmp_path: Path
+) -> None:
+    _, first = shelf_releases("")[0]
+    second = {
+        "shelf/migrations/0002_guard.py": migration(
+            [("shelf", "0001_initial")],
+            "        migrations.RunPython(migrations.RunPython.noop, guard),\n",
+            GUARD,
+        ),
+        "shelf/migrations/0003_book_pages.py": migration(
+            [("shelf", "0002_guard")],
+            '        migrations.AddField(model_name="book", name="pages",'
+            " field=models.IntegerField(null=True)),\n",
+        ),
+    }
+    project, shas = make_project(tmp_path / "shelf", databases, [("v1", first)])
+    v1_schema = dbtools.schema(project.url)
+    write_release(project.path, second)
+    shas["v2"] = commit_release(project.path, "v2")
+    project.deploy()
+    dbtools.execute(project.url, "INSERT INTO shelf_book (title) VALUES ('keep')")
+    before = dbtools.everything(project.url)
+
+    result = project.manage("rollback_migrations")
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "Rollback failed at shelf.0002_guard: a book is marked keep" in line
+    after = dbtools.everything(project.url)
+    assert after.pop("logs")[-1][0] == "failed"
+    before.pop("logs")
+    if dbtools.BACKEND == "mysql":
+        # Step by step: 0003 was unapplied and stays so; the saved states are unchanged.
+        assert "1 step(s) before it stay unapplied; saved states unchanged" in line
+        assert after["applied"] == before["applied"] - {("shelf", "0003_book_pages")}
+        assert after["states"] == before["states"]
+        check = project.manage("rollback_migrations", "--check")
+        assert check.returncode == 2 and "1 saved but not applied" in check.stderr
+    else:
+        assert "the database is unchanged" in line
+        assert after == before
+
+    dbtools.execute(project.url, "DELETE FROM shelf_book WHERE title = 'keep'")
+    out = project.ok("rollback_migrations")
+    assert "Rollback successfully finished" in out
+    assert dbtools.schema(project.url) == v1_schema
+    assert [c for c, _ in dbtools.saved_states(project.url)] == [shas["v1"]]
