@@ -307,8 +307,9 @@ class MigrationStateAdmin(ReadOnlyAdmin):
         if not self.has_rollback_permission(request):
             raise PermissionDenied
         try:
+            # wait=0: a web request must not hang behind a running rollback; say so instead.
             result = services.save_state(
-                repo_path=conf.repo_path(), database=selected_database(request)
+                repo_path=conf.repo_path(), database=selected_database(request), wait=0
             )
         except RollbackError as exc:
             self.message_user(request, str(exc), messages.ERROR)

@@ -11,7 +11,15 @@ from django.conf import settings
 DEFAULTS: dict[str, Any] = {
     # Where the git repository lives; git is searched upwards from here.
     "REPO_PATH": None,
+    # The deployed commit and its tags, for images without .git (flags and the environment
+    # variables below take precedence).
+    "COMMIT": None,
+    "TAGS": None,
 }
+
+# Environment variables read before the settings: set them at build or deploy time.
+COMMIT_ENV = "DJANGO_ROLLBACK_COMMIT"
+TAGS_ENV = "DJANGO_ROLLBACK_TAGS"  # comma-separated; empty means "no tags"
 
 
 def get_setting(name: str) -> Any:
@@ -22,3 +30,9 @@ def repo_path() -> Path:
     """REPO_PATH, else settings.BASE_DIR when set, else the current directory."""
     configured = get_setting("REPO_PATH") or getattr(settings, "BASE_DIR", None) or os.getcwd()
     return Path(configured)
+
+
+def split_tags(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Tags from a comma-separated string or a list, stripped, empty ones dropped, sorted."""
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(sorted({str(item).strip() for item in items if str(item).strip()}))

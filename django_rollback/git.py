@@ -59,7 +59,10 @@ class GitRepository:
 
     def tags_at(self, sha: str) -> tuple[str, ...]:
         """Lightweight and annotated tags that point at the commit, sorted."""
-        out = self.repo.git.tag("--points-at", sha)
+        try:
+            out = self.repo.git.tag("--points-at", sha)
+        except git.GitCommandError:  # a commit given from outside that this clone lacks
+            return ()
         return tuple(sorted(line for line in out.splitlines() if line))
 
     def resolve_tag(self, tag: str) -> str | None:
@@ -83,6 +86,10 @@ class GitRepository:
                 f'Commit prefix "{prefix}" is ambiguous in git: it matches {listed}.'
             )
         return commits[0] if commits else None
+
+    def has_commit(self, sha: str) -> bool:
+        """Whether this clone has the commit (a shallow or older clone may lack it)."""
+        return self._is_commit(sha)
 
     def _is_commit(self, sha: str) -> bool:
         try:

@@ -30,7 +30,10 @@ def rollback_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) -> Iterato
         )
     elif connection.vendor == "mysql":
         acquire, release = _sql_lock(
-            connection, "SELECT GET_LOCK(%s, 0)", "SELECT RELEASE_LOCK(%s)", LOCK_NAME
+            connection,
+            "SELECT GET_LOCK(%s, 0)",
+            "SELECT RELEASE_LOCK(%s)",
+            mysql_lock_name(str(connection.settings_dict["NAME"])),
         )
     else:
         acquire, release = _file_lock(connection)
@@ -46,6 +49,11 @@ def rollback_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) -> Iterato
         yield
     finally:
         release()
+
+
+def mysql_lock_name(database_name: str) -> str:
+    """GET_LOCK names are server-wide: one lock per database, within MySQL's 64 characters."""
+    return f"{LOCK_NAME}:{database_name}"[:64]
 
 
 def _sql_lock(connection, acquire_sql, release_sql, key=LOCK_KEY):  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import truncate_name
 from django.db.migrations import operations as ops
@@ -363,12 +363,16 @@ def _measure_data_loss(
         for operation in migration.operations:
             operation.state_forwards(migration.app_label, state)
             if isinstance(operation, ops.CreateModel):
+                if not _routed_here(connection, migration.app_label, operation.name_lower):
+                    continue
                 model = state.models[(migration.app_label, operation.name_lower)]
                 if model.options.get("proxy") or not model.options.get("managed", True):
                     continue
                 table = _table_name(model, max_length)
                 step.data_loss.append(DataLoss(table, None, _count(connection, existing, table)))
             elif isinstance(operation, ops.AddField):
+                if not _routed_here(connection, migration.app_label, operation.model_name_lower):
+                    continue
                 model = state.models[(migration.app_label, operation.model_name_lower)]
                 added = operation.field.clone()
                 added.set_attributes_from_name(operation.name)
@@ -377,6 +381,11 @@ def _measure_data_loss(
                 table = _table_name(model, max_length)
                 rows = _count(connection, existing, table, added.column)
                 step.data_loss.append(DataLoss(table, added.column, rows))
+
+
+def _routed_here(connection: BaseDatabaseWrapper, app_label: str, model_name: str) -> bool:
+    """Whether the routers let this model into this database (else its steps do nothing)."""
+    return bool(router.allow_migrate(connection.alias, app_label, model_name=model_name))
 
 
 def _table_name(model_state: Any, max_length: int | None) -> str:
@@ -439,9 +448,12 @@ def _warnings(
     if plan.steps and not plan.all_or_nothing:
         if not connection.features.can_rollback_ddl:
             warnings.append(
-                f"Not all or nothing: {connection.display_name} commits each schema change at "
-                "once, so the steps run one by one; if one fails, the steps before it stay "
-                "unapplied and the state is not updated. Fix the cause and run the rollback again."
+                f"Not all or nothing: {connection.display_name} cannot roll back schema changes "
+                "(DDL is not transactional), so the steps run one by one and each is committed "
+                "as it ends. If a step fails, the steps before it stay unapplied, that step may "
+                "be half done, and the saved states are not changed; the error and the rollback "
+                "log name the step. Fix the cause (finish or undo that step's changes by hand if "
+                "needed) and run the same rollback again: it continues from what is applied."
             )
         else:
             non_atomic = [f"{m.app_label}.{m.name}" for m in ordered if not m.atomic]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -23,13 +24,15 @@ from .exceptions import (
     DatabaseUnavailableError,
     NotMigratedError,
     PlanRefusedError,
+    RepositoryError,
     RollbackError,
     RollbackFailedError,
+    RollbackInProgressError,
     StalePlanError,
     StateNotSavedError,
     UnknownReferenceError,
 )
-from .git import Commit, GitRepository, validate_commit_prefix
+from .git import GitRepository, validate_commit_prefix
 from .locks import rollback_lock
 from .models import MigrationKey, MigrationState, RollbackLog
 from .planning import PlanStep, RollbackPlan, build_plan, labels
@@ -75,7 +78,83 @@ def open_repository(repo_path: str | Path | None = None) -> GitRepository:
     return GitRepository(repo_path or conf.repo_path())
 
 
+FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
+
+
+@dataclass(frozen=True)
+class CurrentCommit:
+    """The commit being deployed, and where it was learnt: "option", "environment",
+    "settings" or "git". `tags_known` is false for a commit given without tags that git
+    cannot tag either (no repository, or one without that commit)."""
+
+    sha: str
+    tags: tuple[str, ...]
+    source: str
+    tags_known: bool = True
+    repo: GitRepository | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def tag_list(self) -> list[str]:
+        return list(self.tags)
+
+
+def current_commit(
+    *,
+    repo_path: str | Path | None = None,
+    commit: str | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+) -> CurrentCommit:
+    """The deployed commit: from `commit`, DJANGO_ROLLBACK_COMMIT, DJANGO_ROLLBACK["COMMIT"],
+    in that order, and only then from git. Tags follow the same order; for a commit given
+    explicitly without tags they come from git when a repository is there."""
+    sha, source = commit, "option"
+    if not sha:
+        sha, source = os.environ.get(conf.COMMIT_ENV), "environment"
+    if not sha:
+        sha, source = conf.get_setting("COMMIT"), "settings"
+    given_tags: tuple[str, ...] | None = None
+    if tags:
+        given_tags = conf.split_tags(tags)
+    elif conf.TAGS_ENV in os.environ:
+        given_tags = conf.split_tags(os.environ[conf.TAGS_ENV])
+    elif conf.get_setting("TAGS") is not None:
+        given_tags = conf.split_tags(conf.get_setting("TAGS"))
+    if not sha:
+        try:
+            repo = open_repository(repo_path)
+        except RepositoryError as exc:
+            raise RepositoryError(
+                f"The current commit is unknown: {exc} Set {conf.COMMIT_ENV} or pass it "
+                "(save_migrations_state --commit SHA, rollback_migrations --current-commit SHA)."
+            ) from None
+        head = repo.head()
+        tags = head.tags if given_tags is None else given_tags
+        return CurrentCommit(head.sha, tags, "git", repo=repo)
+    origin = {"option": "--commit", "environment": conf.COMMIT_ENV, "settings": "the setting"}
+    if not FULL_SHA.match(sha):
+        raise UnknownReferenceError(
+            f'{origin[source]} "{sha}" is not a full commit hash: give all 40 hexadecimal '
+            "characters (git rev-parse HEAD)."
+        )
+    sha = sha.lower()
+    repo = _repository_if_any(repo_path)
+    if given_tags is None and repo is not None and repo.has_commit(sha):
+        given_tags = repo.tags_at(sha)
+    return CurrentCommit(sha, given_tags or (), source, given_tags is not None, repo)
+
+
+def _repository_if_any(repo_path: str | Path | None) -> GitRepository | None:
+    """The git repository when there is one; images without .git have none."""
+    try:
+        return open_repository(repo_path)
+    except RepositoryError:
+        return None
+
+
 # --- saving --------------------------------------------------------------------------------
+
+# How long a save waits for a running rollback before it gives up (pods start during one).
+SAVE_WAIT_SECONDS = 60.0
 
 
 @dataclass
@@ -95,14 +174,35 @@ class SaveResult:
 
 
 def save_state(
-    *, repo_path: str | Path | None = None, database: str = DEFAULT_DB_ALIAS
+    *,
+    repo_path: str | Path | None = None,
+    database: str = DEFAULT_DB_ALIAS,
+    commit: str | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+    wait: float = SAVE_WAIT_SECONDS,
 ) -> SaveResult:
-    """Save what is applied now as the state of the HEAD commit."""
+    """Save what is applied now as the state of the current commit (see current_commit()).
+
+    Runs under the rollback lock, so a save never records a half-finished rollback: it waits
+    up to `wait` seconds for a running one. Many processes saving the same commit at once
+    leave one state."""
     connection = ready_connection(database)
-    head = open_repository(repo_path).head()
+    head = current_commit(repo_path=repo_path, commit=commit, tags=tags)
+    try:
+        with rollback_lock(connection, wait):
+            return _save_locked(connection, head)
+    except RollbackInProgressError:
+        raise RollbackInProgressError(
+            f"A rollback is running on database '{database}' (waited {wait:g}s): the state "
+            "was not saved; run save_migrations_state again when it has finished."
+        ) from None
+
+
+def _save_locked(connection: BaseDatabaseWrapper, head: CurrentCommit) -> SaveResult:
+    database = connection.alias
     applied = applied_migrations(connection)
     fields = {
-        "tags": list(head.tags),
+        "tags": head.tag_list,
         "migrations": MigrationState.serialize_migrations(applied),
         "squashes": squashes_on_disk(),
     }
@@ -117,7 +217,8 @@ def save_state(
     assert latest is not None
     if not created:
         changed: list[str] = []
-        if list(state.tags) != fields["tags"]:
+        # Unknown tags (a commit given without them, no git) keep the stored ones.
+        if head.tags_known and list(state.tags) != fields["tags"]:
             state.tags, tags_changed = fields["tags"], True
             changed.append("tags")
         # Only the latest state describes the database now; older ones are history.
@@ -147,18 +248,21 @@ def save_state(
 @dataclass
 class StateListing:
     states: list[MigrationState]
-    head: Commit | None
+    head: CurrentCommit | None
     head_error: str | None = None
 
 
 def list_states(
-    *, repo_path: str | Path | None = None, database: str = DEFAULT_DB_ALIAS
+    *,
+    repo_path: str | Path | None = None,
+    database: str = DEFAULT_DB_ALIAS,
+    commit: str | None = None,
 ) -> StateListing:
-    """Saved states, newest first, with the HEAD commit when git can tell it."""
+    """Saved states, newest first, with the current commit when it is known."""
     ready_connection(database)
     head, head_error = None, None
     try:
-        head = open_repository(repo_path).head()
+        head = current_commit(repo_path=repo_path, commit=commit)
     except RollbackError as exc:
         head_error = str(exc)
     states = list(MigrationState.objects.using(database).order_by("-id"))
@@ -179,7 +283,7 @@ class DatabaseOverview:
     """Where the database stands: HEAD, its saved state, the latest state, and drift."""
 
     database: str
-    head: Commit | None
+    head: CurrentCommit | None
     head_error: str | None
     current: MigrationState | None  # the saved state of HEAD
     latest: MigrationState | None
@@ -213,9 +317,10 @@ def overview(
     """Two queries: the latest state with HEAD's, and the applied migrations (one more
     when HEAD has no state, to find the rollback that left it)."""
     connection = ready_connection(database, check_tables=False)
-    head, head_error = None, None
-    try:
-        head = open_repository(repo_path).head()
+    head: CurrentCommit | None = None
+    head_error = None
+    try:  # flags are not there in the admin; the environment, settings or git tell
+        head = current_commit(repo_path=repo_path)
     except RollbackError as exc:
         head_error = str(exc)
     states = MigrationState.objects.using(database)
@@ -250,6 +355,95 @@ def _last_rollback_from(commit: str, database: str) -> RollbackLog | None:
     )
 
 
+# --- drift check ---------------------------------------------------------------------------
+
+
+@dataclass
+class DriftReport:
+    """Whether the database is what the current commit's saved state says it is.
+
+    status: "ok"; "not_saved" (the current commit has no state); "not_latest" (a newer state
+    exists: an older image runs); "drifted" (applied migrations differ from the state)."""
+
+    status: str
+    message: str
+    commit: str
+    state: MigrationState | None = None
+    latest: MigrationState | None = None
+    missing: frozenset[MigrationKey] = frozenset()  # saved in the state, not applied now
+    unexpected: frozenset[MigrationKey] = frozenset()  # applied now, not in the state
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "status": self.status,
+            "message": self.message,
+            "commit": self.commit,
+            "state_id": self.state.pk if self.state else None,
+            "latest_state_id": self.latest.pk if self.latest else None,
+            "missing": [list(key) for key in sorted(self.missing)],
+            "unexpected": [list(key) for key in sorted(self.unexpected)],
+        }
+
+
+def check_drift(
+    *,
+    repo_path: str | Path | None = None,
+    database: str = DEFAULT_DB_ALIAS,
+    commit: str | None = None,
+) -> DriftReport:
+    """Compare the database with the saved state of the current commit. Never writes."""
+    connection = ready_connection(database)
+    head = current_commit(repo_path=repo_path, commit=commit)
+    states = MigrationState.objects.using(database)
+    state = states.filter(commit=head.sha).first()
+    latest = states.latest_state()
+    name = f'commit "{head.sha}" {head.tag_list}'
+    if state is None:
+        return DriftReport(
+            "not_saved",
+            f"{name} has no saved state in database '{database}': run save_migrations_state.",
+            head.sha,
+            latest=latest,
+        )
+    if latest is not None and latest.pk != state.pk:
+        return DriftReport(
+            "not_latest",
+            f"{name} is not the latest saved state in database '{database}' (the latest is "
+            f"{describe_state(latest)}).",
+            head.sha,
+            state,
+            latest,
+        )
+    applied = applied_migrations(connection)
+    missing, unexpected = state.migration_set - applied, applied - state.migration_set
+    if missing or unexpected:
+        parts = [f"{len(missing)} saved but not applied"] if missing else []
+        parts += [f"{len(unexpected)} applied but not saved"] if unexpected else []
+        example = labels(sorted(missing | unexpected)[:3])
+        return DriftReport(
+            "drifted",
+            f"Database '{database}' no longer matches the saved state of {name}: "
+            f"{', '.join(parts)} (e.g. {example}).",
+            head.sha,
+            state,
+            latest,
+            frozenset(missing),
+            frozenset(unexpected),
+        )
+    return DriftReport(
+        "ok",
+        f"OK: database '{database}' matches the saved state of {name} ({len(applied)} migrations).",
+        head.sha,
+        state,
+        latest,
+    )
+
+
 # --- planning ------------------------------------------------------------------------------
 
 
@@ -262,50 +456,54 @@ def plan_rollback(
     database: str = DEFAULT_DB_ALIAS,
     with_sql: bool = False,
     count_rows: bool = True,
+    deployed_commit: str | None = None,
 ) -> RollbackPlan:
-    """The plan from the saved state of HEAD to the chosen one (default: the previous one)."""
+    """The plan from the saved state of the current commit to the chosen one (default: the
+    previous one). `deployed_commit` names the current commit when git cannot (current_commit)."""
     if sum(x is not None for x in (tag, commit, state_id)) > 1:
         raise RollbackError("Choose one target: a tag or a commit, not both.")
     connection = ready_connection(database)
-    repo = open_repository(repo_path)
-    head = repo.head()
+    head = current_commit(repo_path=repo_path, commit=deployed_commit)
+    repo = head.repo
     states = MigrationState.objects.using(database)
-    current = states.filter(commit=head.sha).first()
-    if current is None:
+    current_state = states.filter(commit=head.sha).first()
+    if current_state is None:
         rolled_back = _last_rollback_from(head.sha, database)
         if rolled_back is not None:
             raise StateNotSavedError(
-                f'The current commit "{head.sha}" {list(head.tags)} was already rolled back to '
+                f'The current commit "{head.sha}" {head.tag_list} was already rolled back to '
                 f'commit "{rolled_back.to_commit}" {rolled_back.to_tags} (log entry '
                 f"{rolled_back.pk}): deploy that release, or run migrate and "
                 "save_migrations_state to return to this one."
             )
         raise StateNotSavedError(
-            f'The current commit "{head.sha}" {list(head.tags)} has no saved state: '
+            f'The current commit "{head.sha}" {head.tag_list} has no saved state: '
             "run save_migrations_state first."
         )
-    target = _resolve_target(current, repo, database, tag=tag, commit=commit, state_id=state_id)
-    if target.pk > current.pk:
+    target = _resolve_target(
+        current_state, repo, database, tag=tag, commit=commit, state_id=state_id
+    )
+    if target.pk > current_state.pk:
         raise RollbackError(
             f"The target {describe_state(target)} was saved after the current "
-            f"{describe_state(current)}: a rollback only goes back."
+            f"{describe_state(current_state)}: a rollback only goes back."
         )
     known_squashes = [s.squashes for s in states.only("squashes") if s.squashes]
     return build_plan(
-        connection, current, target, known_squashes, with_sql=with_sql, count_rows=count_rows
+        connection, current_state, target, known_squashes, with_sql=with_sql, count_rows=count_rows
     )
 
 
 def _resolve_target(
     current: MigrationState,
-    repo: GitRepository,
+    repo: GitRepository | None,
     database: str,
     *,
     tag: str | None,
     commit: str | None,
     state_id: int | None,
 ) -> MigrationState:
-    """Saved rows first (commits and the tags stored with them), then git."""
+    """Saved rows first (commits and the tags stored with them), then git if there is one."""
     states = MigrationState.objects.using(database)
     if state_id is not None:
         found = states.filter(pk=state_id).first()
@@ -316,7 +514,7 @@ def _resolve_target(
         tagged = states.with_tag(tag)
         if len(tagged) == 1:
             return states.get(pk=tagged[0].pk)
-        sha = repo.resolve_tag(tag)
+        sha = repo.resolve_tag(tag) if repo is not None else None
         if sha is None:
             if tagged:  # the same tag stored on several states and git cannot say which
                 raise AmbiguousCommitError(
@@ -324,8 +522,9 @@ def _resolve_target(
                     + ", ".join(s.commit[:12] for s in tagged)
                     + "; roll back by commit instead."
                 )
+            elsewhere = "git has no such tag" if repo is not None else "there is no git to ask"
             raise UnknownReferenceError(
-                f'Unknown tag "{tag}": no saved state carries it and git has no such tag.'
+                f'Unknown tag "{tag}": no saved state carries it and {elsewhere}.'
             )
         found = states.filter(commit=sha).first()
         if found is None:
@@ -344,10 +543,11 @@ def _resolve_target(
             )
         if matches:
             return states.get(pk=matches[0].pk)
-        sha = repo.resolve_commit_prefix(prefix)
+        sha = repo.resolve_commit_prefix(prefix) if repo is not None else None
         if sha is None:
+            elsewhere = "no git commit" if repo is not None else "no git to ask; nothing"
             raise UnknownReferenceError(
-                f'Unknown commit "{prefix}": no saved state and no git commit starts with it.'
+                f'Unknown commit "{prefix}": no saved state and {elsewhere} starts with it.'
             )
         raise StateNotSavedError(f'Commit "{sha}" was never saved, so there is no state for it.')
     previous = states.before(current).first()

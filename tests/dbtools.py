@@ -1,22 +1,29 @@
 """Databases for the release-cycle tests, and honest views of them through the raw drivers
-(sqlite3, psycopg2, pg_dump), never through the code under test."""
+(sqlite3, psycopg2 + pg_dump, MySQLdb), never through the code under test."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import sqlite3
 import subprocess
 import uuid
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
-BACKEND = "postgresql" if DATABASE_URL.startswith(("postgres://", "postgresql://")) else "sqlite"
+if DATABASE_URL.startswith(("postgres://", "postgresql://")):
+    BACKEND = "postgresql"
+elif DATABASE_URL.startswith("mysql://"):
+    BACKEND = "mysql"  # MySQL or MariaDB
+else:
+    BACKEND = "sqlite"
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-APP_TABLES = ("catalog_", "orders_", "shipping_", "shelf_", "inventory_", "ledger_")
+APP_TABLES = ("catalog_", "orders_", "shipping_", "shelf_", "stock_", "inventory_", "ledger_")
 
 
 def _pg_connect(dbname: str = "postgres"):  # type: ignore[no-untyped-def]
@@ -32,6 +39,31 @@ def _pg_connect(dbname: str = "postgres"):  # type: ignore[no-untyped-def]
     )
     conn.autocommit = True
     return conn
+
+
+def _my_connect(dbname: str | None = None):  # type: ignore[no-untyped-def]
+    import MySQLdb
+
+    parsed = urlparse(DATABASE_URL)
+    options = dict(
+        host=parsed.hostname or "127.0.0.1",
+        port=parsed.port or 3306,
+        user=parsed.username or "root",
+        passwd=parsed.password or "",
+        charset="utf8mb4",
+        autocommit=True,
+    )
+    if dbname:
+        options["db"] = dbname
+    conn = MySQLdb.connect(**options)
+    with conn.cursor() as cursor:
+        # Double quotes name identifiers, as in PostgreSQL and SQLite: tests share their SQL.
+        cursor.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+    return conn
+
+
+def _server_connect(dbname: str | None = None):  # type: ignore[no-untyped-def]
+    return _my_connect(dbname) if BACKEND == "mysql" else _pg_connect(dbname or "postgres")
 
 
 def _pg_url(dbname: str) -> str:
@@ -54,7 +86,7 @@ class Databases:
         name = f"dr_{label}_{uuid.uuid4().hex[:8]}"
         if BACKEND == "sqlite":
             return f"sqlite:///{self.folder / (name + '.sqlite3')}"
-        with closing(_pg_connect()) as conn, conn.cursor() as cursor:
+        with closing(_server_connect()) as conn, conn.cursor() as cursor:
             cursor.execute(f'CREATE DATABASE "{name}"')
         self.created.append(name)
         return _pg_url(name)
@@ -65,26 +97,43 @@ class Databases:
             target = self.folder / (name + ".sqlite3")
             shutil.copyfile(urlparse(template_url).path, target)
             return f"sqlite:///{target}"
-        with closing(_pg_connect()) as conn, conn.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_dbname(template_url)}"')
+        if BACKEND == "mysql":
+            _my_clone(_dbname(template_url), name)
+        else:
+            with closing(_pg_connect()) as conn, conn.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_dbname(template_url)}"')
         self.created.append(name)
         return _pg_url(name)
 
     def drop_all(self) -> None:
-        if BACKEND != "postgresql":
+        if BACKEND == "sqlite":
             return
-        with closing(_pg_connect()) as conn, conn.cursor() as cursor:
+        force = " WITH (FORCE)" if BACKEND == "postgresql" else ""
+        with closing(_server_connect()) as conn, conn.cursor() as cursor:
             for name in self.created:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}"{force}')
+
+
+def _my_clone(source: str, name: str) -> None:
+    """MySQL has no template databases: re-create each table from SHOW CREATE TABLE (keys,
+    foreign keys and the AUTO_INCREMENT counter included) and copy its rows."""
+    with closing(_my_connect()) as conn, conn.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    with closing(_my_connect(name)) as conn, conn.cursor() as cursor:
+        cursor.execute("SET SESSION foreign_key_checks = 0")
+        for table in tables(_pg_url(source)):
+            cursor.execute(f'SHOW CREATE TABLE "{source}"."{table}"')
+            cursor.execute(cursor.fetchone()[1])
+            cursor.execute(f'INSERT INTO "{table}" SELECT * FROM "{source}"."{table}"')
 
 
 def query(url: str, sql: str) -> list[tuple]:
     if BACKEND == "sqlite":
         with closing(sqlite3.connect(urlparse(url).path)) as conn:
             return conn.execute(sql).fetchall()
-    with closing(_pg_connect(_dbname(url))) as conn, conn.cursor() as cursor:
+    with closing(_server_connect(_dbname(url))) as conn, conn.cursor() as cursor:
         cursor.execute(sql)
-        return cursor.fetchall() if cursor.description else []
+        return list(cursor.fetchall()) if cursor.description else []
 
 
 def execute(url: str, sql: str) -> None:
@@ -101,6 +150,12 @@ def tables(url: str) -> list[str]:
         rows = query(
             url, "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
         )
+    elif BACKEND == "mysql":
+        rows = query(
+            url,
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'",
+        )
     else:
         rows = query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     return sorted(r[0] for r in rows)
@@ -111,6 +166,8 @@ def schema(url: str) -> list[str]:
     unapplying RemoveField re-adds the column at the end of the table)."""
     if BACKEND == "postgresql":
         return _pg_schema(url)
+    if BACKEND == "mysql":
+        return _my_schema(url)
     lines: list[str] = []
     with closing(sqlite3.connect(urlparse(url).path)) as conn:
         for table in tables(url):
@@ -168,6 +225,20 @@ def _pg_schema(url: str) -> list[str]:
     return out
 
 
+def _my_schema(url: str) -> list[str]:
+    """SHOW CREATE TABLE of every table, its lines sorted and the AUTO_INCREMENT counter
+    (which tracks rows, not schema) left out."""
+    out: list[str] = []
+    with closing(_my_connect(_dbname(url))) as conn, conn.cursor() as cursor:
+        for table in tables(url):
+            cursor.execute(f'SHOW CREATE TABLE "{table}"')
+            lines = cursor.fetchone()[1].splitlines()
+            body = sorted(line.strip().rstrip(",") for line in lines[1:-1])
+            tail = re.sub(r" AUTO_INCREMENT=\d+", "", lines[-1])
+            out.append(f"{lines[0]} {' | '.join(body)} {tail}")
+    return sorted(out)
+
+
 def applied(url: str) -> set[tuple[str, str]]:
     return {(a, n) for a, n in query(url, "SELECT app, name FROM django_migrations")}
 
@@ -213,3 +284,22 @@ def everything(url: str) -> dict[str, object]:
 
 
 SHA = re.compile(r"[0-9a-f]{40}")
+
+
+@contextmanager
+def rollback_lock_held(url: str) -> Iterator[None]:
+    """Hold django_rollback's lock on this database from outside, as a running rollback does."""
+    from django_rollback.locks import LOCK_KEY, mysql_lock_name
+
+    if BACKEND == "sqlite":
+        with open(urlparse(url).path + ".rollback-lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        return
+    with closing(_server_connect(_dbname(url))) as conn, conn.cursor() as cursor:
+        if BACKEND == "mysql":
+            cursor.execute("SELECT GET_LOCK(%s, 5)", [mysql_lock_name(_dbname(url))])
+            assert cursor.fetchone()[0] == 1, "could not take the lock"
+        else:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])  # blocks until taken
+        yield

@@ -310,3 +310,80 @@ def shelf_releases(
         ),
     }
     return [("v1", first), ("v2", second)]
+
+
+WAREHOUSE_SETTINGS = """\
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+SECRET_KEY = "shop"
+USE_TZ = True
+DATABASES = {"default": env.db("DATABASE_URL"), "warehouse": env.db("WAREHOUSE_URL")}
+DATABASE_ROUTERS = ["shop.routers.WarehouseRouter"]
+INSTALLED_APPS = ["django_rollback", "shelf", "stock"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DJANGO_ROLLBACK = {"REPO_PATH": BASE_DIR}
+"""
+
+WAREHOUSE_ROUTER = """\
+class WarehouseRouter:
+    \"\"\"`stock` lives in the warehouse database, `shelf` in the default one; django_rollback
+    (router says nothing) is migrated in both, as it must be in every database it describes.\"\"\"
+
+    homes = {"stock": "warehouse", "shelf": "default"}
+
+    def db_for_read(self, model, **hints):
+        return self.homes.get(model._meta.app_label)
+
+    db_for_write = db_for_read
+
+    def allow_migrate(self, db, app_label, **hints):
+        home = self.homes.get(app_label)
+        return None if home is None else db == home
+"""
+
+STOCK_SEED = """
+def seed(apps, schema_editor):
+    if schema_editor.connection.alias != "warehouse":
+        return
+    for name in ("bolt", "nut", "screw"):
+        apps.get_model("stock", "Item").objects.using("warehouse").create(name=name)
+"""
+
+
+def warehouse_releases() -> list[tuple[str, dict[str, str | None]]]:
+    """Two apps routed to two databases, each changed in the second release."""
+    first: dict[str, str | None] = {
+        "manage.py": MANAGE,
+        "shop/__init__.py": "",
+        "shop/settings.py": WAREHOUSE_SETTINGS,
+        "shop/routers.py": WAREHOUSE_ROUTER,
+        **app_files("shelf"),
+        **app_files("stock"),
+        "shelf/migrations/__init__.py": "",
+        "shelf/migrations/0001_initial.py": migration(
+            [],
+            f'        migrations.CreateModel(name="Book", fields=[{ID}, ("title", models.CharField(max_length=50))]),\n',
+        ),
+        "stock/migrations/__init__.py": "",
+        "stock/migrations/0001_initial.py": migration(
+            [],
+            f'        migrations.CreateModel(name="Item", fields=[{ID}, ("name", models.CharField(max_length=50))]),\n'
+            "        migrations.RunPython(seed, migrations.RunPython.noop),\n",
+            STOCK_SEED,
+        ),
+    }
+    second: dict[str, str | None] = {
+        "shelf/migrations/0002_book_isbn.py": migration(
+            [("shelf", "0001_initial")],
+            '        migrations.AddField(model_name="book", name="isbn", field=models.CharField(max_length=13, null=True)),\n',
+        ),
+        "stock/migrations/0002_item_quantity.py": migration(
+            [("stock", "0001_initial")],
+            '        migrations.AddField(model_name="item", name="quantity", field=models.IntegerField(default=5)),\n',
+        ),
+    }
+    return [("v1", first), ("v2", second)]

@@ -468,3 +468,18 @@ def test_status_panel_tag_shows_the_deployed_commit_and_drift(
     assert ">drift<" in template.render(Context({"request": request}))
     request.user = staff("stranger")
     assert "rollback-status-panel" not in template.render(Context({"request": request}))
+
+
+def test_the_panel_knows_the_deployed_commit_without_git(
+    admin: Client, panel: PanelHistory, settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    image = tmp_path / "image"  # an image built without .git
+    image.mkdir()
+    sha = panel.releases["v2.0.0"].sha
+    settings.DJANGO_ROLLBACK = {"REPO_PATH": str(image), "COMMIT": sha, "TAGS": ["v2.0.0"]}
+    page = admin.get(CHANGELIST).content.decode()
+    assert f'title="{sha}"' in page and ">saved<" in page
+    target = panel.state("v1.2.0")
+    token = fingerprint(admin, target)
+    admin.post(preview_url(target), {"confirm": "1", "fingerprint": token})
+    assert dbtools.schema(panel.url) == panel.releases["v1.2.0"].schema

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ class RollbackBaseCommand(BaseCommand):
     requires_system_checks: list[str] = []  # noqa: RUF012
 
     logger: logging.Logger | None = None
+    json_mode = False
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -35,6 +37,7 @@ class RollbackBaseCommand(BaseCommand):
         )
 
     def execute(self, *args: Any, **options: Any) -> str | None:
+        self.json_mode = bool(options.get("json"))
         try:
             self.logger = self._make_logger(options.get("logger"), options.get("log_level"))
             return super().execute(*args, **options)
@@ -44,6 +47,10 @@ class RollbackBaseCommand(BaseCommand):
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             self.fail(f"Database error on '{options.get('database')}': {first_line}")
         return None
+
+    def emit_json(self, document: dict[str, Any]) -> None:
+        """The one JSON document of a --json run, on stdout."""
+        self.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str))
 
     def _make_logger(self, name: str | None, level: str | None) -> logging.Logger | None:
         if level and not name:
@@ -61,15 +68,23 @@ class RollbackBaseCommand(BaseCommand):
     def say(
         self, line: str = "", level: int = logging.INFO, style: Any = None, *, err: bool = False
     ) -> None:
-        """Write a line for the operator and send it to the logger at `level`."""
-        (self.stderr if err else self.stdout).write(style(line) if style else line)
+        """Write a line for the operator and send it to the logger at `level`; with --json
+        stdout holds only the document, so the line goes to the logger alone."""
+        if not self.json_mode:
+            (self.stderr if err else self.stdout).write(style(line) if style else line)
         if self.logger and line.strip():
             self.logger.log(level, line.strip())
 
     def warn(self, line: str) -> None:
         self.say(line, logging.WARNING, self.style.WARNING, err=True)
 
-    def fail(self, message: str) -> None:
+    def fail(
+        self, message: str, returncode: int = 1, document: dict[str, Any] | None = None
+    ) -> None:
+        """One line on stderr and a non-zero exit; with --json also an error document (the
+        `document` given, with ok false and the error)."""
         if self.logger:
             self.logger.error(message)
-        raise CommandError(message)
+        if self.json_mode:
+            self.emit_json({**(document or {}), "ok": False, "error": message})
+        raise CommandError(message, returncode=returncode)

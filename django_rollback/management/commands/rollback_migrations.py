@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ... import services
+from ... import conf, services
 from ...exceptions import RollbackError
 from ...planning import RollbackPlan
 from ..base import RollbackBaseCommand
@@ -36,17 +36,49 @@ class Command(RollbackBaseCommand):
             help="Dry run: print what would happen (steps, data lost, warnings); change nothing.",
         )
         parser.add_argument("--sql", action="store_true", help="Also print the SQL of the plan.")
+        parser.add_argument(
+            "--current-commit",
+            metavar="SHA",
+            help="The commit deployed now (40 hex digits), for images without .git "
+            f"(default: ${conf.COMMIT_ENV}, DJANGO_ROLLBACK['COMMIT'], then git).",
+        )
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="If another rollback is running, wait this long for it instead of refusing.",
+        )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Drift check: exit 0 when the database matches the saved state of the current "
+            "commit and that state is the latest; exit 2 with one line otherwise.",
+        )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print one JSON document on stdout (with --list, --check, --fake or a rollback).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         tag, commit = options["tag"], options["commit"]
         if tag is not None and commit is not None:
             raise RollbackError("Choose one target: -t/--tag or -c/--commit, not both.")
+        if options["wait"] < 0:
+            raise RollbackError("--wait needs a number of seconds, 0 or more.")
+        targeted = tag is not None or commit is not None or options["fake"] or options["sql"]
         if options["list"]:
-            if tag is not None or commit is not None or options["fake"] or options["sql"]:
+            if targeted or options["check"]:
                 raise RollbackError(
-                    "--list only lists the saved states; drop -t, -c, --fake and --sql."
+                    "--list only lists the saved states; drop -t, -c, --fake, --sql and --check."
                 )
             self._list(options)
+            return
+        if options["check"]:
+            if targeted:
+                raise RollbackError("--check only checks; drop -t, -c, --fake and --sql.")
+            self._check(options)
             return
         plan = services.plan_rollback(
             tag=tag,
@@ -54,29 +86,40 @@ class Command(RollbackBaseCommand):
             repo_path=options["path"],
             database=options["database"],
             with_sql=options["sql"],
+            deployed_commit=options["current_commit"],
         )
         if plan.is_noop:
             self.say(
                 f"Nothing to do: {services.describe_state(plan.target)} is already "
                 "the current state."
             )
+            self._emit(plan, options, {"status": "nothing_to_do"})
             return
         if options["fake"]:
             self._preview(plan, detailed=True)
             if plan.blockers:
-                raise RollbackError(
-                    "Dry run: this rollback would be refused: " + " ".join(plan.blockers)
+                self.fail(
+                    "Dry run: this rollback would be refused: " + " ".join(plan.blockers),
+                    document=self._document(plan, options, {"status": "refused"}),
                 )
-            services.record_dry_run(plan)
+            log = services.record_dry_run(plan)
             self.say(
                 f"Dry run finished: {len(plan.steps)} migrations would be unapplied; "
                 "nothing was changed."
             )
+            self._emit(plan, options, {"status": "dry_run", "log_id": log.pk})
             return
         if plan.blockers:
-            raise RollbackError("Refusing to roll back: " + " ".join(plan.blockers))
+            self.fail(
+                "Refusing to roll back: " + " ".join(plan.blockers),
+                document=self._document(plan, options, {"status": "refused"}),
+            )
         self._preview(plan, detailed=False)
-        result = services.execute(plan, progress=self._progress)
+        try:
+            result = services.execute(plan, progress=self._progress, wait=options["wait"])
+        except RollbackError as exc:
+            self.fail(str(exc), document=self._document(plan, options, {"status": "failed"}))
+            return
         pruned = len(result.pruned)
         self.say(
             f"State for {services.describe_state(plan.target)} is now the latest saved state"
@@ -88,8 +131,53 @@ class Command(RollbackBaseCommand):
             f"Rollback successfully finished in {result.seconds:.2f}s (log entry {result.log.pk}).",
             style=self.style.SUCCESS,
         )
+        self._emit(
+            plan,
+            options,
+            {
+                "status": "succeeded",
+                "log_id": result.log.pk,
+                "seconds": round(result.seconds, 3),
+                "pruned": [state["commit"] for state in result.pruned],
+                "audit_error": result.audit_error,
+            },
+        )
+
+    def _document(
+        self, plan: RollbackPlan, options: dict[str, Any], result: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The JSON document of a dry run or a rollback (schema: docs/json.md)."""
+        document: dict[str, Any] = {
+            "command": "rollback",
+            "dry_run": bool(options["fake"]),
+            "plan": plan.as_dict(),
+            "result": result,
+        }
+        if plan.sql is not None:
+            document["plan"]["sql"] = plan.sql
+        return document
+
+    def _emit(self, plan: RollbackPlan, options: dict[str, Any], result: dict[str, Any]) -> None:
+        if self.json_mode:
+            self.emit_json({"ok": True, **self._document(plan, options, result)})
+
+    def _check(self, options: dict[str, Any]) -> None:
+        report = services.check_drift(
+            repo_path=options["path"],
+            database=options["database"],
+            commit=options["current_commit"],
+        )
+        if not report.ok:
+            self.fail(report.message, 2, {"command": "check", **report.as_dict()})
+        self.say(report.message, style=self.style.SUCCESS)
+        if self.json_mode:
+            self.emit_json({"command": "check", **report.as_dict()})
 
     def _progress(self, event: services.StepEvent) -> None:
+        if self.json_mode:
+            if event.kind == "finished" and self.logger:
+                self.logger.info("Unapplying %s... OK (%.2fs)", event.step.label, event.seconds)
+            return
         if event.kind == "started":
             self.stdout.write(f"  Unapplying {event.step.label}...", ending="")
             self.stdout.flush()
@@ -131,11 +219,38 @@ class Command(RollbackBaseCommand):
                 self.say(statement, logging.DEBUG)
 
     def _list(self, options: dict[str, Any]) -> None:
-        listing = services.list_states(repo_path=options["path"], database=options["database"])
+        listing = services.list_states(
+            repo_path=options["path"],
+            database=options["database"],
+            commit=options["current_commit"],
+        )
+        head = listing.head.sha if listing.head else None
+        if self.json_mode:
+            self.emit_json(
+                {
+                    "ok": True,
+                    "command": "list",
+                    "database": options["database"],
+                    "current_commit": head,
+                    "current_commit_error": listing.head_error,
+                    "states": [
+                        {
+                            "id": state.pk,
+                            "commit": state.commit,
+                            "tags": list(state.tags),
+                            "saved_at": state.saved_at.isoformat(),
+                            "apps": len({app for app, _ in state.migrations}),
+                            "migrations": len(state.migrations),
+                            "current": state.commit == head,
+                        }
+                        for state in listing.states
+                    ],
+                }
+            )
+            return
         if not listing.states:
             self.say("No migration states saved yet: run save_migrations_state after migrate.")
             return
-        head = listing.head.sha if listing.head else None
         self.say(f"Saved migration states in database '{options['database']}', newest first:")
         self.say(
             f"     {'ID':>5}  {'COMMIT':<10}  {'SAVED AT (UTC)':<19}  {'APPS':>4}  "

@@ -5,7 +5,8 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ... import services
+from ... import conf, services
+from ...exceptions import RollbackError
 from ...planning import label
 from ..base import RollbackBaseCommand
 
@@ -27,9 +28,38 @@ class Command(RollbackBaseCommand):
             action="store_true",
             help="Also print what changed since the previous state.",
         )
+        parser.add_argument(
+            "--commit",
+            help="The commit being deployed (40 hex digits), for images without .git "
+            f"(default: ${conf.COMMIT_ENV}, DJANGO_ROLLBACK['COMMIT'], then git).",
+        )
+        parser.add_argument(
+            "--tag",
+            action="append",
+            dest="tags",
+            metavar="TAG",
+            help=f"A tag of that commit; repeat for several (default: ${conf.TAGS_ENV}, "
+            "DJANGO_ROLLBACK['TAGS'], then git).",
+        )
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=services.SAVE_WAIT_SECONDS,
+            metavar="SECONDS",
+            help="How long to wait for a running rollback before giving up "
+            f"(default: {services.SAVE_WAIT_SECONDS:g}).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        result = services.save_state(repo_path=options["path"], database=options["database"])
+        if options["wait"] < 0:
+            raise RollbackError("--wait needs a number of seconds, 0 or more.")
+        result = services.save_state(
+            repo_path=options["path"],
+            database=options["database"],
+            commit=options["commit"],
+            tags=options["tags"],
+            wait=options["wait"],
+        )
         state = services.describe_state(result.state)
         if result.created:
             self.say(f"State successfully created for {state}.", style=self.style.SUCCESS)
@@ -41,7 +71,7 @@ class Command(RollbackBaseCommand):
         else:
             self.say(f"State for {state} was already saved.")
         if result.tags_changed and not result.created:
-            self.say(f"Tags of {state} refreshed from git.")
+            self.say(f"Tags of {state} refreshed.")
         if not result.is_latest:
             self.warn(
                 f"Warning: {state} is not the latest saved state (the latest is "
