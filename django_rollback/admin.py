@@ -15,10 +15,11 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -32,8 +33,16 @@ ROLLBACK_PERMISSION = f"{MigrationState._meta.app_label}.rollback_migrationstate
 
 def selected_database(request: HttpRequest) -> str:
     """The database the panel looks at: ?database=alias when the project has several."""
-    alias = request.GET.get("database") or request.POST.get("database") or DEFAULT_DB_ALIAS
+    alias = request.GET.get("database") or request.POST.get("database")
+    if not alias and "_changelist_filters" in request.GET:  # links from the filtered list
+        alias = QueryDict(request.GET["_changelist_filters"]).get("database")
     return alias if alias in settings.DATABASES else DEFAULT_DB_ALIAS
+
+
+def with_database(url: str, request: HttpRequest) -> str:
+    """The URL, keeping the panel on the database the request is about."""
+    database = selected_database(request)
+    return url if database == DEFAULT_DB_ALIAS else f"{url}?{urlencode({'database': database})}"
 
 
 def group_by_app(keys: frozenset[MigrationKey] | set[MigrationKey]) -> list[tuple[str, list[str]]]:
@@ -88,13 +97,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).using(selected_database(request))
+
 
 class AuditAdmin(ReadOnlyAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the audit trail is kept forever
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).using(selected_database(request))
 
 
 @admin.register(MigrationState)
@@ -292,13 +301,14 @@ class MigrationStateAdmin(ReadOnlyAdmin):
 
     def _rollback_url(self, request: HttpRequest, pk: Any) -> str:
         url = reverse("admin:django_rollback_migrationstate_rollback", args=[pk])
-        database = selected_database(request)
-        return url if database == DEFAULT_DB_ALIAS else f"{url}?database={database}"
+        return with_database(url, request)
 
     def _changelist_url(self, request: HttpRequest) -> str:
-        url = reverse("admin:django_rollback_migrationstate_changelist")
-        database = selected_database(request)
-        return url if database == DEFAULT_DB_ALIAS else f"{url}?database={database}"
+        return with_database(reverse("admin:django_rollback_migrationstate_changelist"), request)
+
+    def _log_url(self, request: HttpRequest, log: RollbackLog) -> str:
+        url = reverse("admin:django_rollback_rollbacklog_change", args=[log.pk])
+        return with_database(url, request)
 
     def save_view(self, request: HttpRequest) -> HttpResponse:
         """POST only: save what is applied now as the state of the deployed commit."""
@@ -388,7 +398,7 @@ class MigrationStateAdmin(ReadOnlyAdmin):
                 format_html(
                     '{} <a href="{}">{}</a>',
                     _("Dry run: nothing was changed; below is what would run."),
-                    reverse("admin:django_rollback_rollbacklog_change", args=[log.pk]),
+                    self._log_url(request, log),
                     _("Audit entry %(id)s") % {"id": log.pk},
                 ),
                 messages.INFO,
@@ -402,7 +412,7 @@ class MigrationStateAdmin(ReadOnlyAdmin):
         except RollbackError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(self._rollback_url(request, state.pk))
-        log_url = reverse("admin:django_rollback_rollbacklog_change", args=[result.log.pk])
+        log_url = self._log_url(request, result.log)
         self.message_user(
             request,
             format_html(

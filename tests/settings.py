@@ -16,6 +16,13 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: the admin's live server gets a connection of its own, and the
     # tests can read the schema through the sqlite3 driver.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+# A second database, as a project that routes nothing there yet would have: the admin tests
+# save and roll back its states separately from the default one.
+DATABASES["other"] = {**DATABASES["default"], "NAME": f"{DATABASES['default']['NAME']}_other"}
+if DATABASES["other"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["other"]["TEST"] = {"NAME": str(BASE_DIR / "test-db-other.sqlite3")}
+else:
+    DATABASES["other"]["TEST"] = {}
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

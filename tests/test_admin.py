@@ -17,7 +17,7 @@ from django_rollback.models import MigrationState, RollbackLog
 
 from . import dbtools
 from .conftest import git
-from .panel.history import PanelHistory
+from .panel.history import PanelHistory, database_url_of
 
 CHANGELIST = "/admin/django_rollback/migrationstate/"
 LOG_LIST = "/admin/django_rollback/rollbacklog/"
@@ -483,3 +483,38 @@ def test_the_panel_knows_the_deployed_commit_without_git(
     token = fingerprint(admin, target)
     admin.post(preview_url(target), {"confirm": "1", "fingerprint": token})
     assert dbtools.schema(panel.url) == panel.releases["v1.2.0"].schema
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "other"])
+def test_each_database_has_its_own_states_and_rollbacks(admin: Client, panel: PanelHistory) -> None:
+    from django.core.management import call_command
+
+    from django_rollback import services
+
+    def migrate_other(*args: str) -> None:
+        call_command("migrate", *args, database="other", verbosity=0)
+
+    other_url = database_url_of("other")
+    migrate_other("inventory", "0004_stock")  # 'other' is one release behind
+    old, new = panel.releases["v1.2.0"].sha, panel.releases["v2.0.0"].sha
+    services.save_state(database="other", commit=old, tags=["v1.2.0"])
+    at_old = dbtools.everything(other_url)
+    migrate_other()
+    services.save_state(database="other", commit=new, tags=["v2.0.0"])
+    default_before = panel.everything()
+
+    page = admin.get(CHANGELIST, {"database": "other"}).content.decode()
+    assert ">v1.2.0<" in page and ">v2.0.0<" in page and ">v1.0.0<" not in page
+    assert "−1 migration in 1 app" in page  # inventory.0005, applied in 'other' since
+    target = MigrationState.objects.using("other").get(commit=old)
+    url = f"{preview_url(target)}?database=other"
+    form = admin.get(url).content.decode()
+    token = re.search(r'name="fingerprint" value="([0-9a-f]+)"', form)
+    assert token, form
+    response = admin.post(url, {"confirm": "1", "fingerprint": token.group(1)})
+    assert response.status_code == 302 and response["Location"] == f"{CHANGELIST}?database=other"
+    after = dbtools.everything(other_url)
+    assert after["schema"] == at_old["schema"] and after["applied"] == at_old["applied"]
+    assert panel.everything() == default_before  # the default database did not move
+    assert RollbackLog.objects.using("other").get().to_commit == old
+    assert not RollbackLog.objects.exists()

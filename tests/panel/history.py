@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 
 from django_rollback import services
 from django_rollback.models import MigrationState
@@ -52,7 +52,8 @@ class PanelHistory:
         return dbtools.everything(self.url)
 
 
-def test_database_url() -> str:
+def database_url_of(alias: str = "default") -> str:
+    connection = connections[alias]
     name = str(connection.settings_dict["NAME"])
     if connection.vendor == "sqlite":
         return f"sqlite:///{name}"
@@ -100,7 +101,7 @@ def _add_data(tag: str) -> None:
 def build(root: Path) -> PanelHistory:
     rewind()
     repo = init_repo(root)
-    history = PanelHistory(repo, test_database_url())
+    history = PanelHistory(repo, database_url_of())
     for tag, targets in RELEASES:
         write_release(repo, {"RELEASE": tag})
         sha = commit_release(repo, tag, annotated=tag in ANNOTATED)

@@ -3,9 +3,10 @@ from django.db import migrations, models
 
 def fill_skus(apps, schema_editor):
     Item = apps.get_model("inventory", "Item")
-    for item in Item.objects.all():
+    alias = schema_editor.connection.alias
+    for item in Item.objects.using(alias):
         item.sku = f"SKU-{item.pk}"
-        item.save(update_fields=["sku"])
+        item.save(using=alias, update_fields=["sku"])
 
 
 class Migration(migrations.Migration):

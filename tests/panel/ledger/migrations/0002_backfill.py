@@ -2,7 +2,8 @@ from django.db import migrations
 
 
 def open_balance(apps, schema_editor):
-    apps.get_model("ledger", "Entry").objects.create(amount=0)
+    alias = schema_editor.connection.alias
+    apps.get_model("ledger", "Entry").objects.using(alias).create(amount=0)
 
 
 class Migration(migrations.Migration):
