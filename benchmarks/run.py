@@ -1,0 +1,377 @@
+"""Benchmarks: django-rollback against Django's own ways of unapplying migrations.
+
+    .venv/bin/python benchmarks/run.py                      # everything, 3 runs each
+    .venv/bin/python benchmarks/run.py --only rollback --repeat 5 --variants user
+    .venv/bin/python benchmarks/run.py --only changelist
+
+Every measurement is one fresh process (`manage.py ...` or `python -c ...`), timed from
+start to exit, as a deploy would run it; each rollback starts from a fresh copy of the
+deployed database. Reports medians and the ratios of our command to Django's.
+Needs PostgreSQL (default postgres://postgres@127.0.0.1:5432; --pg-url to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+
+import synth
+
+REPO = Path(__file__).resolve().parent.parent
+PARTS = ["rollback", "onestep", "save", "dryrun", "changelist"]
+
+PER_APP = """
+import django, sys, json
+django.setup()
+from django.core.management import call_command
+for app, target in json.loads(sys.argv[1]):
+    call_command("migrate", app, target, verbosity=0)
+"""
+
+EXECUTOR = """
+import django, sys, json
+django.setup()
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+targets = [tuple(t) for t in json.loads(sys.argv[1])]
+executor = MigrationExecutor(connection)
+executor.migrate(targets, plan=executor.migration_plan(targets))
+"""
+
+
+class Postgres:
+    def __init__(self, url: str) -> None:
+        from urllib.parse import urlparse
+
+        self.url = url.rstrip("/")
+        parsed = urlparse(self.url)
+        self.args = dict(
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 5432,
+            user=parsed.username or "postgres",
+            password=parsed.password,
+        )
+        self.created: list[str] = []
+
+    def _run(self, sql: str, dbname: str = "postgres") -> list[tuple]:
+        import psycopg2
+
+        with closing(psycopg2.connect(dbname=dbname, **self.args)) as conn:
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetchall() if cursor.description else []
+
+    def create(self, label: str, template: str | None = None) -> str:
+        name = f"drbench_{label}_{uuid.uuid4().hex[:6]}"
+        self._run(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        self.created.append(name)
+        return name
+
+    def drop(self, name: str) -> None:
+        self._run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def drop_all(self) -> None:
+        for name in self.created:
+            self.drop(name)
+
+    def url_of(self, name: str) -> str:
+        return f"{self.url}/{name}"
+
+    def applied(self, name: str) -> set[tuple[str, str]]:
+        return set(self._run("SELECT app, name FROM django_migrations", name))
+
+
+def timed(cmd: list[str], cwd: Path, db_url: str) -> float:
+    env = {**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(REPO)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    started = time.perf_counter()
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return seconds
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, "manage.py", *args]
+
+
+class Bench:
+    def __init__(self, options: argparse.Namespace, pg: Postgres, workdir: Path) -> None:
+        self.options, self.pg, self.workdir = options, pg, workdir
+        self.rows: list[tuple[str, str, float, float]] = []  # variant, what, median, min
+
+    def record(self, variant: str, what: str, samples: list[float]) -> float:
+        median = statistics.median(samples)
+        self.rows.append((variant, what, median, min(samples)))
+        print(
+            f"  {what:<58} median {median:7.2f}s  (runs: {', '.join(f'{s:.2f}' for s in samples)})"
+        )
+        return median
+
+    def deploy(self, variant: str, spec: synth.Spec) -> tuple[Path, str]:
+        project = self.workdir / variant
+        if project.exists():
+            shutil.rmtree(project)
+        started = time.perf_counter()
+        synth.generate(spec, project)
+        print(
+            f"[{variant}] generated {spec.apps} apps x {spec.migrations} migrations "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
+        db = self.pg.create(f"{variant}_tmpl")
+        url = self.pg.url_of(db)
+        for tag in ("base", "minus1", "head"):
+            synth.git(project, "checkout", "-q", tag)
+            seconds = timed(manage("migrate", "--no-input"), project, url)
+            timed(manage("save_migrations_state"), project, url)
+            print(f"[{variant}] deployed {tag}: migrate took {seconds:.1f}s")
+        return project, db
+
+    def fresh(self, template: str) -> str:
+        return self.pg.create("run", template)
+
+    def rollback_runs(
+        self, project: Path, template: str, cmd: list[str], expected: set[tuple[str, str]]
+    ) -> list[float]:
+        samples = []
+        for _ in range(self.options.repeat):
+            db = self.fresh(template)
+            samples.append(timed(cmd, project, self.pg.url_of(db)))
+            if self.pg.applied(db) != expected:
+                raise SystemExit(f"{cmd[:4]}: the applied migrations are not the target's")
+            self.pg.drop(db)
+        return samples
+
+    def run_variant(self, variant: str) -> None:
+        spec = synth.Spec(
+            apps=self.options.apps,
+            migrations=self.options.migrations,
+            rollback_apps=self.options.rollback_apps,
+            user_fks=variant == "user",
+        )
+        project, template = self.deploy(variant, spec)
+        py = sys.executable
+        parts = self.options.only
+        applied_base = self._applied_at(project, template, "base", spec)
+        n = spec.rollback_apps
+        targets = [[spec.app(i), synth.previous_migration(spec, spec.app(i))] for i in range(n)]
+        ratios: dict[str, float] = {}
+        if "rollback" in parts or "dryrun" in parts:
+            print(f"[{variant}] roll back the last migration of {n} apps")
+            ours = self.record(
+                variant,
+                f"rollback_migrations -t base ({n} apps)",
+                self.rollback_runs(
+                    project, template, manage("rollback_migrations", "-t", "base"), applied_base
+                ),
+            )
+            if "rollback" in parts:
+                per_app = self.record(
+                    variant,
+                    f'call_command("migrate", app, target) x {n}, one process',
+                    self.rollback_runs(
+                        project, template, [py, "-c", PER_APP, json.dumps(targets)], applied_base
+                    ),
+                )
+                executor = self.record(
+                    variant,
+                    "one MigrationExecutor plan",
+                    self.rollback_runs(
+                        project, template, [py, "-c", EXECUTOR, json.dumps(targets)], applied_base
+                    ),
+                )
+                ratios["rollback / plain executor"] = ours / executor
+                ratios["rollback / per-app migrate"] = ours / per_app
+            if "dryrun" in parts:
+                dry = self.record(
+                    variant,
+                    "rollback_migrations -t base --fake (dry run)",
+                    self.rollback_runs(
+                        project,
+                        template,
+                        manage("rollback_migrations", "-t", "base", "--fake"),
+                        self._applied_at(project, template, "head", spec),
+                    ),
+                )
+                ratios["dry run / real rollback"] = dry / ours
+        if "onestep" in parts:
+            app = spec.app(n - 1)
+            previous = synth.previous_migration(spec, app)
+            expected = self._applied_at(project, template, "minus1", spec)
+            print(f"[{variant}] roll back 1 migration ({app})")
+            ours = self.record(
+                variant,
+                "rollback_migrations (1 step)",
+                self.rollback_runs(project, template, manage("rollback_migrations"), expected),
+            )
+            django = self.record(
+                variant,
+                f"manage.py migrate {app} <previous>",
+                self.rollback_runs(project, template, manage("migrate", app, previous), expected),
+            )
+            ratios["1-step rollback / migrate app previous"] = ours / django
+        if "save" in parts:
+            print(f"[{variant}] save the state (nothing changed) vs check vs migrate")
+            db = self.fresh(template)
+            url = self.pg.url_of(db)
+            runs = range(self.options.repeat)
+            save = self.record(
+                variant,
+                "save_migrations_state",
+                [timed(manage("save_migrations_state"), project, url) for _ in runs],
+            )
+            check = self.record(
+                variant, "manage.py check", [timed(manage("check"), project, url) for _ in runs]
+            )
+            migrate = self.record(
+                variant,
+                "manage.py migrate (nothing to do)",
+                [timed(manage("migrate"), project, url) for _ in runs],
+            )
+            ratios["save / check"] = save / check
+            ratios["save / migrate (nothing to do)"] = save / migrate
+            self.pg.drop(db)
+        for what, ratio in ratios.items():
+            print(f"  ratio {what:<50} {ratio:6.2f}")
+            self.rows.append((variant, f"ratio: {what}", ratio, ratio))
+
+    def _applied_at(self, project: Path, template: str, tag: str, spec: synth.Spec) -> set:
+        full = self.pg.applied(template)
+        counts = synth.releases(spec)[tag]
+        return {
+            (app, name) for app, name in full if app not in counts or int(name[:4]) <= counts[app]
+        }
+
+
+CHANGELIST = """
+import json, statistics, sys, time
+import django
+django.setup()
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+states, migrations, repeat = (int(a) for a in sys.argv[1:4])
+call_command("migrate", verbosity=0)
+pairs = json.dumps([[f"app{i % 50:02d}", f"{i:04d}_migration_name"] for i in range(migrations)])
+with connection.cursor() as cursor:
+    cursor.execute(
+        "INSERT INTO django_rollback_migrationstate (commit, tags, migrations, squashes, saved_at) "
+        "SELECT md5(i::text) || substr(md5((-i)::text), 1, 8), "
+        "CASE WHEN i %% 10 = 0 THEN jsonb_build_array('v' || i) ELSE '[]'::jsonb END, "
+        "%s::jsonb, '{}'::jsonb, now() - (i || ' minutes')::interval "
+        "FROM generate_series(1, %s) AS i",
+        [pairs, states],
+    )
+admin = User.objects.create_superuser("bench", "bench@example.com", "bench")
+client = Client()
+client.force_login(admin)
+url = "/admin/django_rollback/migrationstate/"
+client.get(url)  # warm up: templates, permissions cache
+samples, queries = [], []
+for _ in range(repeat):
+    with CaptureQueriesContext(connection) as captured:
+        started = time.perf_counter()
+        response = client.get(url)
+        samples.append(time.perf_counter() - started)
+    assert response.status_code == 200, response.status_code
+    queries.append(len(captured.captured_queries))
+print(json.dumps({"seconds": samples, "queries": queries, "bytes": len(response.content)}))
+"""
+
+
+def run_changelist(options: argparse.Namespace, pg: Postgres, bench: Bench) -> None:
+    db = pg.create("changelist")
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg.url_of(db),
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": str(REPO),
+    }
+    args = [str(options.states), str(options.state_migrations), str(max(options.repeat, 3))]
+    result = subprocess.run(
+        [sys.executable, "-c", CHANGELIST, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"changelist failed:\n{result.stderr[-3000:]}")
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"[changelist] {options.states} saved states of {options.state_migrations} migrations")
+    bench.record("admin", f"changelist, {options.states} states", data["seconds"])
+    queries = max(data["queries"])
+    print(f"  queries per page: {queries}; page size {data['bytes']} bytes")
+    bench.rows.append(("admin", "changelist queries", queries, min(data["queries"])))
+    pg.drop(db)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--apps", type=int, default=50)
+    parser.add_argument("--migrations", type=int, default=40, help="per app")
+    parser.add_argument("--rollback-apps", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement")
+    parser.add_argument("--variants", default="plain,user", help="plain, user or both")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"any of {', '.join(PARTS)}")
+    parser.add_argument("--states", type=int, default=10_000, help="saved states (changelist)")
+    parser.add_argument(
+        "--state-migrations",
+        type=int,
+        default=2_000,
+        help="migrations in each saved state (changelist)",
+    )
+    parser.add_argument(
+        "--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+    )
+    parser.add_argument("--workdir", help="where to write the projects (default: a temp dir)")
+    parser.add_argument("--json", help="also write the results to this file")
+    options = parser.parse_args()
+    options.only = [p.strip() for p in options.only.split(",") if p.strip()]
+    unknown = set(options.only) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    pg = Postgres(options.pg_url)
+    workdir = Path(options.workdir or tempfile.mkdtemp(prefix="drbench-"))
+    bench = Bench(options, pg, workdir)
+    started = time.perf_counter()
+    try:
+        if set(options.only) - {"changelist"}:
+            for variant in options.variants.split(","):
+                bench.run_variant(variant.strip())
+        if "changelist" in options.only:
+            run_changelist(options, pg, bench)
+    finally:
+        pg.drop_all()
+        if not options.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\ntotal {time.perf_counter() - started:.0f}s")
+    print("\n| variant | measurement | median | min |\n|---|---|---:|---:|")
+    for variant, what, median, low in bench.rows:
+        if what.startswith("ratio"):
+            print(f"| {variant} | **{what}** | **{median:.2f}** | |")
+        elif "queries" in what:
+            print(f"| {variant} | {what} | {median:.0f} | {low:.0f} |")
+        else:
+            print(f"| {variant} | {what} | {median:.2f}s | {low:.2f}s |")
+    if options.json:
+        Path(options.json).write_text(json.dumps(bench.rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
