@@ -78,6 +78,9 @@ class Postgres:
         self.created.append(name)
         return name
 
+    def exists(self, name: str) -> bool:
+        return bool(self._run(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"))
+
     def drop(self, name: str) -> None:
         self._run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -123,6 +126,12 @@ class Bench:
 
     def deploy(self, variant: str, spec: synth.Spec) -> tuple[Path, str]:
         project = self.workdir / variant
+        kept = f"drbench_{variant}_{spec.apps}x{spec.migrations}_r{spec.rollback_apps}"
+        if self.options.reuse and (project / ".git").exists() and self.pg.exists(kept):
+            spec.build()
+            synth.git(project, "checkout", "-q", "head")
+            print(f"[{variant}] reusing {project} and database {kept}")
+            return project, kept
         if project.exists():
             shutil.rmtree(project)
         started = time.perf_counter()
@@ -138,6 +147,11 @@ class Bench:
             seconds = timed(manage("migrate", "--no-input"), project, url)
             timed(manage("save_migrations_state"), project, url)
             print(f"[{variant}] deployed {tag}: migrate took {seconds:.1f}s")
+        if self.options.reuse:  # Django's forward migrate of the "user" variant takes long
+            self.pg.drop(kept)
+            self.pg._run(f'ALTER DATABASE "{db}" RENAME TO "{kept}"')
+            self.pg.created.remove(db)
+            return project, kept
         return project, db
 
     def fresh(self, template: str) -> str:
@@ -341,12 +355,20 @@ def main() -> None:
     )
     parser.add_argument("--workdir", help="where to write the projects (default: a temp dir)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the generated projects (in --workdir) and their deployed databases, and "
+        "reuse them on the next run with the same sizes",
+    )
     options = parser.parse_args()
     options.only = [p.strip() for p in options.only.split(",") if p.strip()]
     unknown = set(options.only) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
     pg = Postgres(options.pg_url)
+    if options.reuse and not options.workdir:
+        options.workdir = str(Path(tempfile.gettempdir()) / "drbench")
     workdir = Path(options.workdir or tempfile.mkdtemp(prefix="drbench-"))
     bench = Bench(options, pg, workdir)
     started = time.perf_counter()
