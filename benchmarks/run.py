@@ -28,7 +28,7 @@ from pathlib import Path
 import synth
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ["rollback", "onestep", "save", "dryrun", "changelist"]
+PARTS = ["rollback", "onestep", "save", "dryrun", "changelist", "scale"]
 
 PER_APP = """
 import django, sys, json
@@ -262,6 +262,75 @@ class Bench:
             print(f"  ratio {what:<50} {ratio:6.2f}")
             self.rows.append((variant, f"ratio: {what}", ratio, ratio))
 
+    def scale(self) -> None:
+        """How our time grows with the number of migrations (projects of 10, 25 and 50 apps
+        of `--migrations` each, last migration of 5 apps rolled back, next to one plain
+        executor plan), and with the size of the rollback (the last k migrations of every
+        app of the 50-app project: targets saved as states older than the current one)."""
+        repeat = self.options.repeat
+        for apps in (10, 25, 50):
+            spec = synth.Spec(apps=apps, migrations=self.options.migrations, rollback_apps=5)
+            variant = f"scale{apps}"
+            project, template = self.deploy(variant, spec)
+            targets = [[spec.app(i), synth.previous_migration(spec, spec.app(i))] for i in range(5)]
+            expected = self._applied_at(project, template, "base", spec)
+            total = apps * spec.migrations
+            ours = self.record(
+                "scale",
+                f"{total} migrations: rollback_migrations, 5 steps",
+                self.rollback_runs(
+                    project, template, manage("rollback_migrations", "-t", "base"), expected
+                ),
+            )
+            executor = self.record(
+                "scale",
+                f"{total} migrations: one MigrationExecutor plan, 5 steps",
+                self.rollback_runs(
+                    project,
+                    template,
+                    [sys.executable, "-c", EXECUTOR, json.dumps(targets)],
+                    expected,
+                ),
+            )
+            self.rows.append(
+                (
+                    "scale",
+                    f"ratio: {total} migrations, ours / executor",
+                    ours / executor,
+                    ours / executor,
+                )
+            )
+        # Rollback size, on the last project (50 apps): keep the first `keep` migrations.
+        for back in (2, 5, 10, 20):
+            keep = spec.migrations - back
+            if keep < 1:
+                continue
+            samples = []
+            steps = apps * back
+            for _ in range(repeat):
+                db = self.fresh(template)
+                commit = self._save_target(db, keep)
+                samples.append(
+                    timed(manage("rollback_migrations", "-c", commit), project, self.pg.url_of(db))
+                )
+                self.pg.drop(db)
+            self.record("scale", f"{total} migrations: rollback_migrations, {steps} steps", samples)
+
+    def _save_target(self, db: str, keep: int) -> str:
+        """A saved state with the first `keep` migrations of each synthetic app, older than
+        the current one (ids decide which state is older)."""
+        commit = f"{keep:040d}"
+        self.pg._run(
+            "UPDATE django_rollback_migrationstate SET id = id + 1000; "
+            "INSERT INTO django_rollback_migrationstate "
+            "(id, commit, tags, migrations, squashes, saved_at) "
+            f"SELECT 1, '{commit}', '[]'::jsonb, jsonb_agg(jsonb_build_array(app, name) "
+            "ORDER BY app, name), '{}'::jsonb, now() FROM django_migrations "
+            f"WHERE app NOT LIKE 'app%' OR substr(name, 1, 4)::int <= {keep}",
+            db,
+        )
+        return commit
+
     def _applied_at(self, project: Path, template: str, tag: str, spec: synth.Spec) -> set:
         full = self.pg.applied(template)
         counts = synth.releases(spec)[tag]
@@ -373,7 +442,9 @@ def main() -> None:
     bench = Bench(options, pg, workdir)
     started = time.perf_counter()
     try:
-        if set(options.only) - {"changelist"}:
+        if "scale" in options.only:
+            bench.scale()
+        if set(options.only) - {"changelist", "scale"}:
             for variant in options.variants.split(","):
                 bench.run_variant(variant.strip())
         if "changelist" in options.only:
