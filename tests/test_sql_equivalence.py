@@ -139,3 +139,45 @@ def test_synthetic_rollbacks_write_the_sql_of_djangos_executor(
     statements = " ".join(assert_same_sql(plans)).upper()
     assert len(plans[2]["ours"]) == spec.apps * spec.migrations
     assert "DROP TABLE" in statements and "DROP INDEX" in statements
+
+
+RELATIONS = """\
+        migrations.CreateModel(name="Author", fields=[ID_FIELD, ("name", models.CharField(max_length=50))]),
+        migrations.AddField(model_name="book", name="editor", field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, to="shelf.author")),
+        migrations.AlterField(model_name="book", name="editor", field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="edited", to="shelf.author")),
+        migrations.AlterField(model_name="author", name="id", field=models.AutoField(auto_created=True, primary_key=True, serialize=False)),
+        migrations.AddField(model_name="book", name="authors", field=models.ManyToManyField(to="shelf.author")),
+        migrations.CreateModel(
+            name="Ebook",
+            fields=[("book_ptr", models.OneToOneField(auto_created=True, on_delete=django.db.models.deletion.CASCADE, parent_link=True, primary_key=True, serialize=False, to="shelf.book")), ("url", models.URLField())],
+            bases=("shelf.book",),
+        ),
+        migrations.CreateModel(name="BookProxy", fields=[], options={"proxy": True}, bases=("shelf.book",)),
+        migrations.RenameModel(old_name="Author", new_name="Writer"),
+        migrations.RenameField(model_name="writer", old_name="name", new_name="full_name"),
+        migrations.AlterUniqueTogether(name="book", unique_together={("title", "isbn")}),
+        migrations.AddIndex(model_name="book", index=models.Index(fields=["isbn"], name="shelf_isbn_idx")),
+        migrations.AlterField(model_name="book", name="isbn", field=models.CharField(max_length=20, null=True, unique=True)),
+"""
+
+
+def test_relations_of_every_kind_write_the_sql_of_djangos_executor(
+    databases: dbtools.Databases, tmp_path: Path
+) -> None:
+    # Many-to-many, multi-table inheritance, a proxy, a model that others point at with its
+    # primary key type changed and then renamed,
+    # a renamed field, unique_together, an altered foreign key and unique field.
+    from .conftest import make_project
+    from .shop import ID, migration, shelf_releases
+
+    (v1, first), (v2, second) = shelf_releases(RELATIONS.replace("ID_FIELD", ID))
+    # A step of its own that changes only a model others point at: the through table of
+    # the many-to-many renames its column, which only the models pointing at it tell.
+    second["shelf/migrations/0004_rename_writer.py"] = migration(
+        [("shelf", "0003_change")],
+        '        migrations.RenameModel(old_name="Writer", new_name="Person"),\n',
+    )
+    project, _ = make_project(tmp_path / "shelf", databases, [(v1, first), (v2, second)])
+    plans = compare(project.path, project.url, "shop.settings", ["tag:v1"])
+    statements = " ".join(assert_same_sql(plans)).upper()
+    assert "SHELF_BOOK_AUTHORS" in statements and "SHELF_EBOOK" in statements
