@@ -99,7 +99,9 @@ def save_state(
     fields = {
         "tags": list(head.tags),
         "migrations": MigrationState.serialize_migrations(applied),
-        "squashes": squashes_on_disk(),
+        # Called only when the row is written: saving an unchanged state again (every
+        # container start) need not read the migration files at all.
+        "squashes": squashes_on_disk,
     }
     states = MigrationState.objects.using(database)
     created = updated = tags_changed = False
@@ -117,7 +119,7 @@ def save_state(
             changed.append("tags")
         # Only the latest state describes the database now; older ones are history.
         if latest.pk == state.pk and state.migration_set != applied:
-            state.migrations, state.squashes = fields["migrations"], fields["squashes"]
+            state.migrations, state.squashes = fields["migrations"], squashes_on_disk()
             updated = True
             changed += ["migrations", "squashes"]
         if changed:

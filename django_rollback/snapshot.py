@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pkgutil
 from importlib import import_module
 
@@ -50,14 +51,15 @@ def _squashes_in_files() -> SquashMap:
         for info in pkgutil.iter_modules(package.__path__):
             if info.ispkg or info.name[0] in "_~":
                 continue
-            full_name = f"{module_name}.{info.name}"
-            spec = info.module_finder.find_spec(full_name, None)  # type: ignore[call-arg]
-            origin = getattr(spec, "origin", None) or ""
-            if origin.endswith(".py"):
-                with open(origin, encoding="utf-8", errors="replace") as source:
-                    if "replaces" not in source.read():
-                        continue
-            migration = getattr(import_module(full_name), "Migration", None)
+            folder = getattr(info.module_finder, "path", None)
+            if folder is not None:
+                try:
+                    with open(os.path.join(folder, f"{info.name}.py"), "rb") as source:
+                        if b"replaces" not in source.read():
+                            continue
+                except OSError:
+                    pass  # no source file next to it: import it to find out
+            migration = getattr(import_module(f"{module_name}.{info.name}"), "Migration", None)
             replaces = getattr(migration, "replaces", None) or []
             if replaces:
                 found[f"{app_config.label}.{info.name}"] = [[a, n] for a, n in replaces]
