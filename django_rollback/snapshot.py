@@ -46,8 +46,10 @@ def _squashes_in_files() -> SquashMap:
             package = import_module(module_name)
         except ModuleNotFoundError:
             continue
-        if getattr(package, "__file__", None) is None or not hasattr(package, "__path__"):
-            continue  # no migrations, or a namespace package: the loader skips both
+        if not hasattr(package, "__path__") or (
+            getattr(package, "__file__", None) is None and not isinstance(package.__path__, list)
+        ):
+            continue  # a module, or an empty namespace package: the loader skips both
         for info in pkgutil.iter_modules(package.__path__):
             if info.ispkg or info.name[0] in "_~":
                 continue
