@@ -362,19 +362,24 @@ ModelKey = tuple[str, str]  # (app_label, model_name in lower case)
 
 def _state_for_step(state: ProjectState, migration: Migration) -> ProjectState:
     """A copy of `state` with what unapplying `migration` can touch: the models its
-    operations name, the models that point at them, and everything those point at or
+    operations change, the models that point at those, and everything these point at or
     inherit from (rendering needs the targets of every relation). Rendering a few models
     instead of the whole project is what makes each step cheap. Code (RunPython, RunSQL)
     and operations from outside Django may look at any model: they get the whole state."""
-    touched: set[ModelKey] = set()
+    changed: set[ModelKey] = set()
+    needed: set[ModelKey] = set()
     for operation in migration.operations:
         models = _models_of(migration.app_label, operation)
         if models is None:
             return state.clone()
-        touched |= models
-    needed = set(touched)
+        changed |= models[0]
+        needed |= models[1]
+    # Models pointing at a changed one (their foreign keys may be altered with it); not
+    # those pointing at a mere target, or every step would need everything that points
+    # at the user model.
+    needed |= changed
     for key, model in state.models.items():
-        if key not in needed and _references(key, model) & touched:
+        if key not in needed and _references(key, model) & changed:
             needed.add(key)
     frontier = list(needed)
     while frontier:
@@ -390,24 +395,27 @@ def _state_for_step(state: ProjectState, migration: Migration) -> ProjectState:
     )
 
 
-def _models_of(app: str, operation: ops.base.Operation) -> set[ModelKey] | None:
-    """The models a schema operation of Django's changes, with the targets of the fields it
-    adds; None when it is not one of those."""
+def _models_of(
+    app: str, operation: ops.base.Operation
+) -> tuple[set[ModelKey], set[ModelKey]] | None:
+    """The models a schema operation of Django's changes, and the models that the fields it
+    adds point at; None when it is not one of those operations."""
     if not type(operation).__module__.startswith("django.db.migrations.operations."):
         return None
     if isinstance(operation, ops.CreateModel):
         key = (app, operation.name_lower)
-        return {key} | _field_targets(key, [f for _, f in operation.fields], operation.bases)
+        fields = [f for _, f in operation.fields]
+        return {key}, _field_targets(key, fields, operation.bases)
     if isinstance(operation, ops.RenameModel):
-        return {(app, operation.old_name_lower), (app, operation.new_name_lower)}
+        return {(app, operation.old_name_lower), (app, operation.new_name_lower)}, set()
     if isinstance(operation, ModelOperation):
-        return {(app, operation.name_lower)}
+        return {(app, operation.name_lower)}, set()
     if isinstance(operation, FieldOperation):
         key = (app, operation.model_name_lower)
         added = getattr(operation, "field", None)
-        return {key} | (_field_targets(key, [added]) if added is not None else set())
+        return {key}, _field_targets(key, [added]) if added is not None else set()
     if isinstance(operation, IndexOperation):  # indexes and constraints
-        return {(app, operation.model_name_lower)}
+        return {(app, operation.model_name_lower)}, set()
     return None
 
 
