@@ -157,17 +157,24 @@ class Bench:
     def fresh(self, template: str) -> str:
         return self.pg.create("run", template)
 
-    def rollback_runs(
-        self, project: Path, template: str, cmd: list[str], expected: set[tuple[str, str]]
+    def interleaved(
+        self,
+        variant: str,
+        project: Path,
+        template: str,
+        runs: dict[str, tuple[list[str], set[tuple[str, str]]]],
     ) -> list[float]:
-        samples = []
+        """Each command once per round, rounds repeated, each run on a fresh copy of the
+        database: the load of the machine drifts over all of them alike. Returns medians."""
+        samples: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(self.options.repeat):
-            db = self.fresh(template)
-            samples.append(timed(cmd, project, self.pg.url_of(db)))
-            if self.pg.applied(db) != expected:
-                raise SystemExit(f"{cmd[:4]}: the applied migrations are not the target's")
-            self.pg.drop(db)
-        return samples
+            for name, (command, expected) in runs.items():
+                db = self.fresh(template)
+                samples[name].append(timed(command, project, self.pg.url_of(db)))
+                if self.pg.applied(db) != expected:
+                    raise SystemExit(f"{name}: the applied migrations are not the expected ones")
+                self.pg.drop(db)
+        return [self.record(variant, name, values) for name, values in samples.items()]
 
     def run_variant(self, variant: str) -> None:
         spec = synth.Spec(
@@ -185,76 +192,66 @@ class Bench:
         ratios: dict[str, float] = {}
         if "rollback" in parts or "dryrun" in parts:
             print(f"[{variant}] roll back the last migration of {n} apps")
-            ours = self.record(
-                variant,
-                f"rollback_migrations -t base ({n} apps)",
-                self.rollback_runs(
-                    project, template, manage("rollback_migrations", "-t", "base"), applied_base
-                ),
-            )
+            at_head = self._applied_at(project, template, "head", spec)
+            runs = {
+                f"rollback_migrations -t base ({n} apps)": (
+                    manage("rollback_migrations", "-t", "base"),
+                    applied_base,
+                )
+            }
             if "rollback" in parts:
-                per_app = self.record(
-                    variant,
-                    f'call_command("migrate", app, target) x {n}, one process',
-                    self.rollback_runs(
-                        project, template, [py, "-c", PER_APP, json.dumps(targets)], applied_base
-                    ),
+                runs[f'call_command("migrate", app, target) x {n}, one process'] = (
+                    [py, "-c", PER_APP, json.dumps(targets)],
+                    applied_base,
                 )
-                executor = self.record(
-                    variant,
-                    "one MigrationExecutor plan",
-                    self.rollback_runs(
-                        project, template, [py, "-c", EXECUTOR, json.dumps(targets)], applied_base
-                    ),
+                runs["one MigrationExecutor plan"] = (
+                    [py, "-c", EXECUTOR, json.dumps(targets)],
+                    applied_base,
                 )
+            if "dryrun" in parts:
+                runs["rollback_migrations -t base --fake (dry run)"] = (
+                    manage("rollback_migrations", "-t", "base", "--fake"),
+                    at_head,
+                )
+            ours, *others = self.interleaved(variant, project, template, runs)
+            if "rollback" in parts:
+                per_app, executor, *others = others
                 ratios["rollback / plain executor"] = ours / executor
                 ratios["rollback / per-app migrate"] = ours / per_app
             if "dryrun" in parts:
-                dry = self.record(
-                    variant,
-                    "rollback_migrations -t base --fake (dry run)",
-                    self.rollback_runs(
-                        project,
-                        template,
-                        manage("rollback_migrations", "-t", "base", "--fake"),
-                        self._applied_at(project, template, "head", spec),
-                    ),
-                )
-                ratios["dry run / real rollback"] = dry / ours
+                ratios["dry run / real rollback"] = others[0] / ours
         if "onestep" in parts:
             app = spec.app(n - 1)
             previous = synth.previous_migration(spec, app)
             expected = self._applied_at(project, template, "minus1", spec)
             print(f"[{variant}] roll back 1 migration ({app})")
-            ours = self.record(
+            ours, django = self.interleaved(
                 variant,
-                "rollback_migrations (1 step)",
-                self.rollback_runs(project, template, manage("rollback_migrations"), expected),
-            )
-            django = self.record(
-                variant,
-                f"manage.py migrate {app} <previous>",
-                self.rollback_runs(project, template, manage("migrate", app, previous), expected),
+                project,
+                template,
+                {
+                    "rollback_migrations (1 step)": (manage("rollback_migrations"), expected),
+                    f"manage.py migrate {app} <previous>": (
+                        manage("migrate", app, previous),
+                        expected,
+                    ),
+                },
             )
             ratios["1-step rollback / migrate app previous"] = ours / django
         if "save" in parts:
             print(f"[{variant}] save the state (nothing changed) vs check vs migrate")
             db = self.fresh(template)
             url = self.pg.url_of(db)
-            runs = range(self.options.repeat)
-            save = self.record(
-                variant,
-                "save_migrations_state",
-                [timed(manage("save_migrations_state"), project, url) for _ in runs],
-            )
-            check = self.record(
-                variant, "manage.py check", [timed(manage("check"), project, url) for _ in runs]
-            )
-            migrate = self.record(
-                variant,
-                "manage.py migrate (nothing to do)",
-                [timed(manage("migrate"), project, url) for _ in runs],
-            )
+            commands = {
+                "save_migrations_state": manage("save_migrations_state"),
+                "manage.py check": manage("check"),
+                "manage.py migrate (nothing to do)": manage("migrate"),
+            }
+            samples: dict[str, list[float]] = {name: [] for name in commands}
+            for _ in range(self.options.repeat):
+                for name, command in commands.items():
+                    samples[name].append(timed(command, project, url))
+            save, check, migrate = (self.record(variant, k, v) for k, v in samples.items())
             ratios["save / check"] = save / check
             ratios["save / migrate (nothing to do)"] = save / migrate
             self.pg.drop(db)
@@ -275,22 +272,20 @@ class Bench:
             targets = [[spec.app(i), synth.previous_migration(spec, spec.app(i))] for i in range(5)]
             expected = self._applied_at(project, template, "base", spec)
             total = apps * spec.migrations
-            ours = self.record(
+            ours, executor = self.interleaved(
                 "scale",
-                f"{total} migrations: rollback_migrations, 5 steps",
-                self.rollback_runs(
-                    project, template, manage("rollback_migrations", "-t", "base"), expected
-                ),
-            )
-            executor = self.record(
-                "scale",
-                f"{total} migrations: one MigrationExecutor plan, 5 steps",
-                self.rollback_runs(
-                    project,
-                    template,
-                    [sys.executable, "-c", EXECUTOR, json.dumps(targets)],
-                    expected,
-                ),
+                project,
+                template,
+                {
+                    f"{total} migrations: rollback_migrations, 5 steps": (
+                        manage("rollback_migrations", "-t", "base"),
+                        expected,
+                    ),
+                    f"{total} migrations: one MigrationExecutor plan, 5 steps": (
+                        [sys.executable, "-c", EXECUTOR, json.dumps(targets)],
+                        expected,
+                    ),
+                },
             )
             self.rows.append(
                 (
