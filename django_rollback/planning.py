@@ -18,7 +18,10 @@ from django.db.migrations import operations as ops
 from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.migration import Migration
+from django.db.migrations.operations.fields import FieldOperation
+from django.db.migrations.operations.models import IndexOperation, ModelOperation
 from django.db.migrations.state import ProjectState
+from django.db.migrations.utils import resolve_relation
 
 from .exceptions import PlanRefusedError
 from .models import MigrationKey, MigrationState
@@ -94,19 +97,24 @@ class AppChange:
 
 @dataclass
 class ExecutionContext:
-    """What building the plan loaded and execute() reuses: the graph is loaded once."""
+    """What building the plan loaded and execute() reuses: the graph is loaded once, and
+    the states of the steps are computed once."""
 
     executor: MigrationExecutor
     full_plan: list[tuple[Migration, bool]]
     applied_nodes: set[MigrationKey]
     migrations: list[Migration]
+    _states: dict[MigrationKey, ProjectState] | None = field(default=None, repr=False)
 
     def states_before_steps(self, *, render: bool = True) -> dict[MigrationKey, ProjectState]:
-        """The project state just before each step, as Django's backwards run sees it;
-        unrendered states are cheap and enough to read table and column names."""
-        return _states_before(
-            self.executor.loader, self.full_plan, self.applied_nodes, self.migrations, render=render
-        )
+        """The project state just before each step, as Django's backwards run sees it, but
+        holding only the models the step can reach (see _state_for_step). Fresh copies on
+        every call, free to mutate; they render lazily, so `render` is only a hint."""
+        if self._states is None:
+            self._states = _states_before(
+                self.executor.loader, self.full_plan, self.applied_nodes, self.migrations
+            )
+        return {key: state.clone() for key, state in self._states.items()}
 
 
 @dataclass
@@ -327,9 +335,12 @@ def _states_before(
     full_plan: list[tuple[Migration, bool]],
     applied_nodes: set[MigrationKey],
     wanted: list[Migration],
-    *,
-    render: bool,
 ) -> dict[MigrationKey, ProjectState]:
+    """Walk the applied migrations forwards once on an unrendered state, as Django's
+    backwards run does, and keep what each step needs. Django renders the state at the
+    first step and then mutates the rendered state, which re-renders every related model
+    at every later migration: with thousands of migrations and a model that everything
+    points at (the user model), that walk is most of the time of a rollback."""
     remaining = {(m.app_label, m.name) for m in wanted}
     states: dict[MigrationKey, ProjectState] = {}
     state = ProjectState(real_apps=loader.unmigrated_apps)
@@ -341,21 +352,100 @@ def _states_before(
             continue
         if key in remaining:
             remaining.discard(key)
-            if render:
-                if "apps" not in state.__dict__:
-                    state.apps  # noqa: B018  # render once, then mutate: what Django does
-                states[key] = state
-                state = migration.mutate_state(state, preserve=True)
-                continue
-            states[key] = state.clone()
+            states[key] = _state_for_step(state, migration)
         migration.mutate_state(state, preserve=False)
     return states
+
+
+ModelKey = tuple[str, str]  # (app_label, model_name in lower case)
+
+
+def _state_for_step(state: ProjectState, migration: Migration) -> ProjectState:
+    """A copy of `state` with what unapplying `migration` can touch: the models its
+    operations change, the models that point at those, and everything these point at or
+    inherit from (rendering needs the targets of every relation). Rendering a few models
+    instead of the whole project is what makes each step cheap. Code (RunPython, RunSQL)
+    and operations from outside Django may look at any model: they get the whole state."""
+    changed: set[ModelKey] = set()
+    needed: set[ModelKey] = set()
+    for operation in migration.operations:
+        models = _models_of(migration.app_label, operation)
+        if models is None:
+            return state.clone()
+        changed |= models[0]
+        needed |= models[1]
+    # Models pointing at a changed one (their foreign keys may be altered with it); not
+    # those pointing at a mere target, or every step would need everything that points
+    # at the user model.
+    needed |= changed
+    for key, model in state.models.items():
+        if key not in needed and _references(key, model) & changed:
+            needed.add(key)
+    frontier = list(needed)
+    while frontier:
+        model = state.models.get(frontier.pop())
+        if model is None:
+            continue
+        for target in _references((model.app_label, model.name_lower), model) - needed:
+            needed.add(target)
+            frontier.append(target)
+    return ProjectState(
+        models={key: state.models[key].clone() for key in needed if key in state.models},
+        real_apps=state.real_apps,
+    )
+
+
+def _models_of(
+    app: str, operation: ops.base.Operation
+) -> tuple[set[ModelKey], set[ModelKey]] | None:
+    """The models a schema operation of Django's changes, and the models that the fields it
+    adds point at; None when it is not one of those operations."""
+    if not type(operation).__module__.startswith("django.db.migrations.operations."):
+        return None
+    if isinstance(operation, ops.CreateModel):
+        key = (app, operation.name_lower)
+        fields = [f for _, f in operation.fields]
+        return {key}, _field_targets(key, fields, operation.bases)
+    if isinstance(operation, ops.RenameModel):
+        return {(app, operation.old_name_lower), (app, operation.new_name_lower)}, set()
+    if isinstance(operation, ModelOperation):
+        return {(app, operation.name_lower)}, set()
+    if isinstance(operation, FieldOperation):
+        key = (app, operation.model_name_lower)
+        added = getattr(operation, "field", None)
+        return {key}, _field_targets(key, [added]) if added is not None else set()
+    if isinstance(operation, IndexOperation):  # indexes and constraints
+        return {(app, operation.model_name_lower)}, set()
+    return None
+
+
+def _references(key: ModelKey, model: Any) -> set[ModelKey]:
+    return _field_targets(key, model.fields.values(), model.bases)
+
+
+def _field_targets(key: ModelKey, fields: Any, bases: Any = ()) -> set[ModelKey]:
+    """Models that these fields point at (through models included) and model bases."""
+    app, name = key
+    out: set[ModelKey] = set()
+    for model_field in fields:
+        remote = getattr(model_field, "remote_field", None)
+        if remote is None:
+            continue
+        out.add(resolve_relation(remote.model, app, name))
+        if getattr(remote, "through", None) is not None:
+            out.add(resolve_relation(remote.through, app, name))
+    for base in bases:
+        if isinstance(base, str):
+            out.add(resolve_relation(base, app, name))
+        elif hasattr(base, "_meta") and not base._meta.abstract:
+            out.add((base._meta.app_label, base._meta.model_name))
+    return out
 
 
 def _measure_data_loss(
     connection: BaseDatabaseWrapper, context: ExecutionContext, steps: list[PlanStep]
 ) -> None:
-    states = context.states_before_steps(render=False)
+    states = context.states_before_steps()
     existing = set(connection.introspection.table_names())
     max_length = connection.ops.max_name_length()
     for migration, step in zip(context.migrations, steps, strict=True):

@@ -204,7 +204,9 @@ def _save_locked(connection: BaseDatabaseWrapper, head: CurrentCommit) -> SaveRe
     fields = {
         "tags": head.tag_list,
         "migrations": MigrationState.serialize_migrations(applied),
-        "squashes": squashes_on_disk(),
+        # Called only when the row is written: saving an unchanged state again (every
+        # container start) need not read the migration files at all.
+        "squashes": squashes_on_disk,
     }
     states = MigrationState.objects.using(database)
     created = updated = tags_changed = False
@@ -223,7 +225,7 @@ def _save_locked(connection: BaseDatabaseWrapper, head: CurrentCommit) -> SaveRe
             changed.append("tags")
         # Only the latest state describes the database now; older ones are history.
         if latest.pk == state.pk and state.migration_set != applied:
-            state.migrations, state.squashes = fields["migrations"], fields["squashes"]
+            state.migrations, state.squashes = fields["migrations"], squashes_on_disk()
             updated = True
             changed += ["migrations", "squashes"]
         if changed:
@@ -665,6 +667,12 @@ def execute(
                         f"missing: {labels(plan.expected_after - actual) or '-'})"
                     )
                 newer.delete()
+                # The outcome commits with the rollback: a process killed right after the
+                # commit still leaves a log row that says it succeeded. A failure to write it
+                # must not undo the rollback, hence the savepoint in _finish().
+                commit_audit_error = _finish(
+                    log, RollbackLog.Status.SUCCEEDED, output, time.perf_counter() - started
+                )
         except Exception as exc:
             seconds = time.perf_counter() - started
             where = f" at {running[-1].label}" if running else ""
@@ -679,6 +687,8 @@ def execute(
             raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started
         audit_error = _finish(log, RollbackLog.Status.SUCCEEDED, output, seconds)
+        if audit_error and not commit_audit_error:
+            audit_error = None  # only the final duration is missing; the outcome is saved
     return RollbackResult(plan, log, pruned, seconds, audit_error, output)
 
 
@@ -739,10 +749,12 @@ def _finish(
     log.status, log.output, log.error = status, "\n".join(output), error
     log.duration, log.finished_at = round(seconds, 3), timezone.now()
     try:
-        log.save(
-            using=log._state.db,
-            update_fields=["status", "output", "error", "duration", "finished_at"],
-        )
+        with transaction.atomic(using=log._state.db):  # a savepoint inside the rollback's
+            log.save(
+                using=log._state.db,
+                update_fields=["status", "output", "error", "duration", "finished_at"],
+            )
     except DatabaseError as exc:
-        return f"The rollback log entry {log.pk} could not be updated: {exc}"
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"The rollback log entry {log.pk} could not be updated: {reason}"
     return None

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import pkgutil
+from importlib import import_module
+
+from django.apps import apps
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
@@ -27,13 +32,47 @@ def applied_migrations(
 def squashes_on_disk(loader: MigrationLoader | None = None) -> SquashMap:
     """Squashed migrations among the files on disk, with what each one replaces."""
     if loader is None:
-        loader = MigrationLoader(None, ignore_no_migrations=True, load=False)
-        loader.load_disk()
+        return _squashes_in_files()
     return {
         f"{app}.{name}": [[r_app, r_name] for r_app, r_name in migration.replaces]
         for (app, name), migration in loader.disk_migrations.items()
         if migration.replaces
     }
+
+
+def _squashes_in_files() -> SquashMap:
+    """What MigrationLoader.load_disk() would say about squashes, without importing every
+    migration module (on a big project that is most of the time of a save): a module can
+    only declare `replaces` if its source says so, so only those modules are imported."""
+    found: SquashMap = {}
+    for app_config in apps.get_app_configs():
+        module_name, _ = MigrationLoader.migrations_module(app_config.label)
+        if module_name is None:
+            continue
+        try:
+            package = import_module(module_name)
+        except ModuleNotFoundError:
+            continue
+        if not hasattr(package, "__path__") or (
+            getattr(package, "__file__", None) is None and not isinstance(package.__path__, list)
+        ):
+            continue  # a module, or an empty namespace package: the loader skips both
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.ispkg or info.name[0] in "_~":
+                continue
+            folder = getattr(info.module_finder, "path", None)
+            if folder is not None:
+                try:
+                    with open(os.path.join(folder, f"{info.name}.py"), "rb") as source:
+                        if b"replaces" not in source.read():
+                            continue
+                except OSError:
+                    pass  # no source file next to it: import it to find out
+            migration = getattr(import_module(f"{module_name}.{info.name}"), "Migration", None)
+            replaces = getattr(migration, "replaces", None) or []
+            if replaces:
+                found[f"{app_config.label}.{info.name}"] = [[a, n] for a, n in replaces]
+    return found
 
 
 def parse_squashes(*maps: SquashMap) -> dict[MigrationKey, frozenset[MigrationKey]]:
