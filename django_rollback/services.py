@@ -12,9 +12,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    IntegrityError,
+    connections,
+    models,
+    transaction,
+)
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Q, Subquery
+from django.db.models import Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.connection import ConnectionDoesNotExist
 
@@ -290,7 +297,8 @@ class DatabaseOverview:
     current: MigrationState | None  # the saved state of HEAD
     latest: MigrationState | None
     applied: frozenset[MigrationKey]
-    # When HEAD has no state because a rollback left it: the log entry of that rollback.
+    # When HEAD has no state because a rollback left it: that rollback's log entry (its id,
+    # target commit and tags only).
     rolled_back_by: RollbackLog | None = None
 
     @property
@@ -316,8 +324,8 @@ class DatabaseOverview:
 def overview(
     *, repo_path: str | Path | None = None, database: str = DEFAULT_DB_ALIAS
 ) -> DatabaseOverview:
-    """Two queries: the latest state with HEAD's, and the applied migrations (one more
-    when HEAD has no state, to find the rollback that left it)."""
+    """Two queries: the latest state with HEAD's (and the rollback that left HEAD, when one
+    did), and the applied migrations. The admin changelist calls it on every page."""
     connection = ready_connection(database, check_tables=False)
     head: CurrentCommit | None = None
     head_error = None
@@ -328,14 +336,28 @@ def overview(
     states = MigrationState.objects.using(database)
     latest_id = states.order_by("-id").values("id")[:1]
     wanted = Q(id=Subquery(latest_id))
+    found_states = states.filter(wanted)
     if head is not None:
-        wanted |= Q(commit=head.sha)
-    found = list(states.filter(wanted).order_by("-id"))
+        found_states = states.filter(wanted | Q(commit=head.sha))
+        rollbacks = _rollbacks_from(head.sha, database)
+        found_states = found_states.annotate(
+            rolled_back_log_id=Subquery(rollbacks.values("id")[:1]),
+            rolled_back_to=Subquery(rollbacks.values("to_commit")[:1]),
+            rolled_back_to_tags=Subquery(
+                rollbacks.values("to_tags")[:1], output_field=models.JSONField()
+            ),
+        )
+    found = list(found_states.order_by("-id"))
     latest = found[0] if found else None
     current = next((s for s in found if head is not None and s.commit == head.sha), None)
     rolled_back_by = None
-    if head is not None and current is None:
-        rolled_back_by = _last_rollback_from(head.sha, database)
+    if latest is not None and current is None and getattr(latest, "rolled_back_log_id", None):
+        rolled_back_by = RollbackLog(
+            id=latest.rolled_back_log_id,  # type: ignore[attr-defined]
+            status=RollbackLog.Status.SUCCEEDED,
+            to_commit=latest.rolled_back_to,  # type: ignore[attr-defined]
+            to_tags=latest.rolled_back_to_tags or [],  # type: ignore[attr-defined]
+        )
     return DatabaseOverview(
         database=database,
         head=head,
@@ -348,13 +370,17 @@ def overview(
     )
 
 
-def _last_rollback_from(commit: str, database: str) -> RollbackLog | None:
+def _rollbacks_from(commit: str, database: str) -> QuerySet[RollbackLog]:
+    """Succeeded rollbacks that left `commit`, newest first."""
     return (
         RollbackLog.objects.using(database)
         .filter(from_commit=commit, status=RollbackLog.Status.SUCCEEDED)
         .order_by("-id")
-        .first()
     )
+
+
+def _last_rollback_from(commit: str, database: str) -> RollbackLog | None:
+    return _rollbacks_from(commit, database).first()
 
 
 # --- drift check ---------------------------------------------------------------------------

@@ -518,3 +518,16 @@ def test_each_database_has_its_own_states_and_rollbacks(admin: Client, panel: Pa
     assert panel.everything() == default_before  # the default database did not move
     assert RollbackLog.objects.using("other").get().to_commit == old
     assert not RollbackLog.objects.exists()
+
+
+def test_after_a_rollback_the_changelist_still_costs_six_queries(
+    admin: Client, panel: PanelHistory
+) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    target = panel.state("v1.2.0")
+    admin.post(preview_url(target), {"confirm": "1", "fingerprint": fingerprint(admin, target)})
+    with CaptureQueriesContext(connection) as captured:
+        page = admin.get(CHANGELIST).content.decode()
+    assert ">rolled back<" in page and panel.releases["v1.2.0"].sha[:10] in page
+    assert len(captured) <= 6, [q["sql"][:80] for q in captured.captured_queries]
