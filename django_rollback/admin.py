@@ -226,12 +226,6 @@ class MigrationStateAdmin(ReadOnlyAdmin):
     def get_list_display_links(self, request: HttpRequest, list_display: Any) -> list[str]:
         return ["commit_link"]
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        if len(settings.DATABASES) > 1:  # the delete action cannot see ?database=
-            actions.pop("delete_selected", None)
-        return actions
-
     @admin.action(permissions=["rollback"], description=gettext_lazy("Rollback to this state"))
     def rollback_to_state(
         self, request: HttpRequest, queryset: QuerySet[MigrationState]

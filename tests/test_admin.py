@@ -518,6 +518,15 @@ def test_each_database_has_its_own_states_and_rollbacks(admin: Client, panel: Pa
     assert panel.everything() == default_before  # the default database did not move
     assert RollbackLog.objects.using("other").get().to_commit == old
     assert not RollbackLog.objects.exists()
+    # a superuser deletes a state of 'other' through the action; 'default' keeps all of its own
+    other_state = MigrationState.objects.using("other").get(commit=old)
+    response = admin.post(
+        f"{CHANGELIST}?database=other",
+        {"action": "delete_selected", "_selected_action": [other_state.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not MigrationState.objects.using("other").exists()
+    assert MigrationState.objects.count() == 4
 
 
 def test_after_a_rollback_the_changelist_still_costs_six_queries(
