@@ -11,6 +11,7 @@ case $venv in
 esac
 stamp=$venv/.installed-$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
+  bash scripts/ensure_build_deps.sh
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
   "$venv/bin/pip" install --quiet --disable-pip-version-check -e '.[test,postgres,mysql]' "$django"
