@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from . import conf, services
-from .exceptions import RollbackError, RollbackInProgressError
+from .exceptions import RollbackError
 from .models import MigrationKey, MigrationState, RollbackLog
 from .planning import RollbackPlan
 
@@ -400,10 +400,7 @@ class MigrationStateAdmin(ReadOnlyAdmin):
             return self._render_preview(request, state, plan, None, dry_run=log)
         try:
             result = services.execute(plan, user=user, source="admin")
-        except RollbackInProgressError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return HttpResponseRedirect(self._rollback_url(request, state.pk))
-        except RollbackError as exc:
+        except RollbackError as exc:  # refused (lock held, stale) or failed and undone
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(self._rollback_url(request, state.pk))
         log_url = self._log_url(request, result.log)
