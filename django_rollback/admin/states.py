@@ -1,0 +1,189 @@
+"""The saved states: the list with its status panel and action, and the detail page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _, gettext_lazy, ngettext
+
+from .. import conf, services
+from ..exceptions import RollbackError
+from ..models import MigrationState
+from .common import (
+    DatabaseFilter,
+    ReadOnlyAdmin,
+    commit_code,
+    group_by_app,
+    selected_database,
+    tag_badges,
+)
+from .rollback_views import RollbackViewsMixin
+
+
+@admin.register(MigrationState)
+class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
+    change_list_template = "admin/django_rollback/migrationstate/change_list.html"
+    change_form_template = "admin/django_rollback/migrationstate/change_form.html"
+    actions = ["rollback_to_state"]
+    list_filter = [DatabaseFilter]
+    search_fields = ["^commit", "tags"]
+    search_help_text = gettext_lazy("A commit prefix or a tag.")
+    show_full_result_count = False  # one COUNT(*) less on big tables
+    list_per_page = 50
+    fields = ["commit_full", "tags_badges", "saved_at", "app_count", "migration_count"]
+    readonly_fields = fields
+
+    class Media:
+        css = {"all": ["django_rollback/admin.css"]}
+
+    # --- the list ----------------------------------------------------------------------
+
+    def get_overview(self, request: HttpRequest) -> services.DatabaseOverview | None:
+        """Computed once per request; None when the database cannot be read."""
+        if not hasattr(request, "_rollback_overview"):
+            try:
+                found: services.DatabaseOverview | None = services.overview(
+                    repo_path=conf.repo_path(), database=selected_database(request)
+                )
+            except RollbackError as exc:
+                messages.error(request, str(exc))
+                found = None
+            request._rollback_overview = found  # type: ignore[attr-defined]
+        return request._rollback_overview  # type: ignore[attr-defined]
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        overview = self.get_overview(request)
+
+        @admin.display(description=_("status"))
+        def status(obj: MigrationState) -> str:
+            marks = []
+            if overview and overview.current and overview.current.pk == obj.pk:
+                marks.append(
+                    (
+                        '<span class="rollback-badge rollback-current" title="{}">{}</span>',
+                        (_("The saved state of the deployed commit (HEAD)"), _("current")),
+                    )
+                )
+            if overview and overview.latest and overview.latest.pk == obj.pk:
+                if overview.drifted:
+                    marks.append(
+                        (
+                            '<span class="rollback-badge rollback-drift" title="{}">{}</span>',
+                            (_("The applied migrations no longer match this state"), _("drift")),
+                        )
+                    )
+                else:
+                    marks.append(('<span class="rollback-badge">{}</span>', (_("latest"),)))
+            return format_html_join(" ", "{}", ((format_html(t, *a),) for t, a in marks))
+
+        @admin.display(description=_("rolling back to it"))
+        def undo(obj: MigrationState) -> str:
+            if overview is None:
+                return "—"
+            summary = overview.undo_summary(obj)
+            if summary.missing:
+                return format_html(
+                    '<span class="rollback-warning">{}</span>',
+                    ngettext(
+                        "cannot: %(count)d migration of it is not applied",
+                        "cannot: %(count)d migrations of it are not applied",
+                        summary.missing,
+                    )
+                    % {"count": summary.missing},
+                )
+            if not summary.migrations:
+                return format_html('<span class="rollback-quiet">{}</span>', _("nothing to undo"))
+            return (
+                ngettext("−%(count)d migration", "−%(count)d migrations", summary.migrations)
+                % {"count": summary.migrations}
+                + " "
+                + ngettext("in %(apps)d app", "in %(apps)d apps", summary.apps)
+                % {"apps": summary.apps}
+            )
+
+        return [
+            "commit_link",
+            "tags_badges",
+            "saved_at",
+            "app_count",
+            "migration_count",
+            status,
+            undo,
+        ]
+
+    @admin.display(description=gettext_lazy("commit"), ordering="commit")
+    def commit_link(self, obj: MigrationState) -> str:
+        return commit_code(obj.commit)
+
+    @admin.display(description=gettext_lazy("commit"))
+    def commit_full(self, obj: MigrationState) -> str:
+        return format_html('<code class="rollback-commit">{}</code>', obj.commit)
+
+    @admin.display(description=gettext_lazy("tags"))
+    def tags_badges(self, obj: MigrationState) -> str:
+        return tag_badges(list(obj.tags))
+
+    @admin.display(description=gettext_lazy("apps"))
+    def app_count(self, obj: MigrationState) -> int:
+        return len({app for app, _name in obj.migrations})
+
+    @admin.display(description=gettext_lazy("migrations"))
+    def migration_count(self, obj: MigrationState) -> int:
+        return len(obj.migrations)
+
+    def get_list_display_links(self, request: HttpRequest, list_display: Any) -> list[str]:
+        return ["commit_link"]
+
+    @admin.action(permissions=["rollback"], description=gettext_lazy("Rollback to this state"))
+    def rollback_to_state(
+        self, request: HttpRequest, queryset: QuerySet[MigrationState]
+    ) -> HttpResponse | None:
+        chosen = list(queryset.values_list("pk", flat=True)[:2])
+        if len(chosen) != 1:
+            self.message_user(
+                request, _("Select exactly one state to roll back to."), messages.ERROR
+            )
+            return None
+        return HttpResponseRedirect(self._rollback_url(request, chosen[0]))
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        overview = self.get_overview(request)
+        context = {
+            "overview": overview,
+            "drift_added": group_by_app(overview.drift[0]) if overview else [],
+            "drift_removed": group_by_app(overview.drift[1]) if overview else [],
+            "can_rollback": self.has_rollback_permission(request),
+            "save_url": reverse("admin:django_rollback_migrationstate_save"),
+            "database": selected_database(request),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, context)
+
+    # --- the detail page ---------------------------------------------------------------
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> Any:
+        context: dict[str, Any] = {"can_rollback": self.has_rollback_permission(request)}
+        state = self.get_object(request, object_id)
+        overview = self.get_overview(request) if state is not None else None
+        if state is not None:
+            context["applied_by_app"] = [
+                (app, names) for app, names in group_by_app(state.migration_set)
+            ]
+            context["rollback_url"] = self._rollback_url(request, state.pk)
+        if state is not None and overview is not None:
+            context["undo_by_app"] = group_by_app(overview.applied - state.migration_set)
+            context["missing_by_app"] = group_by_app(state.migration_set - overview.applied)
+            context["is_current"] = overview.current is not None and overview.current.pk == state.pk
+        context.update(extra_context or {})
+        return super().change_view(request, object_id, form_url, context)
