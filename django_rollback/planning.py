@@ -1,7 +1,22 @@
 """RollbackPlan: what to unapply, in which order, what it costs, and what stops it.
 
 A plan is computed from the migration files on disk (the newer code) and the rows of
-django_migrations; it never changes the database. services.execute() runs it.
+django_migrations; it never changes the database. execution.execute() runs it.
+
+The idea, as set arithmetic over (app, migration) keys (build_plan names each stage):
+
+    recorded      = the rows of django_migrations now
+    target        = the saved state chosen, plus django_rollback's own rows (never unapplied)
+    target_norm   = target with squashes folded in (a squash counts as applied when all it
+                    replaces is, and the other way round)
+    applied_nodes = the graph's nodes that are applied now
+    to_unapply    = applied_nodes - target_norm             (the steps, in reverse plan order)
+    expected_after= recorded - to_unapply - what each squash among them replaces
+
+The checks then demand that expected_after, squashes folded in, equals target_norm exactly:
+nothing that the target lacks stays applied (a missing file, a dependency that changed),
+nothing that the target has is missing (that would be a migration forwards), and every
+step is reversible.
 """
 
 from __future__ import annotations
@@ -17,6 +32,7 @@ from django.db.backends.utils import truncate_name
 from django.db.migrations import operations as ops
 from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 from django.db.migrations.operations.fields import FieldOperation
 from django.db.migrations.operations.models import IndexOperation, ModelOperation
@@ -185,14 +201,78 @@ def build_plan(
     count_rows: bool = True,
 ) -> RollbackPlan:
     """Everything needed to preview and run the rollback from `current` to `target`."""
+    executor = _load_executor(connection)
+    recorded = applied_migrations(connection)
+    squashes = parse_squashes(*known_squashes, squashes_on_disk(executor.loader))
+    sets = _compute_sets(executor.loader, recorded, target, squashes)
+    blockers = _check_sets(executor.loader, sets, squashes)
+
+    full_plan = executor.migration_plan(executor.loader.graph.leaf_nodes(), clean_start=True)
+    ordered = [m for m, _ in reversed(full_plan) if (m.app_label, m.name) in sets.to_unapply]
+    steps = [_describe_step(m) for m in ordered]
+    blockers += [
+        f"Irreversible: {step.label} ({'; '.join(step.irreversible)})."
+        for step in steps
+        if step.irreversible
+    ]
+
+    all_or_nothing = connection.features.can_rollback_ddl and all(m.atomic for m in ordered)
+    context = ExecutionContext(executor, full_plan, sets.applied_nodes, ordered)
+    if count_rows and steps:
+        _measure_data_loss(connection, context, steps)
+
+    plan = RollbackPlan(
+        database=connection.alias,
+        vendor=connection.vendor,
+        current=current,
+        target=target,
+        steps=steps,
+        app_changes=_app_changes(
+            executor.loader.graph, sets.applied_nodes, sets.target_nodes, sets.to_unapply
+        ),
+        blockers=blockers,
+        warnings=[],
+        all_or_nothing=all_or_nothing,
+        applied_before=recorded,
+        expected_after=sets.expected_after,
+        extra_unrecords=sets.extra_unrecords,
+        context=context,
+    )
+    plan.warnings = _warnings(plan, connection, ordered, recorded)
+    if with_sql and steps:
+        plan.sql = _collect_sql(connection, context)
+    return plan
+
+
+def _load_executor(connection: BaseDatabaseWrapper) -> MigrationExecutor:
     try:
-        executor = MigrationExecutor(connection)
+        return MigrationExecutor(connection)
     except (NodeNotFoundError, BadMigrationError) as exc:
         raise PlanRefusedError(f"Cannot load the migration files: {exc}") from None
-    loader = executor.loader
+
+
+@dataclass(frozen=True)
+class PlanSets:
+    """The sets of the module docstring, for one rollback."""
+
+    target_raw: frozenset[MigrationKey]
+    target_norm: frozenset[MigrationKey]
+    applied_nodes: set[MigrationKey]
+    target_nodes: set[MigrationKey]
+    to_unapply: set[MigrationKey]
+    expected_after: frozenset[MigrationKey]
+    after_norm: frozenset[MigrationKey]
+    # Replaced migrations a step must also mark unapplied (squashes known from saved states).
+    extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]]
+
+
+def _compute_sets(
+    loader: MigrationLoader,
+    recorded: frozenset[MigrationKey],
+    target: MigrationState,
+    squashes: dict[MigrationKey, frozenset[MigrationKey]],
+) -> PlanSets:
     graph = loader.graph
-    recorded = applied_migrations(connection)
-    squashes = parse_squashes(*known_squashes, squashes_on_disk(loader))
     # Never unapply django_rollback itself: its tables hold the states and the audit log,
     # and must match the code that runs the rollback.
     own = MigrationState._meta.app_label
@@ -203,27 +283,6 @@ def build_plan(
     applied_nodes = {key for key in loader.applied_migrations if key in graph.nodes}
     target_nodes = {key for key in graph.nodes if key in target_norm}
     to_unapply = applied_nodes - target_nodes
-    blockers: list[str] = []
-
-    for key in sorted(to_unapply):
-        part = squashes.get(key, frozenset()) & target_raw
-        if part:
-            blockers.append(
-                f"{label(key)} is a squashed migration and the target has only part of what "
-                f"it replaces ({labels(part)}); the current migration files cannot reach it."
-            )
-    pulled_in = {
-        dependent
-        for key in to_unapply
-        for dependent in graph.backwards_plan(key)
-        if dependent in applied_nodes and dependent not in to_unapply
-    }
-    if pulled_in:
-        blockers.append(
-            f"Unapplying the plan would also unapply {labels(pulled_in)}, which the target "
-            "keeps (their dependencies changed after the target was saved)."
-        )
-
     # Records each step removes: itself and, for a squash, what it replaces.
     extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]] = {}
     removed: set[MigrationKey] = set()
@@ -234,9 +293,46 @@ def build_plan(
         if replaced - disk_replaced:
             extra_unrecords[key] = replaced - disk_replaced
     expected_after = recorded - removed
-    after_norm = with_squashes(expected_after, squashes)
+    return PlanSets(
+        target_raw=target_raw,
+        target_norm=target_norm,
+        applied_nodes=applied_nodes,
+        target_nodes=target_nodes,
+        to_unapply=to_unapply,
+        expected_after=expected_after,
+        after_norm=with_squashes(expected_after, squashes),
+        extra_unrecords=extra_unrecords,
+    )
+
+
+def _check_sets(
+    loader: MigrationLoader,
+    sets: PlanSets,
+    squashes: dict[MigrationKey, frozenset[MigrationKey]],
+) -> list[str]:
+    """Why the plan would not end exactly at the target, one sentence per reason."""
+    graph = loader.graph
+    blockers: list[str] = []
+    for key in sorted(sets.to_unapply):
+        part = squashes.get(key, frozenset()) & sets.target_raw
+        if part:
+            blockers.append(
+                f"{label(key)} is a squashed migration and the target has only part of what "
+                f"it replaces ({labels(part)}); the current migration files cannot reach it."
+            )
+    pulled_in = {
+        dependent
+        for key in sets.to_unapply
+        for dependent in graph.backwards_plan(key)
+        if dependent in sets.applied_nodes and dependent not in sets.to_unapply
+    }
+    if pulled_in:
+        blockers.append(
+            f"Unapplying the plan would also unapply {labels(pulled_in)}, which the target "
+            "keeps (their dependencies changed after the target was saved)."
+        )
     on_disk = set(loader.disk_migrations)
-    stays = after_norm - target_norm
+    stays = sets.after_norm - sets.target_norm
     missing_files = {key for key in stays if key not in on_disk}
     if missing_files:
         blockers.append(
@@ -248,44 +344,13 @@ def build_plan(
             f"{labels(stays - missing_files)} would stay applied although the target does "
             "not have it."
         )
-    lacks = target_norm - after_norm
+    lacks = sets.target_norm - sets.after_norm
     if lacks:
         blockers.append(
             f"Not a rollback: the target has {labels(lacks)} applied, which is not applied "
             "now (a rollback only unapplies)."
         )
-
-    full_plan = executor.migration_plan(graph.leaf_nodes(), clean_start=True)
-    ordered = [m for m, _ in reversed(full_plan) if (m.app_label, m.name) in to_unapply]
-    steps = [_describe_step(m) for m in ordered]
-    for step in steps:
-        if step.irreversible:
-            blockers.append(f"Irreversible: {step.label} ({'; '.join(step.irreversible)}).")
-
-    all_or_nothing = connection.features.can_rollback_ddl and all(m.atomic for m in ordered)
-    context = ExecutionContext(executor, full_plan, applied_nodes, ordered)
-    if count_rows and steps:
-        _measure_data_loss(connection, context, steps)
-
-    plan = RollbackPlan(
-        database=connection.alias,
-        vendor=connection.vendor,
-        current=current,
-        target=target,
-        steps=steps,
-        app_changes=_app_changes(graph, applied_nodes, target_nodes, to_unapply),
-        blockers=blockers,
-        warnings=[],
-        all_or_nothing=all_or_nothing,
-        applied_before=recorded,
-        expected_after=expected_after,
-        extra_unrecords=extra_unrecords,
-        context=context,
-    )
-    plan.warnings = _warnings(plan, connection, ordered, recorded)
-    if with_sql and steps:
-        plan.sql = _collect_sql(connection, context)
-    return plan
+    return blockers
 
 
 def _flatten(operations: list[ops.base.Operation]) -> list[ops.base.Operation]:
