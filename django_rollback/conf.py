@@ -15,6 +15,10 @@ DEFAULTS: dict[str, Any] = {
     # variables below take precedence).
     "COMMIT": None,
     "TAGS": None,
+    # Keep what a rollback drops (tables, columns) in an archive in the same database, so
+    # restore_rollback_archive can put it back; `rollback_migrations --no-archive` opts out
+    # for one run.
+    "ARCHIVE": True,
 }
 
 # Environment variables read before the settings: set them at build or deploy time.

@@ -43,3 +43,7 @@ class StalePlanError(RollbackError):
 
 class RollbackFailedError(RollbackError):
     """A step failed while the rollback ran."""
+
+
+class ArchiveError(RollbackError):
+    """An archive that cannot be restored or purged (unknown, restored already, ...)."""

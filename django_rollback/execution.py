@@ -25,6 +25,7 @@ from .exceptions import (
     RollbackFailedError,
     StalePlanError,
 )
+from .archive import Archiver
 from .locks import rollback_lock
 from .models import MigrationState, RollbackLog
 from .planning import PlanStep, RollbackPlan, labels
@@ -128,9 +129,10 @@ def execute(
         output: list[str] = []
         started = time.perf_counter()
         running: list[PlanStep] = []
+        archiver = Archiver(connection, log) if plan.archive else None
         try:
             with _all_or_nothing(connection, plan.all_or_nothing):
-                _run_steps(plan, connection, output, running, progress)
+                _run_steps(plan, connection, output, running, progress, archiver)
                 actual = applied_migrations(connection)
                 if actual != plan.expected_after:
                     raise RollbackFailedError(
@@ -143,7 +145,11 @@ def execute(
                 # commit still leaves a log row that says it succeeded. A failure to write it
                 # must not undo the rollback, hence the savepoint in _finish().
                 commit_audit_error = _finish(
-                    log, RollbackLog.Status.SUCCEEDED, output, time.perf_counter() - started
+                    log,
+                    RollbackLog.Status.SUCCEEDED,
+                    output,
+                    time.perf_counter() - started,
+                    archiver=archiver,
                 )
         except Exception as exc:
             seconds = time.perf_counter() - started
@@ -155,10 +161,12 @@ def execute(
                 outcome = f"{len(done)} step(s) before it stay unapplied; saved states unchanged"
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             message = f"Rollback failed{where}: {reason}; {outcome}."
-            _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
+            # Step by step, the archive tables of the steps that ran are there: say so.
+            kept = None if plan.all_or_nothing else archiver
+            _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message, archiver=kept)
             raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started
-        audit_error = _finish(log, RollbackLog.Status.SUCCEEDED, output, seconds)
+        audit_error = _finish(log, RollbackLog.Status.SUCCEEDED, output, seconds, archiver=archiver)
         if audit_error and not commit_audit_error:
             audit_error = None  # only the final duration is missing; the outcome is saved
     return RollbackResult(plan, log, pruned, seconds, audit_error, output)
@@ -190,6 +198,7 @@ def _run_steps(
     output: list[str],
     running: list[PlanStep],
     progress: Callable[[StepEvent], None] | None,
+    archiver: Archiver | None = None,
 ) -> None:
     context = plan.context
     assert context is not None
@@ -201,7 +210,11 @@ def _run_steps(
         if progress:
             progress(StepEvent("started", step))
         began = time.perf_counter()
-        executor.unapply_migration(states[step.key], migration)
+        if archiver is None:
+            executor.unapply_migration(states[step.key], migration)
+        else:
+            with archiver.watching(step.label):
+                executor.unapply_migration(states[step.key], migration)
         for app, name in sorted(plan.extra_unrecords.get(step.key, ())):
             executor.recorder.record_unapplied(app, name)
         if flush_deferred:
@@ -215,17 +228,23 @@ def _run_steps(
 
 
 def _finish(
-    log: RollbackLog, status: str, output: list[str], seconds: float, error: str = ""
+    log: RollbackLog,
+    status: str,
+    output: list[str],
+    seconds: float,
+    error: str = "",
+    archiver: Archiver | None = None,
 ) -> str | None:
     """Close the audit row; a failure here must not hide what the rollback did."""
     log.status, log.output, log.error = status, "\n".join(output), error
     log.duration, log.finished_at = round(seconds, 3), timezone.now()
+    fields = ["status", "output", "error", "duration", "finished_at"]
+    if archiver is not None and archiver.items:
+        log.archive = archiver.document()
+        fields.append("archive")
     try:
         with transaction.atomic(using=log._state.db):  # a savepoint inside the rollback's
-            log.save(
-                using=log._state.db,
-                update_fields=["status", "output", "error", "duration", "finished_at"],
-            )
+            log.save(using=log._state.db, update_fields=fields)
     except DatabaseError as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return f"The rollback log entry {log.pk} could not be updated: {reason}"

@@ -103,6 +103,9 @@ class RollbackLog(models.Model):
     source = models.CharField(_("source"), max_length=20, blank=True)
     host = models.CharField(_("host"), max_length=255, blank=True)
     pruned_states = models.JSONField(_("pruned states"), default=list, blank=True)
+    # What this rollback kept of the tables and columns it dropped (archive.py describes the
+    # document): the archive tables live in the same database until restored or purged.
+    archive = models.JSONField(_("archive"), default=dict, blank=True)
 
     class Meta:
         ordering = ["-id"]

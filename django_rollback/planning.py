@@ -59,12 +59,20 @@ class DataLoss:
     table: str
     column: str | None = None  # None: the whole table
     rows: int | None = None  # rows of the table, or non-null values of the column
+    archived: bool = False  # kept in the rollback's archive, restorable later
+    join_table: bool = False  # the auto-created table of a many-to-many field
 
     def describe(self) -> str:
         count = "unknown number of" if self.rows is None else str(self.rows)
         if self.column is None:
-            return f'drops table "{self.table}" ({count} rows)'
-        return f'drops column "{self.table}"."{self.column}" ({count} non-null values)'
+            what = "rows"
+            text = f'drops table "{self.table}" ({count} {what})'
+        else:
+            what = "non-null values"
+            text = f'drops column "{self.table}"."{self.column}" ({count} {what})'
+        if self.archived:
+            return f"{text}: archived ({count} {what}, restorable)"
+        return f"{text}: lost"
 
 
 @dataclass
@@ -92,7 +100,14 @@ class PlanStep:
             "atomic": self.atomic,
             "irreversible": self.irreversible,
             "data_loss": [
-                {"table": d.table, "column": d.column, "rows": d.rows} for d in self.data_loss
+                {
+                    "table": d.table,
+                    "column": d.column,
+                    "rows": d.rows,
+                    "archived": d.archived,
+                    "join_table": d.join_table,
+                }
+                for d in self.data_loss
             ],
             "notes": self.notes,
         }
@@ -150,6 +165,8 @@ class RollbackPlan:
     extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]] = field(default_factory=dict)
     sql: list[str] | None = None
     context: ExecutionContext | None = field(default=None, repr=False, compare=False)
+    # Whether running it keeps what the steps drop (archive.py); False: it is lost.
+    archive: bool = True
 
     @property
     def is_noop(self) -> bool:
@@ -188,6 +205,7 @@ class RollbackPlan:
             "steps": [s.as_dict() for s in self.steps],
             "warnings": self.warnings,
             "blockers": self.blockers,
+            "archive": self.archive,
         }
 
 
@@ -199,8 +217,10 @@ def build_plan(
     *,
     with_sql: bool = False,
     count_rows: bool = True,
+    archive: bool = True,
 ) -> RollbackPlan:
-    """Everything needed to preview and run the rollback from `current` to `target`."""
+    """Everything needed to preview and run the rollback from `current` to `target`;
+    with `archive`, what the steps drop is kept (execution.py, archive.py)."""
     executor = _load_executor(connection)
     recorded = applied_migrations(connection)
     squashes = parse_squashes(*known_squashes, squashes_on_disk(executor.loader))
@@ -218,8 +238,8 @@ def build_plan(
 
     all_or_nothing = connection.features.can_rollback_ddl and all(m.atomic for m in ordered)
     context = ExecutionContext(executor, full_plan, sets.applied_nodes, ordered)
-    if count_rows and steps:
-        _measure_data_loss(connection, context, steps)
+    if steps:
+        _measure_data_loss(connection, context, steps, count_rows=count_rows, archive=archive)
 
     plan = RollbackPlan(
         database=connection.alias,
@@ -237,6 +257,7 @@ def build_plan(
         expected_after=sets.expected_after,
         extra_unrecords=sets.extra_unrecords,
         context=context,
+        archive=archive,
     )
     plan.warnings = _warnings(plan, connection, ordered, recorded)
     if with_sql and steps:
@@ -380,10 +401,15 @@ def _describe_step(migration: Migration) -> PlanStep:
                 step.irreversible.append("RunSQL without reverse_sql")
             else:
                 step.irreversible.append(f"{type(operation).__name__} is not reversible")
+        elif isinstance(operation, ops.RunPython) and operation.reverse_code is ops.RunPython.noop:
+            step.notes.append("runs a data migration whose reverse code does nothing")
         elif isinstance(operation, ops.RunPython):
-            step.notes.append("runs the reverse code of a data migration")
+            step.notes.append(
+                "runs the reverse code of a data migration: rows it deletes or changes "
+                "are not archived"
+            )
         elif isinstance(operation, ops.RunSQL):
-            step.notes.append("runs reverse SQL")
+            step.notes.append("runs reverse SQL: rows it deletes or changes are not archived")
         elif isinstance(operation, ops.RemoveField):
             step.notes.append(
                 f"re-adds {operation.model_name}.{operation.name}; its old values are not restored"
@@ -508,11 +534,24 @@ def _field_targets(key: ModelKey, fields: Any, bases: Any = ()) -> set[ModelKey]
 
 
 def _measure_data_loss(
-    connection: BaseDatabaseWrapper, context: ExecutionContext, steps: list[PlanStep]
+    connection: BaseDatabaseWrapper,
+    context: ExecutionContext,
+    steps: list[PlanStep],
+    *,
+    count_rows: bool = True,
+    archive: bool = True,
 ) -> None:
+    """Every table and column each step drops: the tables of unapplied CreateModel with
+    their many-to-many join tables, the columns of unapplied AddField, and the join table
+    of an unapplied many-to-many AddField."""
     states = context.states_before_steps()
-    existing = set(connection.introspection.table_names())
+    existing = set(connection.introspection.table_names()) if count_rows else set()
     max_length = connection.ops.max_name_length()
+
+    def dropped(table: str, column: str | None = None, *, join: bool = False) -> DataLoss:
+        rows = _count(connection, existing, table, column) if count_rows else None
+        return DataLoss(table, column, rows, archived=archive, join_table=join)
+
     for migration, step in zip(context.migrations, steps, strict=True):
         state = states[step.key]
         for operation in migration.operations:
@@ -524,18 +563,35 @@ def _measure_data_loss(
                 if model.options.get("proxy") or not model.options.get("managed", True):
                     continue
                 table = _table_name(model, max_length)
-                step.data_loss.append(DataLoss(table, None, _count(connection, existing, table)))
+                step.data_loss.append(dropped(table))
+                for name, model_field in model.fields.items():
+                    join = _join_table(model_field, table, name, max_length)
+                    if join:
+                        step.data_loss.append(dropped(join, join=True))
             elif isinstance(operation, ops.AddField):
                 if not _routed_here(connection, migration.app_label, operation.model_name_lower):
                     continue
                 model = state.models[(migration.app_label, operation.model_name_lower)]
+                if not model.options.get("managed", True):
+                    continue
                 added = operation.field.clone()
                 added.set_attributes_from_name(operation.name)
-                if added.many_to_many or not model.options.get("managed", True):
-                    continue
                 table = _table_name(model, max_length)
-                rows = _count(connection, existing, table, added.column)
-                step.data_loss.append(DataLoss(table, added.column, rows))
+                if added.many_to_many:
+                    join = _join_table(added, table, operation.name, max_length)
+                    if join:
+                        step.data_loss.append(dropped(join, join=True))
+                    continue
+                step.data_loss.append(dropped(table, added.column))
+
+
+def _join_table(model_field: Any, table: str, name: str, max_length: int | None) -> str | None:
+    """The table Django creates for a many-to-many field without a `through` model."""
+    if not getattr(model_field, "many_to_many", False):
+        return None
+    if getattr(model_field.remote_field, "through", None) is not None:
+        return None  # a model of its own: its CreateModel drops it
+    return model_field.db_table or truncate_name(f"{table}_{name}", max_length)
 
 
 def _routed_here(connection: BaseDatabaseWrapper, app_label: str, model_name: str) -> bool:
@@ -599,7 +655,9 @@ def _warnings(
     ordered: list[Migration],
     recorded: frozenset[MigrationKey],
 ) -> list[str]:
-    warnings = [f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss]
+    warnings = [
+        f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss if not loss.archived
+    ]
     if plan.steps and not plan.all_or_nothing:
         if not connection.features.can_rollback_ddl:
             warnings.append(

@@ -40,6 +40,7 @@ from .execution import (
     execute as execute,
     record_dry_run as record_dry_run,
 )
+from .archive import enabled as archiving_enabled, restorable_now
 from .git import GitRepository, validate_commit_prefix
 from .locks import rollback_lock
 from .models import MigrationKey, MigrationState, RollbackLog
@@ -169,6 +170,8 @@ class SaveResult:
     previous: MigrationState | None
     added: frozenset[MigrationKey] = frozenset()  # compared with the previous state
     removed: frozenset[MigrationKey] = frozenset()
+    # A rollback's archive whose tables and columns exist again: it can be restored now.
+    restorable: RollbackLog | None = None
 
     @property
     def is_latest(self) -> bool:
@@ -192,7 +195,9 @@ def save_state(
     head = current_commit(repo_path=repo_path, commit=commit, tags=tags)
     try:
         with rollback_lock(connection, wait):
-            return _save_locked(connection, head)
+            result = _save_locked(connection, head)
+        result.restorable = restorable_now(database)
+        return result
     except RollbackInProgressError:
         raise RollbackInProgressError(
             f"A rollback is running on database '{database}' (waited {wait:g}s): the state "
@@ -480,6 +485,7 @@ def plan_rollback(
     with_sql: bool = False,
     count_rows: bool = True,
     deployed_commit: str | None = None,
+    archive: bool | None = None,
 ) -> RollbackPlan:
     """The plan from the saved state of the current commit to the chosen one (default: the
     previous one). `deployed_commit` names the current commit when git cannot (current_commit)."""
@@ -513,7 +519,13 @@ def plan_rollback(
         )
     known_squashes = [s.squashes for s in states.only("squashes") if s.squashes]
     return build_plan(
-        connection, current_state, target, known_squashes, with_sql=with_sql, count_rows=count_rows
+        connection,
+        current_state,
+        target,
+        known_squashes,
+        with_sql=with_sql,
+        count_rows=count_rows,
+        archive=archiving_enabled(archive),
     )
 
 

@@ -158,7 +158,27 @@ def tables(url: str) -> list[str]:
         )
     else:
         rows = query(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    return sorted(r[0] for r in rows)
+    # The archives a rollback keeps are not part of the schema a release defines.
+    return sorted(r[0] for r in rows if not r[0].startswith(ARCHIVE_PREFIX))
+
+
+ARCHIVE_PREFIX = "django_rollback_archive_"  # SQLite, MySQL; on PostgreSQL a schema of its own
+ARCHIVE_SCHEMA = "django_rollback_archive"
+
+
+def archive_tables(url: str) -> list[str]:
+    """The archive tables rollbacks kept in this database."""
+    if BACKEND == "postgresql":
+        rows = query(url, f"SELECT tablename FROM pg_tables WHERE schemaname = '{ARCHIVE_SCHEMA}'")
+        return sorted(r[0] for r in rows)
+    if BACKEND == "sqlite":
+        rows = query(url, "SELECT name FROM sqlite_master WHERE type='table'")
+    else:
+        rows = query(
+            url,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
+        )
+    return sorted(r[0] for r in rows if r[0].startswith(ARCHIVE_PREFIX))
 
 
 def schema(url: str) -> list[str]:
@@ -192,6 +212,7 @@ def _pg_schema(url: str) -> list[str]:
             "--schema-only",
             "--no-owner",
             "--no-privileges",
+            f"--exclude-schema={ARCHIVE_SCHEMA}",
             "-h",
             parsed.hostname or "127.0.0.1",
             "-p",
@@ -280,6 +301,7 @@ def everything(url: str) -> dict[str, object]:
         "rows": row_counts(url),
         "states": saved_states(url),
         "logs": logs(url),
+        "archives": archive_tables(url),
     }
 
 

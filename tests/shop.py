@@ -387,3 +387,56 @@ def warehouse_releases() -> list[tuple[str, dict[str, str | None]]]:
         ),
     }
     return [("v1", first), ("v2", second)]
+
+
+BOOKSHOP_V2 = f"""\
+        migrations.CreateModel(name="Review", fields=[
+            {ID},
+            ("text", models.TextField()),
+            ("stars", models.IntegerField()),
+            ("book", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="shelf.book")),
+            ("reviewer", models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, to="shelf.author")),
+        ]),
+        migrations.CreateModel(name="Tag", fields=[{ID}, ("name", models.CharField(max_length=20))]),
+        migrations.AddField(model_name="book", name="tags", field=models.ManyToManyField(to="shelf.tag")),
+        migrations.AddField(model_name="book", name="isbn", field=models.CharField(max_length=13, null=True)),
+        migrations.AddField(model_name="book", name="pages", field=models.IntegerField(default=0)),
+        migrations.AddField(model_name="book", name="editor", field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="edited", to="shelf.author")),
+"""
+
+FILL_PAGES = """
+def fill_pages(apps, schema_editor):
+    apps.get_model("shelf", "Book").objects.filter(pages=0).update(pages=100)
+"""
+
+
+def bookshop_releases() -> list[tuple[str, dict[str, str | None]]]:
+    """v1: authors and books. v2: a table with foreign keys (reviews), a many-to-many (tags),
+    a nullable, a non-null and a foreign-key column on books, and a data migration that
+    fills the non-null column."""
+    first: dict[str, str | None] = {
+        "manage.py": MANAGE,
+        "shop/__init__.py": "",
+        "shop/settings.py": SETTINGS.format(apps=["django_rollback", "shelf"]),
+        **app_files("shelf"),
+        "shelf/migrations/__init__.py": "",
+        "shelf/migrations/0001_initial.py": migration(
+            [],
+            f'''        migrations.CreateModel(name="Author", fields=[{ID}, ("name", models.CharField(max_length=50))]),
+        migrations.CreateModel(name="Book", fields=[
+            {ID},
+            ("title", models.CharField(max_length=50)),
+            ("author", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="shelf.author")),
+        ]),
+''',
+        ),
+    }
+    second: dict[str, str | None] = {
+        "shelf/migrations/0002_release.py": migration([("shelf", "0001_initial")], BOOKSHOP_V2),
+        "shelf/migrations/0003_fill_pages.py": migration(
+            [("shelf", "0002_release")],
+            "        migrations.RunPython(fill_pages, migrations.RunPython.noop),\n",
+            FILL_PAGES,
+        ),
+    }
+    return [("v1", first), ("v2", second)]

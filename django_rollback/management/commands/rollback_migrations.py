@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ... import conf, services
+from ... import archive, conf, services
 from ...exceptions import RollbackError
 from ...planning import RollbackPlan
 from ..base import RollbackBaseCommand
@@ -56,6 +56,12 @@ class Command(RollbackBaseCommand):
             "commit and that state is the latest; exit 2 with one line otherwise.",
         )
         parser.add_argument(
+            "--no-archive",
+            action="store_true",
+            help="Do not keep the tables and columns this rollback drops (default: keep them "
+            "for restore_rollback_archive, unless DJANGO_ROLLBACK['ARCHIVE'] is False).",
+        )
+        parser.add_argument(
             "--json",
             action="store_true",
             help="Print one JSON document on stdout (with --list, --check, --fake or a rollback).",
@@ -87,6 +93,7 @@ class Command(RollbackBaseCommand):
             database=options["database"],
             with_sql=options["sql"],
             deployed_commit=options["current_commit"],
+            archive=False if options["no_archive"] else None,
         )
         if plan.is_noop:
             self.say(
@@ -127,6 +134,13 @@ class Command(RollbackBaseCommand):
         )
         if result.audit_error:
             self.warn(f"Warning: {result.audit_error}")
+        kept = result.log.archive or {}
+        if kept.get("items"):
+            self.say(
+                f"Archived {len(kept['items'])} tables/columns ({kept['rows']} rows, "
+                f"{archive.describe_size(kept['bytes'])}) in log entry {result.log.pk}: once "
+                "a newer release has migrated them back, run restore_rollback_archive."
+            )
         self.say(
             f"Rollback successfully finished in {result.seconds:.2f}s (log entry {result.log.pk}).",
             style=self.style.SUCCESS,
@@ -140,6 +154,7 @@ class Command(RollbackBaseCommand):
                 "seconds": round(result.seconds, 3),
                 "pruned": [state["commit"] for state in result.pruned],
                 "audit_error": result.audit_error,
+                "archive": result.log.archive or None,
             },
         )
 
@@ -208,6 +223,14 @@ class Command(RollbackBaseCommand):
                     self.say(f"       {operation}")
                 for note in step.notes:
                     self.say(f"       note: {note}")
+        archived = [(step, loss) for step, loss in plan.data_loss if loss.archived]
+        if archived:
+            self.say(
+                "Data the steps drop is archived in this database (restore_rollback_archive "
+                "puts it back):"
+            )
+            for step, loss in archived:
+                self.say(f"  {step.label}: {loss.describe()}")
         for warning in plan.warnings:
             self.say(f"Warning: {warning}", logging.WARNING, self.style.WARNING)
         if detailed:

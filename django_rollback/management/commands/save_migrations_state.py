@@ -78,6 +78,13 @@ class Command(RollbackBaseCommand):
                 f"{services.describe_state(result.latest)}). Was an older release deployed "
                 "without rollback_migrations? Check the applied migrations before rolling back."
             )
+        if result.restorable is not None:
+            log = result.restorable
+            self.say(
+                f"The archive of rollback log entry {log.pk} ({log.from_commit[:10]} → "
+                f"{log.to_commit[:10]}) can be restored now: run restore_rollback_archive "
+                f"{log.pk}."
+            )
         if options["log_full_data"]:
             data = [tuple(pair) for pair in result.state.migrations]
             self.say(f"Data = {data}", logging.DEBUG)

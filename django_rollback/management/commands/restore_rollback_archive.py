@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from ... import archive, services
+from ...exceptions import RollbackError
+from ..base import RollbackBaseCommand
+
+
+class Command(RollbackBaseCommand):
+    help = (
+        "Put back the rows and column values that a rollback archived, once the newer release "
+        "is deployed again (its migrations re-created the tables and columns). Without LOG_ID: "
+        "the most recent archive that can be restored. --fake shows what would come back."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("log_id", nargs="?", type=int, help="Rollback log entry id.")
+        parser.add_argument(
+            "--fake", action="store_true", help="Show what would be restored; change nothing."
+        )
+        parser.add_argument("--list", action="store_true", help="List the archives.")
+        parser.add_argument("--purge", type=int, metavar="LOG_ID", help="Drop this archive.")
+        parser.add_argument(
+            "--purge-older-than",
+            type=float,
+            metavar="DAYS",
+            help="Drop the archives of rollbacks older than this many days.",
+        )
+        parser.add_argument("--json", action="store_true", help="Print one JSON document.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        database = options["database"]
+        chosen = [options["list"], options["purge"] is not None]
+        chosen.append(options["purge_older_than"] is not None)
+        if sum(chosen) > 1 or (any(chosen) and (options["log_id"] or options["fake"])):
+            raise RollbackError(
+                "Choose one: restore [LOG_ID] [--fake], --list, --purge LOG_ID or "
+                "--purge-older-than DAYS."
+            )
+        services.ready_connection(database)
+        if options["list"]:
+            self._list(database)
+        elif options["purge"] is not None:
+            log = archive.find_log(database, options["purge"])
+            dropped = archive.purge(log)
+            self.say(f"Archive of log entry {log.pk} purged ({dropped} tables dropped).")
+            if self.json_mode:
+                self.emit_json({"ok": True, "command": "purge", "purged": [log.pk]})
+        elif options["purge_older_than"] is not None:
+            if options["purge_older_than"] < 0:
+                raise RollbackError("--purge-older-than needs a number of days, 0 or more.")
+            purged = archive.purge_older_than(options["purge_older_than"], database)
+            ids = ", ".join(str(log.pk) for log in purged) or "none"
+            self.say(f"Purged {len(purged)} archives (log entries: {ids}).")
+            if self.json_mode:
+                self.emit_json(
+                    {"ok": True, "command": "purge", "purged": [log.pk for log in purged]}
+                )
+        else:
+            self._restore(database, options["log_id"], options["fake"])
+
+    def _restore(self, database: str, log_id: int | None, fake: bool) -> None:
+        log = archive.find_archive(database, log_id)
+        result = archive.restore(log, fake=fake)
+        verb = "would restore" if fake else "restored"
+        self.say(
+            f"Archive of log entry {log.pk} ({log.from_commit[:10]} → {log.to_commit[:10]}"
+            f"{', rolled back ' + log.started_at.strftime('%Y-%m-%d %H:%M') + ' UTC'}):"
+        )
+        for outcome in result.outcomes:
+            item = outcome.item
+            what = f'"{item["table"]}"' + (f'."{item["column"]}"' if item["column"] else "")
+            unit = "rows" if item["column"] is None else "values"
+            line = f"  {what}: {verb} {outcome.restored} of {item['rows']} {unit}"
+            if outcome.skipped:
+                reasons = ", ".join(f"{count} {why}" for why, count in outcome.skipped.items())
+                line += f"; skipped {reasons}"
+            self.say(line)
+        if fake:
+            self.say(
+                f"Dry run: {result.restored} rows/values would be restored, {result.skipped} "
+                "skipped; nothing was changed."
+            )
+        else:
+            self.say(
+                f"Restored {result.restored} rows/values, skipped {result.skipped} "
+                f"(log entry {log.pk}).",
+                style=self.style.SUCCESS,
+            )
+        if self.json_mode:
+            self.emit_json({"ok": True, "command": "restore", **result.as_dict()})
+
+    def _list(self, database: str) -> None:
+        logs = archive.list_archives(database)
+        rows = [archive.summary(log) for log in logs]
+        if self.json_mode:
+            self.emit_json({"ok": True, "command": "list", "archives": rows})
+            return
+        if not rows:
+            self.say("No archives: no rollback has kept data yet.")
+            return
+        self.say(f"Archives in database '{database}', newest first:")
+        self.say(f"  {'LOG':>5}  {'FROM → TO':<23}  {'TABLES':>6}  {'COLUMNS':>7}  "
+                 f"{'ROWS':>9}  {'SIZE':>10}  STATUS")
+        for row in rows:
+            self.say(
+                f"  {row['log_id']:>5}  {row['from'][:10]} → {row['to'][:10]}  "
+                f"{row['tables']:>6}  {row['columns']:>7}  {row['rows']:>9}  "
+                f"{archive.describe_size(row['bytes']):>10}  {row['status']}"
+            )
