@@ -5,18 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext as _, gettext_lazy
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _, gettext_lazy, ngettext
 
+from .. import archive
+from ..exceptions import RollbackError
 from ..models import RollbackLog
 from .common import (
+    ROLLBACK_PERMISSION,
     AuditAdmin,
     DatabaseFilter,
     commit_code,
     migration_count_text,
     tag_badges,
+    with_database,
 )
 
 
@@ -32,7 +41,9 @@ class RollbackLogAdmin(AuditAdmin):
         (gettext_lazy("From → to"), {"fields": ["from_state", "to_state"]}),
         (gettext_lazy("What ran"), {"fields": ["plan_display", "output_display", "error"]}),
         (gettext_lazy("States removed by this rollback"), {"fields": ["pruned_display"]}),
+        (gettext_lazy("Archive of the data it dropped"), {"fields": ["archive_display"]}),
     ]
+    restore_template = "admin/django_rollback/rollbacklog/restore.html"
 
     class Media:
         css = {"all": ["django_rollback/admin.css"]}
@@ -119,3 +130,99 @@ class RollbackLogAdmin(AuditAdmin):
                 for s in obj.pruned_states
             ),
         )
+
+    # --- the archive and its restore -----------------------------------------------------
+
+    @admin.display(description=gettext_lazy("archive"))
+    def archive_display(self, obj: RollbackLog) -> str:
+        status = archive.archive_status(obj)
+        if status == "none":
+            return format_html('<span class="rollback-quiet">{}</span>', _("nothing archived"))
+        document = obj.archive
+        items = format_html_join(
+            "",
+            "<li>{}</li>",
+            ((archive.describe_item(item),) for item in document.get("items", [])),
+        )
+        sizes = ngettext(
+            "%(rows)d row, %(size)s", "%(rows)d rows, %(size)s", document.get("rows", 0)
+        ) % {"rows": document.get("rows", 0), "size": archive.describe_size(document.get("bytes"))}
+        state = {
+            "kept": _("kept, not restored yet"),
+            "restored": _("restored at %(when)s") % {"when": document.get("restored_at")},
+            "purged": _("purged at %(when)s") % {"when": document.get("purged_at")},
+        }[status]
+        action = mark_safe("")
+        if status == "kept":
+            missing = archive.missing_targets(connections[obj._state.db or "default"], obj)
+            if missing:
+                action = format_html(
+                    '<p class="rollback-quiet" id="archive-not-yet">{}</p>',
+                    _("Restorable once a release re-creates %(what)s (migrate).")
+                    % {"what": ", ".join(missing[:3])},
+                )
+            else:
+                url = reverse("admin:django_rollback_rollbacklog_restore", args=[obj.pk])
+                action = format_html(
+                    '<p><a class="button" id="archive-restore" href="{}">{}</a></p>',
+                    url,
+                    _("Restore archived data"),
+                )
+        return format_html(
+            '<div id="rollback-archive"><p>{} · {}</p><ul>{}</ul>{}</div>',
+            state,
+            sizes,
+            items,
+            action,
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/restore/",
+                self.admin_site.admin_view(self.restore_view),
+                name="django_rollback_rollbacklog_restore",
+            ),
+            *super().get_urls(),
+        ]
+
+    def restore_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: what would come back and what would be skipped (a restore rolled back).
+        POST: the restore. Same permission as a rollback."""
+        if not self.has_view_permission(request) or not request.user.has_perm(
+            ROLLBACK_PERMISSION
+        ):
+            raise PermissionDenied
+        log = self.get_object(request, object_id)
+        if log is None:
+            return HttpResponseRedirect(
+                with_database(reverse("admin:django_rollback_rollbacklog_changelist"), request)
+            )
+        entry_url = with_database(
+            reverse("admin:django_rollback_rollbacklog_change", args=[log.pk]), request
+        )
+        try:
+            result = archive.restore(log, fake=request.method != "POST")
+        except RollbackError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(entry_url)
+        if request.method == "POST":
+            self.message_user(
+                request,
+                _("Restored %(restored)d rows/values, skipped %(skipped)d.")
+                % {"restored": result.restored, "skipped": result.skipped},
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(entry_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Restore the archive of rollback %(id)s") % {"id": log.pk},
+            "subtitle": None,
+            "opts": self.opts,
+            "original": log,
+            "log": log,
+            "result": result,
+            "entry_url": entry_url,
+            "media": self.media,
+        }
+        return TemplateResponse(request, self.restore_template, context)

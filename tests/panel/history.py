@@ -120,5 +120,12 @@ def build(root: Path) -> PanelHistory:
 
 
 def restore() -> None:
-    """Every migration applied again, as the rest of the test session expects."""
+    """Every migration applied again, as the rest of the test session expects, and the
+    archives that the test's rollbacks kept dropped."""
     _migrate()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{dbtools.ARCHIVE_SCHEMA}" CASCADE')
+            return
+    for table in dbtools.archive_tables(database_url_of()):
+        _sql(f"DROP TABLE {connection.ops.quote_name(table)}")
