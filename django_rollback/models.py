@@ -105,7 +105,9 @@ class RollbackLog(models.Model):
     pruned_states = models.JSONField(_("pruned states"), default=list, blank=True)
     # What this rollback kept of the tables and columns it dropped (archive.py describes the
     # document): the archive tables live in the same database until restored or purged.
-    archive = models.JSONField(_("archive"), default=dict, blank=True)
+    # Null, not {}, when there is none: rows written by code that predates the field (a
+    # raw INSERT, an older release during a rolling deploy) stay valid.
+    archive = models.JSONField(_("archive"), null=True, blank=True, default=None)
 
     class Meta:
         ordering = ["-id"]

@@ -655,8 +655,11 @@ def _warnings(
     ordered: list[Migration],
     recorded: frozenset[MigrationKey],
 ) -> list[str]:
-    warnings = [
-        f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss if not loss.archived
+    warnings = [f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss]
+    warnings += [
+        f"{step.label}: its reverse code runs; the rows it deletes or changes are not archived."
+        for step in plan.steps
+        if any("are not archived" in note for note in step.notes)
     ]
     if plan.steps and not plan.all_or_nothing:
         if not connection.features.can_rollback_ddl:

@@ -395,7 +395,8 @@ def test_two_databases_keep_their_own_states_and_roll_back_alone(
     assert preview["plan"]["database"] == "warehouse"
     # Only what the router lets into this database is counted as data lost.
     assert preview["plan"]["warnings"][0] == (
-        'stock.0002_item_quantity: drops column "stock_item"."quantity" (3 non-null values)'
+        'stock.0002_item_quantity: drops column "stock_item"."quantity" (3 non-null values): '
+        "archived (3 non-null values, restorable)"
     )
     assert not any("shelf" in warning for warning in preview["plan"]["warnings"])
 

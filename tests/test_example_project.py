@@ -114,7 +114,9 @@ def schema(db: Path) -> dict[str, set[tuple]]:
         tables = [
             row[0]
             for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'sqlite_sequence'"
+                # The archives rollbacks keep are not part of a release's schema.
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'sqlite_sequence' "
+                "AND name NOT LIKE 'django_rollback_archive_%'"
             )
         ]
         result = {}

@@ -8,6 +8,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="rollbacklog",
             name="archive",
-            field=models.JSONField(blank=True, default=dict, verbose_name="archive"),
+            field=models.JSONField(blank=True, default=None, null=True, verbose_name="archive"),
         ),
     ]

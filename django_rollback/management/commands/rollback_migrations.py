@@ -223,14 +223,6 @@ class Command(RollbackBaseCommand):
                     self.say(f"       {operation}")
                 for note in step.notes:
                     self.say(f"       note: {note}")
-        archived = [(step, loss) for step, loss in plan.data_loss if loss.archived]
-        if archived:
-            self.say(
-                "Data the steps drop is archived in this database (restore_rollback_archive "
-                "puts it back):"
-            )
-            for step, loss in archived:
-                self.say(f"  {step.label}: {loss.describe()}")
         for warning in plan.warnings:
             self.say(f"Warning: {warning}", logging.WARNING, self.style.WARNING)
         if detailed:
