@@ -62,7 +62,8 @@ V2_COLUMN = {
     + "field=models.CharField(max_length=40, null=True)),\n    ]\n",
 }
 FILL = {
-    "table": "INSERT INTO big_row (n, label) SELECT g, 'row ' || g FROM generate_series(1, {rows}) g",
+    "table": "INSERT INTO big_row (n, label) "
+    "SELECT g, 'row ' || g FROM generate_series(1, {rows}) g",
     "column": "UPDATE big_item SET note = 'note ' || n",
 }
 
@@ -130,7 +131,10 @@ def project(root: Path, server: Server, kind: str, rows: int) -> str:
     git(root, "config", "user.name", "bench")
     name = server.create(kind)
     url = server.url(name)
-    for tag, release in (("v1", {**files, **V1}), ("v2", V2_TABLE if kind == "table" else V2_COLUMN)):
+    for tag, release in (
+        ("v1", {**files, **V1}),
+        ("v2", V2_TABLE if kind == "table" else V2_COLUMN),
+    ):
         for relative, content in release.items():
             (root / relative).parent.mkdir(parents=True, exist_ok=True)
             (root / relative).write_text(content)
@@ -155,8 +159,10 @@ def main() -> None:
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
     options = parser.parse_args()
     server = Server(options.pg_url)
-    print(f"PostgreSQL {server.run('SHOW server_version')[0][0]}, {options.rows:,} rows, "
-          f"medians of {options.repeat} runs (fresh process, fresh database copy)")
+    print(
+        f"PostgreSQL {server.run('SHOW server_version')[0][0]}, {options.rows:,} rows, "
+        f"medians of {options.repeat} runs (fresh process, fresh database copy)"
+    )
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for kind in ("table", "column"):
@@ -167,19 +173,25 @@ def main() -> None:
                 for _ in range(options.repeat):
                     for variant in ("plain", "archive"):
                         copy = server.create("run", template)
-                        args = ["rollback_migrations"] + (["--no-archive"] if variant == "plain" else [])
+                        args = ["rollback_migrations"] + (
+                            ["--no-archive"] if variant == "plain" else []
+                        )
                         times[variant].append(manage(root, server.url(copy), *args))
                         if variant == "archive":
                             git(root, "checkout", "-q", "v2")
                             manage(root, server.url(copy), "migrate", "--no-input")
-                            restore.append(manage(root, server.url(copy), "restore_rollback_archive"))
+                            restore.append(
+                                manage(root, server.url(copy), "restore_rollback_archive")
+                            )
                         server.drop(copy)
                 plain = statistics.median(times["plain"])
                 archived = statistics.median(times["archive"])
                 what = "table of" if kind == "table" else "column of a table of"
-                print(f"drop a {what} {options.rows:,} rows: plain {plain:.2f} s, "
-                      f"archive {archived:.2f} s, ratio {archived / plain:.2f}; "
-                      f"restore {statistics.median(restore):.2f} s")
+                print(
+                    f"drop a {what} {options.rows:,} rows: plain {plain:.2f} s, "
+                    f"archive {archived:.2f} s, ratio {archived / plain:.2f}; "
+                    f"restore {statistics.median(restore):.2f} s"
+                )
     finally:
         for name in server.created:
             server.drop(name)

@@ -150,7 +150,9 @@ class Archiver:
 
     def _ensure_schema(self, editor: Any) -> None:
         if not self._schema_ready:
-            editor.execute(f"CREATE SCHEMA IF NOT EXISTS {self.connection.ops.quote_name(PG_SCHEMA)}")
+            editor.execute(
+                f"CREATE SCHEMA IF NOT EXISTS {self.connection.ops.quote_name(PG_SCHEMA)}"
+            )
             self._schema_ready = True
 
     def _record(
@@ -330,7 +332,7 @@ def describe_item(item: dict[str, Any]) -> str:
 
 
 def archive_status(log: RollbackLog) -> str:
-    """"none", "restored", "purged" or "kept"."""
+    """ "none", "restored", "purged" or "kept"."""
     archive = log.archive or {}
     if not archive.get("items"):
         return "none"
@@ -456,9 +458,7 @@ def find_archive(database: str = DEFAULT_DB_ALIAS, log_id: int | None = None) ->
     return log
 
 
-def restore(
-    log: RollbackLog, *, fake: bool = False, wait: float = 0.0
-) -> RestoreResult:
+def restore(log: RollbackLog, *, fake: bool = False, wait: float = 0.0) -> RestoreResult:
     """Put the archive of `log` back, all of it or nothing; `fake` counts and changes nothing."""
     database = log._state.db or DEFAULT_DB_ALIAS
     connection = connections[database]
@@ -548,9 +548,7 @@ def _unusable(
     return None
 
 
-def _fk_conditions(
-    connection: BaseDatabaseWrapper, item: dict[str, Any], alias: str
-) -> list[str]:
+def _fk_conditions(connection: BaseDatabaseWrapper, item: dict[str, Any], alias: str) -> list[str]:
     """SQL conditions a row of the archive meets when each foreign key it holds points at a
     row that exists (in the live table, or in this archive for a table pointing at itself)."""
     quote = connection.ops.quote_name
@@ -563,7 +561,8 @@ def _fk_conditions(
             target = f"SELECT r.{quote(ref_column)} FROM ({target}) r"
         allowed = f"{alias}.{quote(column)} IN ({target})"
         if ref_table == item["table"] and item["column"] is None:
-            allowed += f" OR {alias}.{quote(column)} IN (SELECT {quote(ref_column)} FROM {_item_table(connection, item)})"
+            itself = f"SELECT {quote(ref_column)} FROM {_item_table(connection, item)}"
+            allowed += f" OR {alias}.{quote(column)} IN ({itself})"
         conditions.append(f"({alias}.{quote(column)} IS NULL OR {allowed})")
     return conditions
 
@@ -600,7 +599,8 @@ def _restore_table(
     picked = ", ".join(f"a.{quote(c)}" for c in columns)
     if pk is None:
         outcome.restored = _execute(
-            connection, f"INSERT INTO {table} ({names}) SELECT {picked} FROM {archive} a WHERE {valid}"
+            connection,
+            f"INSERT INTO {table} ({names}) SELECT {picked} FROM {archive} a WHERE {valid}",
         )
         return outcome
     # Rows the newer release re-created with the same key existed at rollback time: the
@@ -678,7 +678,9 @@ def _move_sequences(connection: BaseDatabaseWrapper, outcomes: list[ItemOutcome]
                 )
             elif connection.vendor == "mysql":
                 cursor.execute(f"SELECT COALESCE(MAX({quote(pk)}), 0) + 1 FROM {quote(table)}")
-                cursor.execute(f"ALTER TABLE {quote(table)} AUTO_INCREMENT = {int(cursor.fetchone()[0])}")
+                cursor.execute(
+                    f"ALTER TABLE {quote(table)} AUTO_INCREMENT = {int(cursor.fetchone()[0])}"
+                )
 
 
 # --- listing and purging ---------------------------------------------------------------------

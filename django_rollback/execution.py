@@ -19,13 +19,13 @@ from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
+from .archive import Archiver
 from .exceptions import (
     PlanRefusedError,
     RollbackError,
     RollbackFailedError,
     StalePlanError,
 )
-from .archive import Archiver
 from .locks import rollback_lock
 from .models import MigrationState, RollbackLog
 from .planning import PlanStep, RollbackPlan, labels

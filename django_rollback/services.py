@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet, Subquery
 from django.utils.connection import ConnectionDoesNotExist
 
 from . import conf
+from .archive import enabled as archiving_enabled, restorable_now
 from .exceptions import (
     AmbiguousCommitError,
     DatabaseUnavailableError,
@@ -40,7 +41,6 @@ from .execution import (
     execute as execute,
     record_dry_run as record_dry_run,
 )
-from .archive import enabled as archiving_enabled, restorable_now
 from .git import GitRepository, validate_commit_prefix
 from .locks import rollback_lock
 from .models import MigrationKey, MigrationState, RollbackLog

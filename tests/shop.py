@@ -422,13 +422,13 @@ def bookshop_releases() -> list[tuple[str, dict[str, str | None]]]:
         "shelf/migrations/__init__.py": "",
         "shelf/migrations/0001_initial.py": migration(
             [],
-            f'''        migrations.CreateModel(name="Author", fields=[{ID}, ("name", models.CharField(max_length=50))]),
+            f"""        migrations.CreateModel(name="Author", fields=[{ID}, ("name", models.CharField(max_length=50))]),
         migrations.CreateModel(name="Book", fields=[
             {ID},
             ("title", models.CharField(max_length=50)),
             ("author", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="shelf.author")),
         ]),
-''',
+""",
         ),
     }
     second: dict[str, str | None] = {

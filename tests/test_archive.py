@@ -81,10 +81,17 @@ def expected_after_restore(before: dict[str, list]) -> dict[str, list]:
         if book_id == 2:
             continue
         author_id = 1 if author_id == 3 else author_id
-        books.append((book_id, title, author_id, isbn, pages, None if editor_id == 3 else editor_id))
+        books.append(
+            (book_id, title, author_id, isbn, pages, None if editor_id == 3 else editor_id)
+        )
     # The book added under v1 got pages=100 from v2's data migration; it was not archived.
     books.append((5, "Children of Time", 5, None, 100, None))
-    return {"shelf_review": reviews, "shelf_tag": before["shelf_tag"], "shelf_book_tags": links, "shelf_book": books}
+    return {
+        "shelf_review": reviews,
+        "shelf_tag": before["shelf_tag"],
+        "shelf_book_tags": links,
+        "shelf_book": books,
+    }
 
 
 def test_release_cycle_restores_every_surviving_row(
@@ -102,6 +109,9 @@ def test_release_cycle_restores_every_surviving_row(
     assert "can be restored now: run restore_rollback_archive 2." in out
     assert dbtools.schema(project.url)  # v2's tables are back, empty
     assert rows(project.url)["shelf_review"] == []
+
+    saved = json.loads(project.ok("save_migrations_state", "--json"))
+    assert saved["restorable_archive"] == 2
 
     unchanged = dbtools.everything(project.url), rows(project.url)
     fake = project.ok("restore_rollback_archive", "--fake")
@@ -133,16 +143,23 @@ def test_release_cycle_restores_every_surviving_row(
     assert_refused(project, "restore_rollback_archive", says="no archive")
     listing = project.ok("restore_rollback_archive", "--list")
     assert "restored" in listing
-    project.ok("restore_rollback_archive", "--purge", "2")
+    assert dbtools.archive_tables(project.url)
+    assert "Purged 1 archives (log entries: 2)" in project.ok(
+        "restore_rollback_archive", "--purge-older-than", "0"
+    )
     assert dbtools.archive_tables(project.url) == []
+    assert_refused(project, "restore_rollback_archive", "--purge", "2", says="purged already")
 
 
-def test_no_archive_loses_the_data_and_says_so(tmp_path: Path, databases: dbtools.Databases) -> None:
+def test_no_archive_loses_the_data_and_says_so(
+    tmp_path: Path, databases: dbtools.Databases
+) -> None:
     project, _ = released(tmp_path, databases)
     preview = project.ok("rollback_migrations", "--fake", "--no-archive")
     assert 'drops table "shelf_review" (4 rows): lost' in preview
     project.ok("rollback_migrations", "--no-archive")
     assert dbtools.archive_tables(project.url) == []
+    assert "No archives" in project.ok("restore_rollback_archive", "--list")
 
 
 @pytest.mark.skipif(dbtools.BACKEND != "postgresql", reason="kills a restore blocked on a lock")

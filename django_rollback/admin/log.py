@@ -189,9 +189,7 @@ class RollbackLogAdmin(AuditAdmin):
     def restore_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """GET: what would come back and what would be skipped (a restore rolled back).
         POST: the restore. Same permission as a rollback."""
-        if not self.has_view_permission(request) or not request.user.has_perm(
-            ROLLBACK_PERMISSION
-        ):
+        if not self.has_view_permission(request) or not request.user.has_perm(ROLLBACK_PERMISSION):
             raise PermissionDenied
         log = self.get_object(request, object_id)
         if log is None:

@@ -104,8 +104,10 @@ class Command(RollbackBaseCommand):
             self.say("No archives: no rollback has kept data yet.")
             return
         self.say(f"Archives in database '{database}', newest first:")
-        self.say(f"  {'LOG':>5}  {'FROM → TO':<23}  {'TABLES':>6}  {'COLUMNS':>7}  "
-                 f"{'ROWS':>9}  {'SIZE':>10}  STATUS")
+        self.say(
+            f"  {'LOG':>5}  {'FROM → TO':<23}  {'TABLES':>6}  {'COLUMNS':>7}  "
+            f"{'ROWS':>9}  {'SIZE':>10}  STATUS"
+        )
         for row in rows:
             self.say(
                 f"  {row['log_id']:>5}  {row['from'][:10]} → {row['to'][:10]}  "

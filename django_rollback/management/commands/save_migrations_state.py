@@ -42,6 +42,9 @@ class Command(RollbackBaseCommand):
             "DJANGO_ROLLBACK['TAGS'], then git).",
         )
         parser.add_argument(
+            "--json", action="store_true", help="Print one JSON document on stdout."
+        )
+        parser.add_argument(
             "--wait",
             type=float,
             default=services.SAVE_WAIT_SECONDS,
@@ -90,6 +93,22 @@ class Command(RollbackBaseCommand):
             self.say(f"Data = {data}", logging.DEBUG)
         if options["log_diff"]:
             self._say_diff(result)
+        if self.json_mode:
+            restorable = result.restorable
+            self.emit_json(
+                {
+                    "ok": True,
+                    "command": "save",
+                    "state_id": result.state.pk,
+                    "commit": result.state.commit,
+                    "tags": list(result.state.tags),
+                    "created": result.created,
+                    "updated": result.updated,
+                    "latest": result.is_latest,
+                    # The log entry whose archive restore_rollback_archive can restore now.
+                    "restorable_archive": restorable.pk if restorable else None,
+                }
+            )
 
     def _say_diff(self, result: services.SaveResult) -> None:
         if result.previous is None:
