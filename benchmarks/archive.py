@@ -157,6 +157,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--only", choices=["table", "column"], help="One of the two cases.")
     options = parser.parse_args()
     server = Server(options.pg_url)
     print(
@@ -165,7 +166,7 @@ def main() -> None:
     )
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for kind in ("table", "column"):
+            for kind in [options.only] if options.only else ["table", "column"]:
                 root = Path(tmp) / kind
                 template = project(root, server, kind, options.rows)
                 times: dict[str, list[float]] = {"archive": [], "plain": []}

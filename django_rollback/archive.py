@@ -142,11 +142,15 @@ class Archiver:
         quote = self.connection.ops.quote_name
         if schema:
             self._ensure_schema(editor)
-        editor.execute(
-            f"CREATE TABLE {_qualified(self.connection, schema, name)} AS "
-            f"SELECT {quote(pk)}, {quote(column)} FROM {quote(table)}"
-        )
-        self._record(table, column, pk, schema, name, types)
+        with self.connection.cursor() as cursor:
+            # Straight through the cursor, not editor.execute(): PostgreSQL and MySQL tell
+            # how many rows were copied, which saves counting them again.
+            cursor.execute(
+                f"CREATE TABLE {_qualified(self.connection, schema, name)} AS "
+                f"SELECT {quote(pk)}, {quote(column)} FROM {quote(table)}"
+            )
+            copied = cursor.rowcount if self.connection.vendor != "sqlite" else -1
+        self._record(table, column, pk, schema, name, types, rows=copied if copied >= 0 else None)
 
     def _ensure_schema(self, editor: Any) -> None:
         if not self._schema_ready:
@@ -163,11 +167,12 @@ class Archiver:
         schema: str | None,
         name: str,
         types: dict[str, str],
+        rows: int | None = None,
     ) -> None:
-        qualified = _qualified(self.connection, schema, name)
-        with self.connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {qualified}")
-            rows = int(cursor.fetchone()[0])
+        if rows is None:
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"SELECT COUNT(*) FROM {_qualified(self.connection, schema, name)}")
+                rows = int(cursor.fetchone()[0])
         self.items.append(
             {
                 "table": table,
@@ -336,10 +341,10 @@ def archive_status(log: RollbackLog) -> str:
     archive = log.archive or {}
     if not archive.get("items"):
         return "none"
-    if archive.get("restored_at"):
-        return "restored"
     if archive.get("purged_at"):
         return "purged"
+    if archive.get("restored_at"):
+        return "restored"
     return "kept"
 
 
