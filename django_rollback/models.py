@@ -45,6 +45,18 @@ class MigrationState(models.Model):
         help_text=_('Squashed migrations on disk at save time: {"app.name": [[app, name], ...]}.'),
     )
     saved_at = models.DateTimeField(_("saved at"), default=timezone.now, editable=False)
+    # Only states converted from django-rollback 0.4.0 (which kept the newest migration of
+    # each app, not the full set) can have these: newest migrations whose files were not on
+    # disk at the upgrade, so their ancestors, and the full set, are unknown.
+    unresolved = models.JSONField(
+        _("unresolved migrations"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Converted from django-rollback 0.4.0 while these [app, name] migration files were "
+            "not on disk: the full set is unknown, so the state is no rollback target."
+        ),
+    )
 
     objects = MigrationStateQuerySet.as_manager()
 
@@ -71,6 +83,11 @@ class MigrationState(models.Model):
     @property
     def migration_set(self) -> frozenset[MigrationKey]:
         return frozenset((app, name) for app, name in self.migrations)
+
+    @property
+    def unresolved_labels(self) -> str:
+        """The unresolved migrations as "app.name, ..." ("" for a complete state)."""
+        return ", ".join(f"{app}.{name}" for app, name in sorted(map(tuple, self.unresolved)))
 
     @staticmethod
     def serialize_migrations(keys: Iterable[MigrationKey]) -> list[list[str]]:

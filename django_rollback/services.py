@@ -24,6 +24,7 @@ from .exceptions import (
     AmbiguousCommitError,
     DatabaseUnavailableError,
     NotMigratedError,
+    PlanRefusedError,
     RepositoryError,
     RollbackError,
     RollbackInProgressError,
@@ -226,10 +227,11 @@ def _save_locked(connection: BaseDatabaseWrapper, head: CurrentCommit) -> SaveRe
             state.tags, tags_changed = fields["tags"], True
             changed.append("tags")
         # Only the latest state describes the database now; older ones are history.
-        if latest.pk == state.pk and state.migration_set != applied:
+        if latest.pk == state.pk and (state.migration_set != applied or state.unresolved):
             state.migrations, state.squashes = fields["migrations"], squashes_on_disk()
+            state.unresolved = []  # a state converted from 0.4.0 now has its full set
             updated = True
-            changed += ["migrations", "squashes"]
+            changed += ["migrations", "squashes", "unresolved"]
         if changed:
             state.save(update_fields=changed)
     previous = states.before(state).first()
@@ -506,6 +508,13 @@ def plan_rollback(
     target = _resolve_target(
         current_state, repo, database, tag=tag, commit=commit, state_id=state_id
     )
+    if target.unresolved:
+        raise PlanRefusedError(
+            f"Cannot roll back to {describe_state(target)}: it was converted from "
+            "django-rollback 0.4.0 while the migration files "
+            f"{target.unresolved_labels} were not on disk, so its full set of migrations "
+            "is unknown."
+        )
     if target.pk > current_state.pk:
         raise RollbackError(
             f"The target {describe_state(target)} was saved after the current "

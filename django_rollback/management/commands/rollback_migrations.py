@@ -242,6 +242,7 @@ class Command(RollbackBaseCommand):
                             "apps": len({app for app, _ in state.migrations}),
                             "migrations": len(state.migrations),
                             "current": state.commit == head,
+                            "unresolved": [list(key) for key in state.unresolved],
                         }
                         for state in listing.states
                     ],
@@ -261,6 +262,8 @@ class Command(RollbackBaseCommand):
             apps = len({app for app, _ in state.migrations})
             saved = state.saved_at.strftime("%Y-%m-%d %H:%M:%S")
             tags = ", ".join(state.tags) or "-"
+            if state.unresolved:  # converted from 0.4.0 without its full set
+                tags += f"  (not a rollback target: no file for {state.unresolved_labels})"
             self.say(
                 f"  {marker}  {state.pk:>5}  {state.commit[:10]:<10}  {saved:<19}  {apps:>4}  "
                 f"{len(state.migrations):>10}  {tags}"

@@ -1,0 +1,178 @@
+"""Upgrading a database from django-rollback 0.4.0 (run by migration 0002_upgrade_from_0_4_0).
+
+0.4.0 recorded a migration named like our first one (`django_rollback.0001_initial`), so on
+its databases Django never runs ours: 0002 creates our tables when they are missing.
+
+0.4.0 kept one row per commit in `django_rollback_appsstate`: the commit, a JSON text of
+`[id, app, name]` holding the newest applied migration of each app (by django_migrations.id)
+and a timestamp. Our states hold the full applied set, so each old row becomes a state whose
+set is those newest migrations plus all their ancestors in the migration graph on disk (what
+Django must have applied before them). Tags come from git when the commit is reachable. A
+newest migration whose file is gone leaves its ancestors unknown: the state is kept, with
+those migrations in `unresolved`, and a rollback to it is refused.
+
+The old table is left as it was (a backup for one release); the next release drops it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
+from typing import Any
+
+from django.apps.registry import Apps
+from django.conf import settings
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.graph import MigrationGraph
+from django.db.migrations.loader import MigrationLoader
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from . import conf
+from .exceptions import RepositoryError
+from .git import GitRepository
+from .models import MigrationKey
+
+OLD_TABLE = "django_rollback_appsstate"
+NEW_TABLES = ("MigrationState", "RollbackLog")
+
+
+@dataclass(frozen=True)
+class OldState:
+    """One row of 0.4.0's table."""
+
+    id: int
+    commit: str
+    newest: tuple[MigrationKey, ...]  # the newest applied migration of each app
+    saved_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ConvertedSet:
+    applied: frozenset[MigrationKey]
+    unresolved: frozenset[MigrationKey]  # newest migrations whose file is not on disk
+
+
+def create_missing_tables(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """Create the tables of 0001_initial where 0.4.0 recorded its own 0001_initial instead.
+
+    `apps` is the state right after our 0001, so the models are exactly what it creates."""
+    connection = schema_editor.connection
+    existing = set(connection.introspection.table_names())
+    for name in NEW_TABLES:
+        model = apps.get_model("django_rollback", name)
+        if model._meta.db_table not in existing:
+            schema_editor.create_model(model)
+
+
+def convert_old_states(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """Copy 0.4.0's states into ours, oldest first (ids keep the order of the saves)."""
+    connection = schema_editor.connection
+    old_states = read_old_states(connection)
+    if not old_states:
+        return
+    states = apps.get_model("django_rollback", "MigrationState")._default_manager.db_manager(
+        connection.alias
+    )
+    already = set(states.values_list("commit", flat=True))  # 0002 unapplied and run again
+    graph = disk_graph()
+    repo = _repository()
+    for old in old_states:
+        if old.commit in already:
+            continue
+        already.add(old.commit)
+        converted = full_applied_set(graph, old.newest)
+        fields: dict[str, Any] = {
+            "commit": old.commit,
+            "tags": list(_tags(repo, old.commit)),
+            "migrations": [[app, name] for app, name in sorted(converted.applied)],
+            "squashes": {},  # unknown: 0.4.0 did not keep them; the files on disk tell
+            "unresolved": [[app, name] for app, name in sorted(converted.unresolved)],
+        }
+        if old.saved_at is not None:
+            fields["saved_at"] = old.saved_at
+        states.create(**fields)
+
+
+def read_old_states(connection: BaseDatabaseWrapper) -> list[OldState]:
+    """The rows of 0.4.0's table, oldest first ([] when there is no such table)."""
+    if OLD_TABLE not in connection.introspection.table_names():
+        return []
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {quote('id')}, {quote('commit')}, {quote('migrations')}, "
+            f"{quote('timestamp')} FROM {quote(OLD_TABLE)} ORDER BY {quote('id')}"
+        )
+        rows = cursor.fetchall()
+    return [
+        OldState(
+            id=int(row_id),
+            commit=str(commit).strip().lower(),
+            newest=_newest(migrations),
+            saved_at=_aware(timestamp),
+        )
+        for row_id, commit, migrations, timestamp in rows
+    ]
+
+
+def _newest(text: str | bytes | None) -> tuple[MigrationKey, ...]:
+    """[[id, app, name], ...] as 0.4.0 wrote it (an [app, name] pair is accepted too)."""
+    if not text:
+        return ()
+    entries = json.loads(text)
+    keys = {(str(entry[-2]), str(entry[-1])) for entry in entries if len(entry) >= 2}
+    return tuple(sorted(keys))
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """The timestamp as Django would read it from this backend: SQLite gives text and
+    MySQL a naive UTC datetime when USE_TZ is on."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and settings.USE_TZ and timezone.is_naive(value):
+        value = timezone.make_aware(value, dt_timezone.utc)
+    return value
+
+
+def disk_graph() -> MigrationGraph:
+    """The graph of every migration file on disk, squashed ones and what they replace both
+    kept as nodes (0.4.0 may name either)."""
+    return MigrationLoader(None, ignore_no_migrations=True, replace_migrations=False).graph
+
+
+def full_applied_set(graph: MigrationGraph, newest: tuple[MigrationKey, ...]) -> ConvertedSet:
+    """The newest migrations and everything they depend on, as django_migrations lists it:
+    a squash whose replaced migrations are all there is listed too, and the other way round."""
+    applied: set[MigrationKey] = set()
+    unresolved: set[MigrationKey] = set()
+    for key in newest:
+        if key in graph.nodes:
+            applied.update(graph.forwards_plan(key))
+        else:
+            unresolved.add(key)
+            applied.add(key)  # named by 0.4.0, so it was applied; only its ancestors are unknown
+    for key, node in graph.nodes.items():
+        replaced = set(getattr(node, "replaces", None) or ())
+        if not replaced:
+            continue
+        if key in applied:
+            applied |= replaced
+        elif replaced <= applied:
+            applied.add(key)
+    return ConvertedSet(frozenset(applied), frozenset(unresolved))
+
+
+def _repository() -> GitRepository | None:
+    try:
+        return GitRepository(conf.repo_path())
+    except RepositoryError:
+        return None
+
+
+def _tags(repo: GitRepository | None, commit: str) -> tuple[str, ...]:
+    if repo is None or not repo.has_commit(commit):
+        return ()
+    return repo.tags_at(commit)
