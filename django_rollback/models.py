@@ -9,6 +9,11 @@ from django.utils.translation import gettext_lazy as _
 MigrationKey = tuple[str, str]
 
 
+def app_count(keys: Iterable[MigrationKey] | Iterable[list[str]]) -> int:
+    """How many apps these (app, name) pairs belong to."""
+    return len({key[0] for key in keys})
+
+
 class MigrationStateQuerySet(models.QuerySet["MigrationState"]):
     """Order is the database-assigned id: containers' wall clocks never decide "latest"."""
 
@@ -85,6 +90,10 @@ class MigrationState(models.Model):
         return frozenset((app, name) for app, name in self.migrations)
 
     @property
+    def app_count(self) -> int:
+        return app_count(self.migrations)
+
+    @property
     def unresolved_labels(self) -> str:
         """The unresolved migrations as "app.name, ..." ("" for a complete state)."""
         return ", ".join(f"{app}.{name}" for app, name in sorted(map(tuple, self.unresolved)))
@@ -104,6 +113,12 @@ class RollbackLog(models.Model):
         DRY_RUN = "dry_run", _("dry run")
         INTERRUPTED = "interrupted", _("interrupted")  # its process died while it ran
 
+    class Source(models.TextChoices):
+        """Which skin started it."""
+
+        COMMAND = "command", _("command")
+        ADMIN = "admin", _("admin")
+
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     duration = models.FloatField(_("duration (s)"), null=True, blank=True)
@@ -117,7 +132,7 @@ class RollbackLog(models.Model):
     output = models.TextField(_("output"), blank=True)
     error = models.TextField(_("error"), blank=True)
     user = models.CharField(_("user"), max_length=150, blank=True)
-    source = models.CharField(_("source"), max_length=20, blank=True)
+    source = models.CharField(_("source"), max_length=20, blank=True, choices=Source.choices)
     host = models.CharField(_("host"), max_length=255, blank=True)
     pruned_states = models.JSONField(_("pruned states"), default=list, blank=True)
 

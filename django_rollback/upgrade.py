@@ -140,7 +140,9 @@ def _aware(value: datetime | str | None) -> datetime | None:
 def disk_graph() -> MigrationGraph:
     """The graph of every migration file on disk, squashed ones and what they replace both
     kept as nodes (0.4.0 may name either)."""
-    return MigrationLoader(None, ignore_no_migrations=True, replace_migrations=False).graph
+    loader = MigrationLoader(None, ignore_no_migrations=True, replace_migrations=False)
+    graph: MigrationGraph = loader.graph
+    return graph
 
 
 def full_applied_set(graph: MigrationGraph, newest: tuple[MigrationKey, ...]) -> ConvertedSet:

@@ -15,8 +15,9 @@ class Migration(migrations.Migration):
     dependencies = [("django_rollback", "0001_initial")]
 
     operations = [
-        # Undoing it leaves the tables: 0001 owns them.
-        migrations.RunPython(create_missing_tables, migrations.RunPython.noop),
+        # Undoing it leaves the tables: 0001 owns them. Not atomic: MySQL cannot run DDL in
+        # a transaction (on PostgreSQL and SQLite the whole migration is one anyway).
+        migrations.RunPython(create_missing_tables, migrations.RunPython.noop, atomic=False),
         migrations.AddField(
             model_name="migrationstate",
             name="unresolved",
@@ -25,6 +26,16 @@ class Migration(migrations.Migration):
                 default=list,
                 help_text="Converted from django-rollback 0.4.0 while these [app, name] migration files were not on disk: the full set is unknown, so the state is no rollback target.",
                 verbose_name="unresolved migrations",
+            ),
+        ),
+        migrations.AlterField(  # choices only: no SQL
+            model_name="rollbacklog",
+            name="source",
+            field=models.CharField(
+                blank=True,
+                choices=[("command", "command"), ("admin", "admin")],
+                max_length=20,
+                verbose_name="source",
             ),
         ),
         # Undoing it keeps the converted states; 0.4.0's table was never changed.
