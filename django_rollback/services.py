@@ -526,9 +526,8 @@ def plan_rollback(
     if target.unresolved:
         raise PlanRefusedError(
             f"Cannot roll back to {describe_state(target)}: it was converted from "
-            "django-rollback 0.4.0 while the migration files "
-            f"{target.unresolved_labels} were not on disk, so its full set of migrations "
-            "is unknown."
+            "django-rollback 0.4.0 while these migration files were not on disk: "
+            f"{target.unresolved_labels}; its full set of migrations is unknown."
         )
     if target.pk > current_state.pk:
         raise RollbackError(

@@ -15,7 +15,7 @@ import json
 import pytest
 
 from . import dbtools
-from .conftest import History, Project, assert_refused
+from .projects import History, Project, assert_refused
 
 OLD_TABLE = "django_rollback_appsstate"
 OLD_DDL = {
@@ -121,6 +121,11 @@ def test_migrate_creates_our_tables_and_converts_the_saved_states(
         assert (tags, unresolved) == ([tag], [])
     # 0.4.0's table is kept as it was, for one release.
     assert len(dbtools.query(upgraded.url, f'SELECT id FROM "{OLD_TABLE}"')) == 2
+    # Undoing 0002 and applying it again converts nothing twice.
+    before = dbtools.query(upgraded.url, "SELECT * FROM django_rollback_migrationstate")
+    upgraded.ok("migrate", "django_rollback", "0001_initial")
+    upgraded.ok("migrate", "--no-input")
+    assert dbtools.query(upgraded.url, "SELECT * FROM django_rollback_migrationstate") == before
 
 
 def test_list_shows_the_old_releases_with_their_tags_and_times(
@@ -173,7 +178,7 @@ def test_a_state_whose_migration_file_is_gone_is_kept_but_refused(shop: History)
         "rollback_migrations",
         "-t",
         "v1.0.0",
-        says="migration files catalog.0002_seed_before_rename were not on disk",
+        says="these migration files were not on disk: catalog.0002_seed_before_rename;",
     )
     # The other state 0.4.0 saved is complete and still a target.
     project.ok("rollback_migrations", "-t", "v1.1.0")
