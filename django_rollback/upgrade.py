@@ -36,6 +36,7 @@ from .git import GitRepository
 from .models import MigrationKey
 
 OLD_TABLE = "django_rollback_appsstate"
+_EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 NEW_TABLES = ("MigrationState", "RollbackLog")
 
 
@@ -96,18 +97,29 @@ def convert_old_states(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> N
         states.create(**fields)
 
 
+# 0.4.0 names its save time `timestamp`; releases before it had `created` (and `updated`).
+TIME_COLUMNS = ("timestamp", "created", "updated")
+
+
 def read_old_states(connection: BaseDatabaseWrapper) -> list[OldState]:
-    """The rows of 0.4.0's table, oldest first ([] when there is no such table)."""
+    """The rows of 0.4.0's table in the order 0.4.0 saw them (by save time, then id),
+    oldest first; [] when there is no such table."""
     if OLD_TABLE not in connection.introspection.table_names():
         return []
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
+        columns = {
+            column.name
+            for column in connection.introspection.get_table_description(cursor, OLD_TABLE)
+        }
+        time_column = next((name for name in TIME_COLUMNS if name in columns), None)
+        saved_at = quote(time_column) if time_column else "NULL"
         cursor.execute(
-            f"SELECT {quote('id')}, {quote('commit')}, {quote('migrations')}, "
-            f"{quote('timestamp')} FROM {quote(OLD_TABLE)} ORDER BY {quote('id')}"
+            f"SELECT {quote('id')}, {quote('commit')}, {quote('migrations')}, {saved_at} "
+            f"FROM {quote(OLD_TABLE)} ORDER BY {quote('id')}"
         )
         rows = cursor.fetchall()
-    return [
+    states = [
         OldState(
             id=int(row_id),
             commit=str(commit).strip().lower(),
@@ -116,13 +128,15 @@ def read_old_states(connection: BaseDatabaseWrapper) -> list[OldState]:
         )
         for row_id, commit, migrations, timestamp in rows
     ]
+    # 0.4.0 ordered its states by save time; the id breaks ties (and orders rows without it).
+    return sorted(states, key=lambda s: (s.saved_at is None, s.saved_at or _EPOCH, s.id))
 
 
-def _newest(text: str | bytes | None) -> tuple[MigrationKey, ...]:
+def _newest(value: str | bytes | list[list[object]] | None) -> tuple[MigrationKey, ...]:
     """[[id, app, name], ...] as 0.4.0 wrote it (an [app, name] pair is accepted too)."""
-    if not text:
+    if not value:
         return ()
-    entries = json.loads(text)
+    entries = json.loads(value) if isinstance(value, (str, bytes)) else value
     keys = {(str(entry[-2]), str(entry[-1])) for entry in entries if len(entry) >= 2}
     return tuple(sorted(keys))
 

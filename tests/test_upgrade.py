@@ -201,3 +201,78 @@ def test_a_database_of_the_previous_version_gets_the_same_tables(shop: History) 
     assert dbtools.applied(project.url) == v110.applied
     project.ok("rollback_migrations")
     assert dbtools.schema(project.url) == shop.releases["v1.0.0"].schema
+
+
+# --- the conversion, in process ---------------------------------------------------------
+
+
+def _migration(app: str, name: str, deps=(), replaces=()):  # type: ignore[no-untyped-def]
+    from django.db.migrations import Migration
+
+    migration = Migration(name, app)
+    migration.dependencies = list(deps)
+    migration.replaces = list(replaces)
+    return migration
+
+
+def test_full_set_is_the_ancestors_with_squashes_as_django_records_them() -> None:
+    from django.db.migrations.graph import MigrationGraph
+
+    from django_rollback.upgrade import full_applied_set
+
+    graph = MigrationGraph()
+    a1, a2, a3 = ("a", "0001"), ("a", "0002"), ("a", "0003")
+    squash = ("a", "0001_squashed_0002")
+    b1, c1 = ("b", "0001"), ("c", "0001")
+    nodes = {
+        a1: [],
+        a2: [a1],
+        a3: [a2],
+        squash: [],
+        b1: [a2],
+        c1: [squash],
+    }
+    for key, deps in nodes.items():
+        replaces = [a1, a2] if key == squash else []
+        graph.add_node(key, _migration(*key, deps=deps, replaces=replaces))
+    for key, deps in nodes.items():
+        for dep in deps:
+            graph.add_dependency(None, key, dep)
+
+    found = full_applied_set(graph, (b1,))
+    assert found.applied == {a1, a2, b1, squash} and not found.unresolved
+    found = full_applied_set(graph, (c1,))  # applied through the squash
+    assert found.applied == {squash, a1, a2, c1}
+    found = full_applied_set(graph, (a1, ("d", "0007_gone")))
+    assert found.applied == {a1, ("d", "0007_gone")}
+    assert found.unresolved == {("d", "0007_gone")}
+
+
+def test_old_rows_are_read_in_the_order_0_4_0_listed_them(transactional_db) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    from django.db import connection
+
+    from django_rollback.upgrade import read_old_states
+
+    quote = connection.ops.quote_name
+    ddl = OLD_DDL.replace('"', "`") if connection.vendor == "mysql" else OLD_DDL
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {quote(OLD_TABLE)} ({ddl})")
+        try:
+            for commit, day in (("b" * 40, 2), ("A" * 40, 1), ("c" * 40, 3)):
+                when = datetime(2026, 1, day, 12, tzinfo=timezone.utc)
+                cursor.execute(
+                    f"INSERT INTO {quote(OLD_TABLE)} ({quote('commit')}, {quote('migrations')}, "
+                    f"{quote('timestamp')}) VALUES (%s, %s, %s)",
+                    [commit, '[[3, "a", "0002"]]', connection.ops.adapt_datetimefield_value(when)],
+                )
+            found = read_old_states(connection)
+        finally:
+            cursor.execute(f"DROP TABLE {quote(OLD_TABLE)}")
+    assert [(s.commit[0], s.saved_at.day if s.saved_at else None) for s in found] == [
+        ("a", 1),
+        ("b", 2),
+        ("c", 3),
+    ]
+    assert found[0].newest == (("a", "0002"),)
