@@ -7,7 +7,8 @@ its databases Django never runs ours: 0002 creates our tables when they are miss
 `[id, app, name]` holding the newest applied migration of each app (by django_migrations.id)
 and a timestamp. Our states hold the full applied set, so each old row becomes a state whose
 set is those newest migrations plus all their ancestors in the migration graph on disk (what
-Django must have applied before them). Tags come from git when the commit is reachable. A
+Django must have applied before them), plus the django_migrations rows still there that are
+older than the save. Tags come from git when the commit is reachable. A
 newest migration whose file is gone leaves its ancestors unknown: the state is kept, with
 those migrations in `unresolved`, and a rollback to it is refused.
 
@@ -27,6 +28,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -47,6 +49,7 @@ class OldState:
     id: int
     commit: str
     newest: tuple[MigrationKey, ...]  # the newest applied migration of each app
+    last_row_id: int | None  # the highest django_migrations.id among them
     saved_at: datetime | None
 
 
@@ -80,11 +83,12 @@ def convert_old_states(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> N
     already = set(states.values_list("commit", flat=True))  # 0002 unapplied and run again
     graph = disk_graph()
     repo = _repository()
+    recorded = _recorded_rows(connection)
     for old in old_states:
         if old.commit in already:
             continue
         already.add(old.commit)
-        converted = full_applied_set(graph, old.newest)
+        converted = full_applied_set(graph, old.newest, _recorded_by(recorded, old.last_row_id))
         fields: dict[str, Any] = {
             "commit": old.commit,
             "tags": list(_tags(repo, old.commit)),
@@ -123,7 +127,8 @@ def read_old_states(connection: BaseDatabaseWrapper) -> list[OldState]:
         OldState(
             id=int(row_id),
             commit=str(commit).strip().lower(),
-            newest=_newest(migrations),
+            newest=tuple(sorted({key for key, _ in _newest(migrations)})),
+            last_row_id=max((i for _, i in _newest(migrations) if i is not None), default=None),
             saved_at=_aware(timestamp),
         )
         for row_id, commit, migrations, timestamp in rows
@@ -132,13 +137,33 @@ def read_old_states(connection: BaseDatabaseWrapper) -> list[OldState]:
     return sorted(states, key=lambda s: (s.saved_at is None, s.saved_at or _EPOCH, s.id))
 
 
-def _newest(value: str | bytes | list[list[object]] | None) -> tuple[MigrationKey, ...]:
+def _newest(
+    value: str | bytes | list[list[object]] | None,
+) -> list[tuple[MigrationKey, int | None]]:
     """[[id, app, name], ...] as 0.4.0 wrote it (an [app, name] pair is accepted too)."""
     if not value:
-        return ()
+        return []
     entries = json.loads(value) if isinstance(value, (str, bytes)) else value
-    keys = {(str(entry[-2]), str(entry[-1])) for entry in entries if len(entry) >= 2}
-    return tuple(sorted(keys))
+    return [
+        ((str(entry[-2]), str(entry[-1])), int(str(entry[0])) if len(entry) >= 3 else None)
+        for entry in entries
+        if len(entry) >= 2
+    ]
+
+
+def _recorded_rows(connection: BaseDatabaseWrapper) -> list[tuple[int, MigrationKey]]:
+    recorder = MigrationRecorder(connection)
+    return [(i, (a, n)) for i, a, n in recorder.migration_qs.values_list("id", "app", "name")]
+
+
+def _recorded_by(
+    recorded: list[tuple[int, MigrationKey]], last_row_id: int | None
+) -> frozenset[MigrationKey]:
+    """Rows of django_migrations still there that were written before the state was saved
+    (ids only grow): they were applied then."""
+    if last_row_id is None:
+        return frozenset()
+    return frozenset(key for row_id, key in recorded if row_id <= last_row_id)
 
 
 def _aware(value: datetime | str | None) -> datetime | None:
@@ -159,10 +184,18 @@ def disk_graph() -> MigrationGraph:
     return graph
 
 
-def full_applied_set(graph: MigrationGraph, newest: tuple[MigrationKey, ...]) -> ConvertedSet:
+def full_applied_set(
+    graph: MigrationGraph,
+    newest: tuple[MigrationKey, ...],
+    recorded_before: frozenset[MigrationKey] = frozenset(),
+) -> ConvertedSet:
     """The newest migrations and everything they depend on, as django_migrations lists it:
-    a squash whose replaced migrations are all there is listed too, and the other way round."""
-    applied: set[MigrationKey] = set()
+    a squash whose replaced migrations are all there is listed too, and the other way round.
+
+    `recorded_before`: rows still in django_migrations that are older than the save. They
+    matter when the newest row of an app is a squash, which Django records after the
+    migrations that followed it once all it replaces is applied."""
+    applied: set[MigrationKey] = set(recorded_before)
     unresolved: set[MigrationKey] = set()
     for key in newest:
         if key in graph.nodes:

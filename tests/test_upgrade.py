@@ -243,6 +243,10 @@ def test_full_set_is_the_ancestors_with_squashes_as_django_records_them() -> Non
     assert found.applied == {a1, a2, b1, squash} and not found.unresolved
     found = full_applied_set(graph, (c1,))  # applied through the squash
     assert found.applied == {squash, a1, a2, c1}
+    # Django records a squash once all it replaces is applied, after what followed it: the
+    # rows older than the save say what else was applied.
+    found = full_applied_set(graph, (squash,), frozenset({a1, a2, a3}))
+    assert found.applied == {a1, a2, a3, squash}
     found = full_applied_set(graph, (a1, ("d", "0007_gone")))
     assert found.applied == {a1, ("d", "0007_gone")}
     assert found.unresolved == {("d", "0007_gone")}
