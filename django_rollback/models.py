@@ -53,10 +53,13 @@ class MigrationState(models.Model):
     # Only states converted from django-rollback 0.4.0 (which kept the newest migration of
     # each app, not the full set) can have these: newest migrations whose files were not on
     # disk at the upgrade, so their ancestors, and the full set, are unknown.
+    # Nullable so that rows written by hand or by older tools, which do not know the column,
+    # still insert; None reads as [].
     unresolved = models.JSONField(
         _("unresolved migrations"),
         default=list,
         blank=True,
+        null=True,
         help_text=_(
             "Converted from django-rollback 0.4.0 while these [app, name] migration files were "
             "not on disk: the full set is unknown, so the state is no rollback target."
@@ -96,7 +99,7 @@ class MigrationState(models.Model):
     @property
     def unresolved_labels(self) -> str:
         """The unresolved migrations as "app.name, ..." ("" for a complete state)."""
-        return ", ".join(f"{app}.{name}" for app, name in sorted(map(tuple, self.unresolved)))
+        return ", ".join(f"{app}.{name}" for app, name in sorted(map(tuple, self.unresolved or [])))
 
     @staticmethod
     def serialize_migrations(keys: Iterable[MigrationKey]) -> list[list[str]]:

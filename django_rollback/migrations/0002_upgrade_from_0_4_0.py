@@ -24,6 +24,7 @@ class Migration(migrations.Migration):
             field=models.JSONField(
                 blank=True,
                 default=list,
+                null=True,
                 help_text="Converted from django-rollback 0.4.0 while these [app, name] migration files were not on disk: the full set is unknown, so the state is no rollback target.",
                 verbose_name="unresolved migrations",
             ),

@@ -240,7 +240,7 @@ class Command(RollbackBaseCommand):
                             "apps": state.app_count,
                             "migrations": len(state.migrations),
                             "current": state.commit == head,
-                            "unresolved": [list(key) for key in state.unresolved],
+                            "unresolved": [list(key) for key in state.unresolved or []],
                         }
                         for state in listing.states
                     ],
