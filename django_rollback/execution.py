@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -25,6 +26,7 @@ from .exceptions import (
     RollbackError,
     RollbackFailedError,
     StalePlanError,
+    first_line,
 )
 from .locks import rollback_lock
 from .models import MigrationState, RollbackLog
@@ -41,7 +43,7 @@ def describe_state(state: MigrationState) -> str:
 class StepEvent:
     """Progress of a running rollback: `started` then `finished` (with seconds) per step."""
 
-    kind: str
+    kind: Literal["started", "finished"]
     step: PlanStep
     seconds: float = 0.0
 
@@ -63,7 +65,9 @@ def current_user() -> str:
         return os.environ.get("USER", "")
 
 
-def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> RollbackLog:
+def _log_row(
+    plan: RollbackPlan, status: RollbackLog.Status, *, user: str, source: RollbackLog.Source
+) -> RollbackLog:
     return RollbackLog(
         status=status,
         database=plan.database,
@@ -78,7 +82,9 @@ def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> Roll
     )
 
 
-def record_dry_run(plan: RollbackPlan, *, user: str = "", source: str = "command") -> RollbackLog:
+def record_dry_run(
+    plan: RollbackPlan, *, user: str = "", source: RollbackLog.Source = RollbackLog.Source.COMMAND
+) -> RollbackLog:
     """Keep the previewed plan in the audit log; nothing else is written."""
     log = _log_row(plan, RollbackLog.Status.DRY_RUN, user=user or current_user(), source=source)
     log.finished_at, log.duration = log.started_at, 0.0
@@ -90,7 +96,7 @@ def execute(
     plan: RollbackPlan,
     *,
     user: str = "",
-    source: str = "command",
+    source: RollbackLog.Source = RollbackLog.Source.COMMAND,
     progress: Callable[[StepEvent], None] | None = None,
     wait: float = 0.0,
 ) -> RollbackResult:
@@ -159,8 +165,7 @@ def execute(
             else:
                 done = [line for line in output if line.endswith("OK")]
                 outcome = f"{len(done)} step(s) before it stay unapplied; saved states unchanged"
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            message = f"Rollback failed{where}: {reason}; {outcome}."
+            message = f"Rollback failed{where}: {first_line(exc)}; {outcome}."
             # Step by step, the archive tables of the steps that ran are there: say so.
             kept = None if plan.all_or_nothing else archiver
             _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message, archiver=kept)
@@ -229,7 +234,7 @@ def _run_steps(
 
 def _finish(
     log: RollbackLog,
-    status: str,
+    status: RollbackLog.Status,
     output: list[str],
     seconds: float,
     error: str = "",
@@ -246,6 +251,5 @@ def _finish(
         with transaction.atomic(using=log._state.db):  # a savepoint inside the rollback's
             log.save(using=log._state.db, update_fields=fields)
     except DatabaseError as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return f"The rollback log entry {log.pk} could not be updated: {reason}"
+        return f"The rollback log entry {log.pk} could not be updated: {first_line(exc)}"
     return None

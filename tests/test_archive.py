@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from . import dbtools
-from .conftest import Project, assert_refused, git, make_project
+from .gitrepo import git
+from .projects import Project, assert_refused, make_project
 from .shop import bookshop_releases
 
 V2_ROWS = [
