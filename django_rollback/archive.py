@@ -82,7 +82,7 @@ class Archiver:
         def schema_editor(*args: Any, **kwargs: Any) -> Any:
             editor = real(self.connection, *args, **kwargs)
             editor.__class__ = _archiving_class(type(editor))
-            editor.archiver = archiver
+            editor.archiver = archiver  # type: ignore[attr-defined]
             return editor
 
         self.connection.schema_editor = schema_editor  # type: ignore[method-assign]
@@ -336,9 +336,14 @@ def describe_item(item: dict[str, Any]) -> str:
     return f'column "{item["table"]}"."{item["column"]}" ({item["rows"]} rows)'
 
 
+def archive_of(log: RollbackLog) -> dict[str, Any]:
+    """The archive document of a log entry ({} when it has none)."""
+    return log.archive if isinstance(log.archive, dict) else {}
+
+
 def archive_status(log: RollbackLog) -> str:
     """ "none", "restored", "purged" or "kept"."""
-    archive = log.archive or {}
+    archive = archive_of(log)
     if not archive.get("items"):
         return "none"
     if archive.get("purged_at"):
@@ -353,7 +358,7 @@ def missing_targets(connection: BaseDatabaseWrapper, log: RollbackLog) -> list[s
     existing = set(connection.introspection.table_names())
     missing: list[str] = []
     columns: dict[str, dict[str, str]] = {}
-    for item in log.archive.get("items", []):
+    for item in archive_of(log).get("items", []):
         table, column = item["table"], item["column"]
         if table not in existing:
             missing.append(f'table "{table}"')
@@ -456,7 +461,7 @@ def find_archive(database: str = DEFAULT_DB_ALIAS, log_id: int | None = None) ->
     if status == "restored":
         raise ArchiveError(
             f"The archive of rollback log entry {log_id} was already restored "
-            f"({log.archive['restored_at']}): restoring it twice is refused."
+            f"({archive_of(log)['restored_at']}): restoring it twice is refused."
         )
     if status == "purged":
         raise ArchiveError(f"The archive of rollback log entry {log_id} was purged.")
@@ -476,7 +481,7 @@ def restore(log: RollbackLog, *, fake: bool = False, wait: float = 0.0) -> Resto
                     if fake:
                         raise _Rehearsal
                     fresh.archive = {
-                        **fresh.archive,
+                        **archive_of(fresh),
                         "restored_at": timezone.now().isoformat(),
                         "restored": [o.as_dict() for o in outcomes],
                     }
@@ -501,7 +506,7 @@ def restore(log: RollbackLog, *, fake: bool = False, wait: float = 0.0) -> Resto
 def _restore_items(
     connection: BaseDatabaseWrapper, log: RollbackLog, *, fake: bool
 ) -> list[ItemOutcome]:
-    items = log.archive.get("items", [])
+    items = archive_of(log).get("items", [])
     tables = [i for i in items if i["column"] is None]
     columns = [i for i in items if i["column"] is not None]
     existing = set(connection.introspection.table_names())
@@ -581,7 +586,7 @@ def _count(connection: BaseDatabaseWrapper, sql: str) -> int:
 def _execute(connection: BaseDatabaseWrapper, sql: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql)
-        return max(cursor.rowcount, 0)
+        return max(int(cursor.rowcount), 0)
 
 
 def _restore_table(
@@ -708,7 +713,7 @@ def find_log(database: str, log_id: int) -> RollbackLog:
 
 def summary(log: RollbackLog) -> dict[str, Any]:
     """One archive as --list and the admin show it."""
-    items = log.archive.get("items", [])
+    items = archive_of(log).get("items", [])
     return {
         "log_id": log.pk,
         "from": log.from_commit,
@@ -718,11 +723,11 @@ def summary(log: RollbackLog) -> dict[str, Any]:
         "rolled_back_at": log.started_at.isoformat(),
         "tables": sum(1 for item in items if item["column"] is None),
         "columns": sum(1 for item in items if item["column"] is not None),
-        "rows": log.archive.get("rows", 0),
-        "bytes": log.archive.get("bytes", 0),
+        "rows": archive_of(log).get("rows", 0),
+        "bytes": archive_of(log).get("bytes", 0),
         "status": archive_status(log),
-        "restored_at": log.archive.get("restored_at"),
-        "purged_at": log.archive.get("purged_at"),
+        "restored_at": archive_of(log).get("restored_at"),
+        "purged_at": archive_of(log).get("purged_at"),
     }
 
 
@@ -735,10 +740,10 @@ def purge(log: RollbackLog) -> int:
     dropped = 0
     with transaction.atomic(using=database):
         with connection.cursor() as cursor:
-            for item in log.archive.get("items", []):
+            for item in archive_of(log).get("items", []):
                 cursor.execute(f"DROP TABLE IF EXISTS {_item_table(connection, item)}")
                 dropped += 1
-        log.archive = {**log.archive, "purged_at": timezone.now().isoformat()}
+        log.archive = {**archive_of(log), "purged_at": timezone.now().isoformat()}
         log.save(using=database, update_fields=["archive"])
     return dropped
 

@@ -139,7 +139,7 @@ class RollbackLogAdmin(AuditAdmin):
         status = archive.archive_status(obj)
         if status == "none":
             return format_html('<span class="rollback-quiet">{}</span>', _("nothing archived"))
-        document = obj.archive
+        document = archive.archive_of(obj)
         items = format_html_join(
             "",
             "<li>{}</li>",
