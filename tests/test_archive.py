@@ -210,3 +210,12 @@ def waiting_on_lock(url: str) -> bool:
         "AND query LIKE 'UPDATE%%shelf_book%%'".replace("%%", "%"),
     )
     return bool(found[0][0])
+
+
+def test_the_setting_switches_the_default_and_the_flag_wins(settings) -> None:  # type: ignore[no-untyped-def]
+    from django_rollback import archive
+
+    settings.DJANGO_ROLLBACK = {"ARCHIVE": False}
+    assert archive.enabled() is False and archive.enabled(True) is True
+    settings.DJANGO_ROLLBACK = {}
+    assert archive.enabled() is True and archive.enabled(False) is False
