@@ -15,6 +15,9 @@ DEFAULTS: dict[str, Any] = {
     # variables below take precedence).
     "COMMIT": None,
     "TAGS": None,
+    # Reviewed reverse overrides for irreversible migrations, usually third-party ones:
+    # {"app_label.migration_name": "noop" | "dotted.path.to.function" | {"sql": "..."}}.
+    "REVERSE": {},
 }
 
 # Environment variables read before the settings: set them at build or deploy time.

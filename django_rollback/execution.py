@@ -7,6 +7,7 @@ between the preview and the confirmation.
 
 from __future__ import annotations
 
+import copy
 import getpass
 import os
 import socket
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from .exceptions import (
@@ -53,6 +55,8 @@ class RollbackResult:
     seconds: float
     audit_error: str | None = None  # the rollback succeeded but its log row could not be saved
     output: list[str] = field(default_factory=list)
+    step_seconds: dict[str, float] = field(default_factory=dict)  # per step label
+    rehearsal: bool = False  # ran in a transaction that was rolled back: nothing changed
 
 
 def current_user() -> str:
@@ -92,12 +96,19 @@ def execute(
     source: str = "command",
     progress: Callable[[StepEvent], None] | None = None,
     wait: float = 0.0,
+    rehearse: bool = False,
 ) -> RollbackResult:
-    """Run the plan under the rollback lock; all or nothing where the backend allows it."""
+    """Run the plan under the rollback lock; all or nothing where the backend allows it.
+
+    With `rehearse`, the whole plan runs for real in one transaction that is then rolled
+    back: the steps meet the real rows, and schema, data and states stay as they were. Only
+    a `rehearsal` row in the log remains, with each step's time."""
     if plan.blockers:
         raise PlanRefusedError("Refusing to roll back: " + " ".join(plan.blockers))
     if plan.is_noop:
         raise RollbackError(f"Nothing to do: {describe_state(plan.target)} is the current state.")
+    if rehearse:
+        check_rehearsable(plan)
     assert plan.context is not None, "plans are made by plan_rollback()"
     connection = connections[plan.database]
     states = MigrationState.objects.using(plan.database)
@@ -108,6 +119,8 @@ def execute(
             )
         if states.filter(pk__in=[plan.current.pk, plan.target.pk]).count() != 2:
             raise StalePlanError("The saved states changed since this plan was made.")
+        if rehearse:
+            return _rehearse(plan, connection, user=user, source=source, progress=progress)
         # Holding the lock, any row still "running" belongs to a process that died.
         RollbackLog.objects.using(plan.database).filter(status=RollbackLog.Status.RUNNING).update(
             status=RollbackLog.Status.INTERRUPTED, error="The rollback process stopped."
@@ -126,18 +139,13 @@ def execute(
         log.pruned_states = pruned
         log.save(using=plan.database)
         output: list[str] = []
+        step_seconds: dict[str, float] = {}
         started = time.perf_counter()
         running: list[PlanStep] = []
         try:
             with _all_or_nothing(connection, plan.all_or_nothing):
-                _run_steps(plan, connection, output, running, progress)
-                actual = applied_migrations(connection)
-                if actual != plan.expected_after:
-                    raise RollbackFailedError(
-                        "after the plan the applied migrations are not the expected ones "
-                        f"(unexpected: {labels(actual - plan.expected_after) or '-'}; "
-                        f"missing: {labels(plan.expected_after - actual) or '-'})"
-                    )
+                _run_steps(plan, connection, output, running, progress, step_seconds)
+                _check_result(connection, plan)
                 newer.delete()
                 # The outcome commits with the rollback: a process killed right after the
                 # commit still leaves a log row that says it succeeded. A failure to write it
@@ -147,25 +155,107 @@ def execute(
                 )
         except Exception as exc:
             seconds = time.perf_counter() - started
-            where = f" at {running[-1].label}" if running else ""
-            if plan.all_or_nothing:
-                outcome = "the database is unchanged (the plan ran in one transaction)"
-            else:
-                done = [line for line in output if line.endswith("OK")]
-                outcome = f"{len(done)} step(s) before it stay unapplied; saved states unchanged"
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            message = f"Rollback failed{where}: {reason}; {outcome}."
+            message = _failure_message(plan, exc, running, output)
             _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
             raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started
         audit_error = _finish(log, RollbackLog.Status.SUCCEEDED, output, seconds)
         if audit_error and not commit_audit_error:
             audit_error = None  # only the final duration is missing; the outcome is saved
-    return RollbackResult(plan, log, pruned, seconds, audit_error, output)
+    return RollbackResult(plan, log, pruned, seconds, audit_error, output, step_seconds)
+
+
+def check_rehearsable(plan: RollbackPlan) -> None:
+    """A rehearsal must be undone completely, so it needs one transaction around it all."""
+    connection = connections[plan.database]
+    if not connection.features.can_rollback_ddl:
+        raise RollbackError(
+            f"Cannot rehearse on {connection.display_name}: it commits every schema change at "
+            "once (DDL is not transactional), so a rehearsal could not be undone. Rehearse on "
+            "a PostgreSQL or SQLite copy instead, or preview with --fake."
+        )
+    if not plan.all_or_nothing:
+        non_atomic = ", ".join(s.label for s in plan.steps if not s.atomic)
+        raise RollbackError(
+            f"Cannot rehearse: {non_atomic} cannot run inside a transaction, so a rehearsal "
+            "could not be undone."
+        )
+
+
+def _rehearse(
+    plan: RollbackPlan,
+    connection: BaseDatabaseWrapper,
+    *,
+    user: str,
+    source: str,
+    progress: Callable[[StepEvent], None] | None,
+) -> RollbackResult:
+    """The rollback for real inside one transaction, rolled back at the end whatever
+    happens; then the log row (outside that transaction, so it stays)."""
+    output: list[str] = []
+    step_seconds: dict[str, float] = {}
+    running: list[PlanStep] = []
+    error = ""
+    started = time.perf_counter()
+    try:
+        with _all_or_nothing(connection, True, rehearse=True):
+            _run_steps(plan, connection, output, running, progress, step_seconds)
+            _check_result(connection, plan)
+    except Exception as exc:
+        error = _failure_message(plan, exc, running, output, rehearsal=True)
+        failure: Exception | None = exc
+    else:
+        failure = None
+    seconds = time.perf_counter() - started
+    log = _log_row(plan, RollbackLog.Status.REHEARSAL, user=user or current_user(), source=source)
+    log.plan = {**log.plan, "fingerprint": plan.fingerprint, "step_seconds": step_seconds}
+    log.output, log.error = "\n".join(output), error
+    log.duration, log.finished_at = round(seconds, 3), timezone.now()
+    log.save(using=plan.database)
+    if failure is not None:
+        raise RollbackFailedError(error) from failure
+    return RollbackResult(plan, log, [], seconds, None, output, step_seconds, rehearsal=True)
+
+
+def _check_result(connection: BaseDatabaseWrapper, plan: RollbackPlan) -> None:
+    actual = applied_migrations(connection)
+    if actual != plan.expected_after:
+        raise RollbackFailedError(
+            "after the plan the applied migrations are not the expected ones "
+            f"(unexpected: {labels(actual - plan.expected_after) or '-'}; "
+            f"missing: {labels(plan.expected_after - actual) or '-'})"
+        )
+
+
+def _failure_message(
+    plan: RollbackPlan,
+    exc: Exception,
+    running: list[PlanStep],
+    output: list[str],
+    *,
+    rehearsal: bool = False,
+) -> str:
+    """The one line that names the failing step, the same for a rollback and a rehearsal."""
+    where = f" at {running[-1].label}" if running else ""
+    if rehearsal:
+        outcome = "nothing was changed (the rehearsal ran in one transaction, rolled back)"
+    elif plan.all_or_nothing:
+        outcome = "the database is unchanged (the plan ran in one transaction)"
+    else:
+        done = [line for line in output if "... OK" in line]
+        outcome = f"{len(done)} step(s) before it stay unapplied; saved states unchanged"
+    cause: BaseException = exc
+    while isinstance(cause, TransactionManagementError) and cause.__context__ is not None:
+        cause = cause.__context__  # the error that broke the transaction, not the aftermath
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    prefix = "Rehearsal: rollback" if rehearsal else "Rollback"
+    return f"{prefix} failed{where}: {reason}; {outcome}."
 
 
 @contextmanager
-def _all_or_nothing(connection: BaseDatabaseWrapper, enabled: bool) -> Iterator[None]:
+def _all_or_nothing(
+    connection: BaseDatabaseWrapper, enabled: bool, *, rehearse: bool = False
+) -> Iterator[None]:
     if not enabled:
         yield
         return
@@ -179,6 +269,8 @@ def _all_or_nothing(connection: BaseDatabaseWrapper, enabled: bool) -> Iterator[
             yield
             if sqlite:
                 connection.check_constraints()
+            if rehearse:  # everything checked as a commit would; now undo it all
+                transaction.set_rollback(True, using=connection.alias)
     finally:
         if sqlite:
             connection.enable_constraint_checking()
@@ -190,17 +282,26 @@ def _run_steps(
     output: list[str],
     running: list[PlanStep],
     progress: Callable[[StepEvent], None] | None,
+    step_seconds: dict[str, float],
 ) -> None:
     context = plan.context
     assert context is not None
     executor = context.executor
     states = context.states_before_steps()
     flush_deferred = plan.all_or_nothing and connection.vendor == "postgresql"
+    own_transaction = plan.all_or_nothing and connection.vendor == "sqlite"
     for migration, step in zip(context.migrations, plan.steps, strict=True):
         running.append(step)
         if progress:
             progress(StepEvent("started", step))
         began = time.perf_counter()
+        if own_transaction:
+            # Inside our transaction a step needs no atomic block of its own, and on SQLite
+            # that block breaks on a failing step: the schema editor's exit queries the
+            # broken transaction before closing its block, hiding the real error and
+            # leaving the block open.
+            migration = copy.copy(migration)
+            migration.atomic = False
         executor.unapply_migration(states[step.key], migration)
         for app, name in sorted(plan.extra_unrecords.get(step.key, ())):
             executor.recorder.record_unapplied(app, name)
@@ -209,7 +310,9 @@ def _run_steps(
             # a table with pending trigger events later in the same transaction: fire them now.
             connection.check_constraints()
         seconds = time.perf_counter() - began
-        output.append(f"Unapplying {step.label}... OK")
+        step_seconds[step.label] = round(seconds, 3)
+        how = f" ({step.override.describe()})" if step.override else ""
+        output.append(f"Unapplying {step.label}... OK{how}")
         if progress:
             progress(StepEvent("finished", step, seconds))
 

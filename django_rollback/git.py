@@ -87,6 +87,17 @@ class GitRepository:
             )
         return commits[0] if commits else None
 
+    def resolve_ref(self, ref: str) -> str | None:
+        """The commit any git revision names (tag, branch, origin/main, hash), or None."""
+        try:
+            return self.repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}")
+        except git.GitCommandError:
+            return None
+
+    def files_at(self, sha: str) -> frozenset[str]:
+        """Every file path at that commit, relative to the repository root."""
+        return frozenset(self.repo.git.ls_tree("-r", "--name-only", sha).splitlines())
+
     def has_commit(self, sha: str) -> bool:
         """Whether this clone has the commit (a shallow or older clone may lack it)."""
         return self._is_commit(sha)

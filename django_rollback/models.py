@@ -45,6 +45,15 @@ class MigrationState(models.Model):
         help_text=_('Squashed migrations on disk at save time: {"app.name": [[app, name], ...]}.'),
     )
     saved_at = models.DateTimeField(_("saved at"), default=timezone.now, editable=False)
+    readiness = models.JSONField(
+        _("rollback readiness"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Whether a rollback from this state to the one saved before it was possible when "
+            "it was saved: the target commit and the irreversible migrations in the way."
+        ),
+    )
 
     objects = MigrationStateQuerySet.as_manager()
 
@@ -86,6 +95,7 @@ class RollbackLog(models.Model):
         FAILED = "failed", _("failed")
         DRY_RUN = "dry_run", _("dry run")
         INTERRUPTED = "interrupted", _("interrupted")  # its process died while it ran
+        REHEARSAL = "rehearsal", _("rehearsal")  # ran in a transaction that was rolled back
 
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)

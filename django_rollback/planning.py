@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import truncate_name
@@ -39,6 +40,7 @@ from django.db.migrations.operations.models import IndexOperation, ModelOperatio
 from django.db.migrations.state import ProjectState
 from django.db.migrations.utils import resolve_relation
 
+from . import overrides
 from .exceptions import PlanRefusedError
 from .models import MigrationKey, MigrationState
 from .snapshot import SquashMap, applied_migrations, parse_squashes, squashes_on_disk, with_squashes
@@ -76,6 +78,9 @@ class PlanStep:
     irreversible: list[str] = field(default_factory=list)
     data_loss: list[DataLoss] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The reviewed reverse from DJANGO_ROLLBACK["REVERSE"] that replaces its irreversible
+    # operations, when there is one.
+    override: overrides.ReverseOverride | None = None
 
     @property
     def key(self) -> MigrationKey:
@@ -95,6 +100,7 @@ class PlanStep:
                 {"table": d.table, "column": d.column, "rows": d.rows} for d in self.data_loss
             ],
             "notes": self.notes,
+            "reverse_override": self.override.as_dict() if self.override else None,
         }
 
 
@@ -209,11 +215,20 @@ def build_plan(
 
     full_plan = executor.migration_plan(executor.loader.graph.leaf_nodes(), clean_start=True)
     ordered = [m for m, _ in reversed(full_plan) if (m.app_label, m.name) in sets.to_unapply]
-    steps = [_describe_step(m) for m in ordered]
+    reverse_overrides, override_blockers = _reverse_overrides(
+        {f"{m.app_label}.{m.name}" for m in ordered}
+    )
+    blockers += override_blockers
+    steps = [_describe_step(m, reverse_overrides) for m in ordered]
     blockers += [
         f"Irreversible: {step.label} ({'; '.join(step.irreversible)})."
         for step in steps
         if step.irreversible
+    ]
+    # Steps with a reviewed override run a copy whose irreversible operations run it.
+    ordered = [
+        overrides.with_override(m, step.override) if step.override else m
+        for m, step in zip(ordered, steps, strict=True)
     ]
 
     all_or_nothing = connection.features.can_rollback_ddl and all(m.atomic for m in ordered)
@@ -242,6 +257,25 @@ def build_plan(
     if with_sql and steps:
         plan.sql = _collect_sql(connection, context)
     return plan
+
+
+def _reverse_overrides(
+    wanted: set[str],
+) -> tuple[dict[str, overrides.ReverseOverride], list[str]]:
+    """The overrides of the steps of this plan; a broken one is a blocker (manage.py check
+    names it too), never a silent no-op."""
+    found: dict[str, overrides.ReverseOverride] = {}
+    blockers: list[str] = []
+    try:
+        configured = overrides.configured()
+    except ImproperlyConfigured as exc:
+        return found, [str(exc)]
+    for name in sorted(wanted & set(configured)):
+        try:
+            found[name] = overrides.parse(name, configured[name])
+        except ImproperlyConfigured as exc:
+            blockers.append(f'DJANGO_ROLLBACK["REVERSE"]["{name}"] is not usable: {exc}.')
+    return found, blockers
 
 
 def _load_executor(connection: BaseDatabaseWrapper) -> MigrationExecutor:
@@ -363,7 +397,9 @@ def _flatten(operations: list[ops.base.Operation]) -> list[ops.base.Operation]:
     return out
 
 
-def _describe_step(migration: Migration) -> PlanStep:
+def _describe_step(
+    migration: Migration, reverse_overrides: dict[str, overrides.ReverseOverride]
+) -> PlanStep:
     step = PlanStep(
         app=migration.app_label,
         name=migration.name,
@@ -372,15 +408,15 @@ def _describe_step(migration: Migration) -> PlanStep:
     )
     if migration.replaces:
         step.notes.append(f"squashed migration: replaces {len(migration.replaces)} migrations")
+    step.irreversible = overrides.irreversible_reasons(migration.operations)
+    override = reverse_overrides.get(step.label)
+    if step.irreversible and override is not None:
+        step.override, step.irreversible = override, []
+        step.notes.append(override.describe())
     for operation in _flatten(migration.operations):
         if not operation.reversible:
-            if isinstance(operation, ops.RunPython):
-                step.irreversible.append("RunPython without reverse_code")
-            elif isinstance(operation, ops.RunSQL):
-                step.irreversible.append("RunSQL without reverse_sql")
-            else:
-                step.irreversible.append(f"{type(operation).__name__} is not reversible")
-        elif isinstance(operation, ops.RunPython):
+            continue
+        if isinstance(operation, ops.RunPython):
             step.notes.append("runs the reverse code of a data migration")
         elif isinstance(operation, ops.RunSQL):
             step.notes.append("runs reverse SQL")

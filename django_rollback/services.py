@@ -35,6 +35,7 @@ from .exceptions import (
 from .execution import (
     RollbackResult as RollbackResult,
     StepEvent as StepEvent,
+    check_rehearsable as check_rehearsable,
     current_user as current_user,
     describe_state,
     execute as execute,
@@ -44,7 +45,7 @@ from .git import GitRepository, validate_commit_prefix
 from .locks import rollback_lock
 from .models import MigrationKey, MigrationState, RollbackLog
 from .planning import RollbackPlan, build_plan, labels
-from .snapshot import applied_migrations, squashes_on_disk
+from .snapshot import SquashMap, applied_migrations, squashes_on_disk
 
 # --- shared checks -------------------------------------------------------------------------
 
@@ -169,10 +170,94 @@ class SaveResult:
     previous: MigrationState | None
     added: frozenset[MigrationKey] = frozenset()  # compared with the previous state
     removed: frozenset[MigrationKey] = frozenset()
+    # Whether this deploy could be rolled back to the previous state; None when there is no
+    # previous state or this state is not the latest (an older image saved again).
+    readiness: Readiness | None = None
 
     @property
     def is_latest(self) -> bool:
         return self.latest.pk == self.state.pk
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Could the state just saved be rolled back to the previous one? Planned right after
+    the save, without counting rows and without changing anything."""
+
+    target: MigrationState
+    migrations: int
+    apps: int
+    irreversible: tuple[tuple[str, str], ...]  # (migration label, why), in plan order
+    blockers: tuple[str, ...]  # every reason the plan gives, irreversible steps included
+    overridden: tuple[str, ...] = ()  # steps made reversible by DJANGO_ROLLBACK["REVERSE"]
+
+    @property
+    def possible(self) -> bool:
+        return not self.blockers
+
+    @property
+    def message(self) -> str:
+        """The one line a save prints."""
+        target = describe_state(self.target)
+        if self.possible:
+            if not self.migrations:
+                return f"Rollback to {target} is possible: no migrations to unapply."
+            return (
+                f"Rollback to {target} is possible: {self.migrations} "
+                f"migration{'s' if self.migrations != 1 else ''} in {self.apps} "
+                f"app{'s' if self.apps != 1 else ''}."
+            )
+        reasons = []
+        if self.irreversible:
+            reasons.append(
+                "irreversible: " + ", ".join(f"{name} ({why})" for name, why in self.irreversible)
+            )
+        reasons += [b for b in self.blockers if not b.startswith("Irreversible: ")]
+        why = "; ".join(reason.rstrip(".") for reason in reasons)
+        return f"Warning: a rollback to {target} is NOT possible: {why}."
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON of `save_migrations_state --json` and of MigrationState.readiness."""
+        return {
+            "possible": self.possible,
+            "target": {
+                "id": self.target.pk,
+                "commit": self.target.commit,
+                "tags": list(self.target.tags),
+            },
+            "migrations": self.migrations,
+            "apps": self.apps,
+            "irreversible": [{"migration": m, "reason": r} for m, r in self.irreversible],
+            "blockers": list(self.blockers),
+            "overridden": list(self.overridden),
+            "message": self.message,
+        }
+
+
+def readiness(
+    connection: BaseDatabaseWrapper, state: MigrationState, previous: MigrationState
+) -> Readiness:
+    """Plan the rollback from `state` (applied now) to `previous`; nothing is written."""
+    plan = build_plan(
+        connection, state, previous, _known_squashes(connection.alias), count_rows=False
+    )
+    irreversible: list[tuple[str, str]] = []
+    for step in plan.steps:
+        irreversible += [(step.label, why) for why in step.irreversible]
+    return Readiness(
+        target=previous,
+        migrations=len(plan.steps),
+        apps=len(plan.app_changes),
+        irreversible=tuple(irreversible),
+        blockers=tuple(plan.blockers),
+        overridden=tuple(step.label for step in plan.steps if step.override),
+    )
+
+
+def _known_squashes(database: str) -> list[SquashMap]:
+    """Squashes recorded with the saved states (their files may be gone from disk)."""
+    states = MigrationState.objects.using(database)
+    return [s.squashes for s in states.only("squashes") if s.squashes]
 
 
 def save_state(
@@ -192,7 +277,14 @@ def save_state(
     head = current_commit(repo_path=repo_path, commit=commit, tags=tags)
     try:
         with rollback_lock(connection, wait):
-            return _save_locked(connection, head)
+            result = _save_locked(connection, head)
+            if result.previous is not None and result.is_latest:
+                result.readiness = readiness(connection, result.state, result.previous)
+                stored = result.readiness.as_dict()
+                if result.state.readiness != stored:
+                    result.state.readiness = stored
+                    result.state.save(using=database, update_fields=["readiness"])
+            return result
     except RollbackInProgressError:
         raise RollbackInProgressError(
             f"A rollback is running on database '{database}' (waited {wait:g}s): the state "
@@ -511,9 +603,13 @@ def plan_rollback(
             f"The target {describe_state(target)} was saved after the current "
             f"{describe_state(current_state)}: a rollback only goes back."
         )
-    known_squashes = [s.squashes for s in states.only("squashes") if s.squashes]
     return build_plan(
-        connection, current_state, target, known_squashes, with_sql=with_sql, count_rows=count_rows
+        connection,
+        current_state,
+        target,
+        _known_squashes(database),
+        with_sql=with_sql,
+        count_rows=count_rows,
     )
 
 

@@ -60,6 +60,20 @@ class Command(RollbackBaseCommand):
             action="store_true",
             help="Print one JSON document on stdout (with --list, --check, --fake or a rollback).",
         )
+        parser.add_argument(
+            "--rehearse",
+            action="store_true",
+            help="Dress rehearsal: run the whole rollback for real inside one transaction, time "
+            "each step, then roll the transaction back; nothing changes but a log entry. "
+            "PostgreSQL and SQLite only.",
+        )
+        parser.add_argument(
+            "--round-trip",
+            metavar="REF",
+            help="CI check on a scratch database: migrate to the migrations of git REF, then to "
+            "HEAD, roll back to REF with this tool, forward again, and compare the schemas "
+            "each time; exit 1 and print every difference.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         tag, commit = options["tag"], options["commit"]
@@ -68,6 +82,13 @@ class Command(RollbackBaseCommand):
         if options["wait"] < 0:
             raise RollbackError("--wait needs a number of seconds, 0 or more.")
         targeted = tag is not None or commit is not None or options["fake"] or options["sql"]
+        if options["round_trip"] is not None:
+            if targeted or options["list"] or options["check"] or options["rehearse"]:
+                raise RollbackError("--round-trip runs on its own; drop the other options.")
+            self._round_trip(options)
+            return
+        if options["rehearse"] and (options["fake"] or options["list"] or options["check"]):
+            raise RollbackError("--rehearse runs the plan; drop --fake, --list and --check.")
         if options["list"]:
             if targeted or options["check"]:
                 raise RollbackError(
@@ -109,6 +130,9 @@ class Command(RollbackBaseCommand):
             )
             self._emit(plan, options, {"status": "dry_run", "log_id": log.pk})
             return
+        if options["rehearse"]:
+            self._rehearse(plan, options)
+            return
         if plan.blockers:
             self.fail(
                 "Refusing to roll back: " + " ".join(plan.blockers),
@@ -143,6 +167,79 @@ class Command(RollbackBaseCommand):
             },
         )
 
+    def _round_trip(self, options: dict[str, Any]) -> None:
+        from ...roundtrip import round_trip
+
+        ref = options["round_trip"]
+        result = round_trip(
+            ref,
+            repo_path=options["path"],
+            database=options["database"],
+            progress=lambda line: self.say(f"  {line}"),
+        )
+        document = {
+            "command": "round_trip",
+            "ref": result.ref,
+            "ref_commit": result.ref_sha,
+            "head_commit": result.head_sha,
+            "migrations_at_ref": result.at_ref,
+            "migrations_at_head": result.at_head,
+            "unapplied": result.unapplied,
+            "after_rollback": result.after_rollback,
+            "after_forward": result.after_forward,
+        }
+        if not result.ok:
+            count = len(result.after_rollback) + len(result.after_forward)
+            self.fail(
+                f"Round trip {ref} → HEAD → {ref} → HEAD failed: {count} "
+                f"difference{'s' if count != 1 else ''} (listed above).",
+                document=document,
+            )
+        self.say(
+            f"Round trip {ref} → HEAD → {ref} → HEAD passed: {result.unapplied} migrations "
+            "rolled back and applied again, schemas identical.",
+            style=self.style.SUCCESS,
+        )
+        if self.json_mode:
+            self.emit_json({"ok": True, **document})
+
+    def _rehearse(self, plan: RollbackPlan, options: dict[str, Any]) -> None:
+        if plan.blockers:
+            self.fail(
+                "Refusing to rehearse: " + " ".join(plan.blockers),
+                document=self._document(plan, options, {"status": "refused"}),
+            )
+        services.check_rehearsable(plan)  # refused here, before a single line is printed
+        self._preview(plan, detailed=False)
+        self.warn(
+            "Warning: the rehearsal runs every step for real in one transaction; the locks "
+            "the steps take (tables they alter, rows they change) are held until it ends, "
+            "so other sessions using those tables wait until then."
+        )
+        try:
+            result = services.execute(
+                plan, progress=self._progress, wait=options["wait"], rehearse=True
+            )
+        except RollbackError as exc:
+            self.fail(str(exc), document=self._document(plan, options, {"status": "failed"}))
+            return
+        self.say(
+            f"Rehearsal finished: {len(plan.steps)} migrations unapplied in "
+            f"{result.seconds:.2f}s in total, then rolled back; nothing was changed "
+            f"(log entry {result.log.pk}).",
+            style=self.style.SUCCESS,
+        )
+        self._emit(
+            plan,
+            options,
+            {
+                "status": "rehearsed",
+                "log_id": result.log.pk,
+                "seconds": round(result.seconds, 3),
+                "step_seconds": result.step_seconds,
+            },
+        )
+
     def _document(
         self, plan: RollbackPlan, options: dict[str, Any], result: dict[str, Any]
     ) -> dict[str, Any]:
@@ -150,6 +247,7 @@ class Command(RollbackBaseCommand):
         document: dict[str, Any] = {
             "command": "rollback",
             "dry_run": bool(options["fake"]),
+            "rehearsal": bool(options["rehearse"]),
             "plan": plan.as_dict(),
             "result": result,
         }

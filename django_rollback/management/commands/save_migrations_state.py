@@ -49,6 +49,17 @@ class Command(RollbackBaseCommand):
             help="How long to wait for a running rollback before giving up "
             f"(default: {services.SAVE_WAIT_SECONDS:g}).",
         )
+        parser.add_argument(
+            "--require-rollback",
+            action="store_true",
+            help="Exit 2 when a rollback to the previous state would be impossible (the state "
+            "is saved all the same): a gate for deploy pipelines.",
+        )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print one JSON document on stdout: the save and its rollback readiness.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["wait"] < 0:
@@ -83,6 +94,45 @@ class Command(RollbackBaseCommand):
             self.say(f"Data = {data}", logging.DEBUG)
         if options["log_diff"]:
             self._say_diff(result)
+        readiness = result.readiness
+        document = self._document(result)
+        if readiness is not None and readiness.possible:
+            self.say(readiness.message)
+        elif readiness is not None and options["require_rollback"]:
+            # The state is saved; the deploy gate fails with the reason as its one line.
+            reason = readiness.message.removeprefix("Warning: a ")
+            self.fail(f"A {reason} (--require-rollback)", 2, document)
+        elif readiness is not None:
+            self.warn(readiness.message)
+        if self.json_mode:
+            self.emit_json({"ok": True, **document})
+
+    def _document(self, result: services.SaveResult) -> dict[str, Any]:
+        """The JSON document of a save (schema: docs/json.md)."""
+        state = result.state
+        return {
+            "command": "save",
+            "state": {
+                "id": state.pk,
+                "commit": state.commit,
+                "tags": list(state.tags),
+                "saved_at": state.saved_at.isoformat(),
+                "migrations": len(state.migrations),
+            },
+            "created": result.created,
+            "updated": result.updated,
+            "is_latest": result.is_latest,
+            "previous": (
+                {
+                    "id": result.previous.pk,
+                    "commit": result.previous.commit,
+                    "tags": list(result.previous.tags),
+                }
+                if result.previous
+                else None
+            ),
+            "readiness": result.readiness.as_dict() if result.readiness else None,
+        }
 
     def _say_diff(self, result: services.SaveResult) -> None:
         if result.previous is None:
