@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import (
     DEFAULT_DB_ALIAS,
     DatabaseError,
@@ -19,7 +20,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q, QuerySet, Subquery
 from django.utils.connection import ConnectionDoesNotExist
 
-from . import conf
+from . import conf, overrides
 from .exceptions import (
     AmbiguousCommitError,
     DatabaseUnavailableError,
@@ -44,7 +45,7 @@ from .execution import (
 from .git import GitRepository, validate_commit_prefix
 from .locks import rollback_lock
 from .models import MigrationKey, MigrationState, RollbackLog
-from .planning import RollbackPlan, build_plan, labels
+from .planning import RollbackPlan, build_plan, label, labels
 from .snapshot import SquashMap, applied_migrations, squashes_on_disk
 
 # --- shared checks -------------------------------------------------------------------------
@@ -190,6 +191,10 @@ class Readiness:
     irreversible: tuple[tuple[str, str], ...]  # (migration label, why), in plan order
     blockers: tuple[str, ...]  # every reason the plan gives, irreversible steps included
     overridden: tuple[str, ...] = ()  # steps made reversible by DJANGO_ROLLBACK["REVERSE"]
+    # Every irreversible migration applied in this state that an earlier save saw arrive:
+    # it blocks a rollback to any state without it. The admin list reads it from the
+    # current state alone instead of planning each row.
+    irreversible_applied: tuple[tuple[str, str], ...] = ()
 
     @property
     def possible(self) -> bool:
@@ -230,6 +235,9 @@ class Readiness:
             "irreversible": [{"migration": m, "reason": r} for m, r in self.irreversible],
             "blockers": list(self.blockers),
             "overridden": list(self.overridden),
+            "irreversible_applied": [
+                {"migration": m, "reason": r} for m, r in self.irreversible_applied
+            ],
             "message": self.message,
         }
 
@@ -244,13 +252,29 @@ def readiness(
     irreversible: list[tuple[str, str]] = []
     for step in plan.steps:
         irreversible += [(step.label, why) for why in step.irreversible]
+    earlier = [
+        (entry["migration"], entry["reason"])
+        for entry in (previous.readiness or {}).get("irreversible_applied", [])
+    ]
+    applied = {label(key) for key in state.migration_set}
+    overridden = {step.label for step in plan.steps if step.override}
+    try:
+        reviewed = set(overrides.configured())
+    except ImproperlyConfigured:
+        reviewed = set()
+    still = {
+        (name, why): None
+        for name, why in earlier + irreversible
+        if name in applied and name not in reviewed
+    }
     return Readiness(
         target=previous,
         migrations=len(plan.steps),
         apps=len(plan.app_changes),
         irreversible=tuple(irreversible),
         blockers=tuple(plan.blockers),
-        overridden=tuple(step.label for step in plan.steps if step.override),
+        overridden=tuple(sorted(overridden)),
+        irreversible_applied=tuple(still),
     )
 
 
