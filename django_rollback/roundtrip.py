@@ -87,7 +87,12 @@ def round_trip(
             database=database,
             count_rows=False,
         )
-        services.execute(plan, source="round-trip")
+        try:
+            services.execute(plan, source="round-trip")
+        except RollbackError as exc:
+            raise RollbackError(
+                f"Round trip: rolling back to {ref} on the scratch database: {exc}"
+            ) from None
         after_rollback = compare(ref_schema, schema_of(connection))
         say(
             f"Rolled back to {ref}: {len(plan.steps)} migrations unapplied; schema "
@@ -226,11 +231,14 @@ def _type(connection: BaseDatabaseWrapper, info: Any) -> str:
         name = connection.introspection.get_field_type(info.type_code, info)
     except KeyError:
         name = str(info.type_code)
-    sizes = [
-        str(size)
-        for size in (info.display_size, info.internal_size, info.precision, info.scale)
-        if size not in (None, -1, 0)
-    ]
+    # SQLite keeps the declared length in display_size; elsewhere display_size comes from
+    # the rows a query returned (MySQL), so only the declared sizes count.
+    declared = (
+        (info.display_size,)
+        if connection.vendor == "sqlite"
+        else (info.internal_size, info.precision, info.scale)
+    )
+    sizes = [str(size) for size in declared if size not in (None, -1, 0)]
     return f"{name}({', '.join(sizes)})" if sizes else name
 
 

@@ -156,7 +156,7 @@ def test_third_party_irreversible_migration_blocks_without_an_override(
             "reverse from settings: shop.rollback.restore_scope()",
         ),
         (
-            '{"legacy_tokens.0002_fill_scope": {"sql": "DELETE FROM legacy_tokens_token WHERE key = \'bootstrap\'"}}',
+            '{"legacy_tokens.0002_fill_scope": {"sql": "DELETE FROM legacy_tokens_token WHERE scope = \'read\'"}}',
             "reverse from settings: SQL",
         ),
     ],

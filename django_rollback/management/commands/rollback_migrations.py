@@ -142,6 +142,7 @@ class Command(RollbackBaseCommand):
         try:
             result = services.execute(plan, progress=self._progress, wait=options["wait"])
         except RollbackError as exc:
+            self._close_step_line()
             self.fail(str(exc), document=self._document(plan, options, {"status": "failed"}))
             return
         pruned = len(result.pruned)
@@ -221,6 +222,7 @@ class Command(RollbackBaseCommand):
                 plan, progress=self._progress, wait=options["wait"], rehearse=True
             )
         except RollbackError as exc:
+            self._close_step_line()
             self.fail(str(exc), document=self._document(plan, options, {"status": "failed"}))
             return
         self.say(
@@ -271,11 +273,19 @@ class Command(RollbackBaseCommand):
         if self.json_mode:
             self.emit_json({"command": "check", **report.as_dict()})
 
+    _step_open = False  # a step's line waits for its outcome
+
+    def _close_step_line(self) -> None:
+        if self._step_open and not self.json_mode:
+            self.stdout.write(self.style.ERROR(" FAILED"))
+        self._step_open = False
+
     def _progress(self, event: services.StepEvent) -> None:
         if self.json_mode:
             if event.kind == "finished" and self.logger:
                 self.logger.info("Unapplying %s... OK (%.2fs)", event.step.label, event.seconds)
             return
+        self._step_open = event.kind == "started"
         if event.kind == "started":
             self.stdout.write(f"  Unapplying {event.step.label}...", ending="")
             self.stdout.flush()
