@@ -303,7 +303,10 @@ def save_state(
         with rollback_lock(connection, wait):
             result = _save_locked(connection, head)
             if result.previous is not None and result.is_latest:
-                result.readiness = readiness(connection, result.state, result.previous)
+                try:
+                    result.readiness = readiness(connection, result.state, result.previous)
+                except RollbackError as exc:  # the files cannot be planned: say so, keep the save
+                    result.readiness = Readiness(result.previous, 0, 0, (), (str(exc),))
                 stored = result.readiness.as_dict()
                 if result.state.readiness != stored:
                     result.state.readiness = stored
