@@ -363,3 +363,30 @@ def test_round_trip_catches_a_schema_the_reverse_does_not_restore(
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and "Round trip v1 → HEAD → v1 → HEAD failed: " in errors[0]
     assert dbtools.everything(project.url) == before
+
+
+def test_schema_comparison_names_every_kind_of_difference() -> None:
+    from collections import Counter
+
+    from django_rollback.roundtrip import compare
+
+    def table(default: str | None, null: bool, kind: str) -> dict[str, object]:
+        return {
+            "columns": {"title": {"type": "CharField(50)", "null": null, "default": default}},
+            "constraints": Counter({(kind, "shelf_title_idx", ("title",)): 1}),
+        }
+
+    reference = {"shelf_book": table(None, False, "index (btree)"), "gone": table(None, True, "")}
+    found = {
+        "shelf_book": table("'untitled'", True, "unique index"),
+        "extra": table(None, True, ""),
+    }
+    assert compare(reference, found) == [
+        'table "gone": missing',
+        'table "extra": unexpected (not in the reference schema)',
+        'table "shelf_book", column "title": null True, expected False',
+        'table "shelf_book", column "title": default "\'untitled\'", expected None',
+        'table "shelf_book": index (btree) "shelf_title_idx" on (title) missing',
+        'table "shelf_book": unique index "shelf_title_idx" on (title) unexpected',
+    ]
+    assert compare(reference, reference) == []
