@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -26,6 +27,7 @@ from .exceptions import (
     RollbackError,
     RollbackFailedError,
     StalePlanError,
+    first_line,
 )
 from .locks import rollback_lock
 from .models import MigrationState, RollbackLog
@@ -42,7 +44,7 @@ def describe_state(state: MigrationState) -> str:
 class StepEvent:
     """Progress of a running rollback: `started` then `finished` (with seconds) per step."""
 
-    kind: str
+    kind: Literal["started", "finished"]
     step: PlanStep
     seconds: float = 0.0
 
@@ -66,7 +68,9 @@ def current_user() -> str:
         return os.environ.get("USER", "")
 
 
-def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> RollbackLog:
+def _log_row(
+    plan: RollbackPlan, status: RollbackLog.Status, *, user: str, source: RollbackLog.Source
+) -> RollbackLog:
     return RollbackLog(
         status=status,
         database=plan.database,
@@ -81,7 +85,9 @@ def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> Roll
     )
 
 
-def record_dry_run(plan: RollbackPlan, *, user: str = "", source: str = "command") -> RollbackLog:
+def record_dry_run(
+    plan: RollbackPlan, *, user: str = "", source: RollbackLog.Source = RollbackLog.Source.COMMAND
+) -> RollbackLog:
     """Keep the previewed plan in the audit log; nothing else is written."""
     log = _log_row(plan, RollbackLog.Status.DRY_RUN, user=user or current_user(), source=source)
     log.finished_at, log.duration = log.started_at, 0.0
@@ -93,7 +99,7 @@ def execute(
     plan: RollbackPlan,
     *,
     user: str = "",
-    source: str = "command",
+    source: RollbackLog.Source = RollbackLog.Source.COMMAND,
     progress: Callable[[StepEvent], None] | None = None,
     wait: float = 0.0,
     rehearse: bool = False,
@@ -187,7 +193,7 @@ def _rehearse(
     connection: BaseDatabaseWrapper,
     *,
     user: str,
-    source: str,
+    source: RollbackLog.Source,
     progress: Callable[[StepEvent], None] | None,
 ) -> RollbackResult:
     """The rollback for real inside one transaction, rolled back at the end whatever
@@ -247,7 +253,7 @@ def _failure_message(
     cause: BaseException = exc
     while isinstance(cause, TransactionManagementError) and cause.__context__ is not None:
         cause = cause.__context__  # the error that broke the transaction, not the aftermath
-    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    reason = first_line(cause)
     prefix = "Rehearsal: rollback" if rehearsal else "Rollback"
     return f"{prefix} failed{where}: {reason}; {outcome}."
 
@@ -301,7 +307,7 @@ def _run_steps(
             # broken transaction before closing its block, hiding the real error and
             # leaving the block open.
             migration = copy.copy(migration)
-            migration.atomic = False
+            migration.atomic = False  # type: ignore[misc]  # on this copy only
         executor.unapply_migration(states[step.key], migration)
         for app, name in sorted(plan.extra_unrecords.get(step.key, ())):
             executor.recorder.record_unapplied(app, name)
@@ -318,7 +324,11 @@ def _run_steps(
 
 
 def _finish(
-    log: RollbackLog, status: str, output: list[str], seconds: float, error: str = ""
+    log: RollbackLog,
+    status: RollbackLog.Status,
+    output: list[str],
+    seconds: float,
+    error: str = "",
 ) -> str | None:
     """Close the audit row; a failure here must not hide what the rollback did."""
     log.status, log.output, log.error = status, "\n".join(output), error
@@ -330,6 +340,5 @@ def _finish(
                 update_fields=["status", "output", "error", "duration", "finished_at"],
             )
     except DatabaseError as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return f"The rollback log entry {log.pk} could not be updated: {reason}"
+        return f"The rollback log entry {log.pk} could not be updated: {first_line(exc)}"
     return None

@@ -19,6 +19,7 @@ original operation says).
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +89,7 @@ def parse(migration: str, value: Any) -> ReverseOverride:
     )
 
 
-def irreversible_reasons(operations: list[Operation]) -> list[str]:
+def irreversible_reasons(operations: Sequence[Operation]) -> list[str]:
     """Why each irreversible operation (inside SeparateDatabaseAndState too) is one."""
     reasons: list[str] = []
     for operation in operations:
@@ -125,7 +126,7 @@ class OverriddenOperation(ops.SeparateDatabaseAndState):
 
 
 def _replace_irreversible(
-    operations: list[Operation], override: ReverseOverride
+    operations: Sequence[Operation], override: ReverseOverride
 ) -> list[Operation]:
     out: list[Operation] = []
     for operation in operations:
@@ -148,5 +149,6 @@ def with_override(migration: Migration, override: ReverseOverride) -> Migration:
     """A copy of the migration whose irreversible operations run the override backwards;
     same app, name and `replaces`, so the executor records it exactly as the original."""
     overridden = copy.copy(migration)
-    overridden.operations = _replace_irreversible(list(migration.operations), override)
+    # An attribute of this copy only; the class and the loaded migration keep theirs.
+    overridden.operations = _replace_irreversible(migration.operations, override)  # type: ignore[misc]
     return overridden

@@ -88,7 +88,7 @@ def round_trip(
             count_rows=False,
         )
         try:
-            services.execute(plan, source="round-trip")
+            services.execute(plan)
         except RollbackError as exc:
             raise RollbackError(
                 f"Round trip: rolling back to {ref} on the scratch database: {exc}"
@@ -182,7 +182,9 @@ def scratch_database(connection: BaseDatabaseWrapper) -> Iterator[str]:
         scratch = f"roundtrip_{old_name}"[: connection.ops.max_name_length() or 63]
     settings_dict["TEST"] = {**(old_test or {}), "NAME": scratch}
     connection.close()
-    name = connection.creation._create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    # The step of create_test_db() before it migrates: we migrate ourselves, to REF first.
+    creation: Any = connection.creation
+    name = creation._create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     settings_dict["NAME"] = name
     settings.DATABASES[connection.alias]["NAME"] = name
     try:
@@ -191,7 +193,7 @@ def scratch_database(connection: BaseDatabaseWrapper) -> Iterator[str]:
         connection.close()
         settings_dict["NAME"] = old_name
         settings.DATABASES[connection.alias]["NAME"] = old_name
-        connection.creation._destroy_test_db(name, verbosity=0)
+        creation._destroy_test_db(name, verbosity=0)
         settings_dict["TEST"] = old_test if old_test is not None else {}
 
 

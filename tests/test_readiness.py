@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from . import dbtools
-from .conftest import Project, assert_refused, commit_release, make_project, write_release
+from .gitrepo import commit_release, write_release
+from .projects import Project, assert_refused, make_project
 from .shop import SETTINGS, shelf_releases
 
 VENDOR = Path(__file__).parent / "vendor"
