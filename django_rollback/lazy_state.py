@@ -18,8 +18,10 @@ that the step's operations change (`mutable`), so a data step costs what it rend
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from functools import cached_property
+from types import FrameType
 from typing import Any
 
 from django.apps.registry import Apps
@@ -134,6 +136,12 @@ def _missing_attribute(self: Any, name: str) -> Any:
     raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
+def _asked_by_django(frame: FrameType | None) -> bool:
+    """Whether this frame (get_model's caller) is Django's own migrations code."""
+    name = frame.f_globals.get("__name__", "") if frame is not None else ""
+    return name.startswith(("django.db.migrations.", "django.apps."))
+
+
 class LazyStateApps(StateApps):
     """A StateApps over `models` that renders nothing until asked (see the module doc)."""
 
@@ -164,7 +172,10 @@ class LazyStateApps(StateApps):
         key = (app_label, model_name.lower())
         if key in self.states:
             self.render({key})
-            if not self._rendering:  # asked for by code, not by rendering a child model
+            if not self._rendering and not _asked_by_django(sys._getframe(1)):
+                # Asked for by a data migration: its reverse accessors exist on the class
+                # too (prefetch_related() looks there). Django's schema operations only
+                # need the reverse relations that _meta lists, rendered on demand.
                 self.render_pointing_at(key)
         if app_label not in self.app_configs:
             raise LookupError(f"No installed app with label '{app_label}'.")

@@ -12,6 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.db import migrations, models
+from django.db.migrations.migration import Migration
+from django.db.migrations.state import ProjectState
+
+from django_rollback.lazy_state import LazyProjectState
+from django_rollback.planning import _describe_step, _state_for_step, _states_before
 
 from . import dbtools
 
@@ -89,6 +95,11 @@ class Migration(migrations.Migration):
             ("user", models.ForeignKey({CASCADE}, related_name="reviews", to=settings.AUTH_USER_MODEL)),
         ]),
         migrations.CreateModel(name="Note", fields=[{ID}, ("text", models.TextField())]),
+        migrations.CreateModel(name="Shelf", fields=[
+            {ID},
+            ("name", models.CharField(max_length=50)),
+            ("user", models.ForeignKey({CASCADE}, related_name="shelves", to=settings.AUTH_USER_MODEL)),
+        ]),
     ]
 """
 
@@ -137,22 +148,24 @@ def forwards(apps, schema_editor):
     PopularBook = apps.get_model("library", "PopularBook")
     PopularBook.objects.filter(reviews__stars=5).update(pages=models.F("pages") + 1)
     note(apps, "ebook of earthsea: " + Book.objects.get(title="Earthsea").ebook.url)
+    Shelf = apps.get_model("library", "Shelf")
+    Shelf.objects.create(user=users[0], name="ann's")
+    Shelf.objects.create(user=users[2], name="cy's")
     note(apps, "owners: " + ", ".join(sorted(b.owner.username for b in Book.objects.filter(owner__isnull=False))))
     RENDERED.append(rendered(apps))
 
 
 def backwards(apps, schema_editor):
     Review = apps.get_model("library", "Review")
-    first = Review.objects.order_by("pk").first()
-    # reverse accessors of the user, reached through a foreign key
-    note(apps, f"{{first.user.username}} owns {{first.user.owned_books.count()}}, reviewed {{first.user.reviews.count()}}")
-    first.user.reviews.filter(stars__lt=5).delete()
-    # a cascade through the user: reviews and the many-to-many rows go with it
+    user = Review.objects.order_by("pk").first().user
+    # reverse accessors of a user reached through a foreign key; Shelf was never asked for
+    note(apps, f"{{user.username}}: owns {{user.owned_books.count()}}, reviewed {{user.reviews.count()}}, shelves {{user.shelves.count()}}")
+    # a cascade from the author through a child model never asked for (Ebook)
+    Review.objects.get(book__title="Earthsea").book.author.delete()
+    # a cascade through the user: reviews, shelves, many-to-many rows
     Review.objects.get(stars=4).user.delete()
-    # a cascade from the author: books, their ebook, reviews, tags' through rows, readers
-    apps.get_model("library", "Author").objects.filter(name="Herbert").delete()
-    ebook = apps.get_model("library", "Ebook").objects.get()
-    note(apps, f"left: {{ebook.title}} by {{ebook.author.name}}, {{ebook.reviews.count()}} reviews")
+    left = Review.objects.order_by("pk")
+    note(apps, "left: " + ", ".join(f"{{r.book.title}}/{{r.user.username}}/{{r.stars}}" for r in left))
     RENDERED.append(rendered(apps))
 
 
@@ -295,10 +308,11 @@ def test_data_migrations_leave_the_rows_of_djangos_registry(
         assert len(after_forwards["library_booktag"]) == 3
         # Backwards: what cascaded is gone under both registries alike.
         assert [t for _, t in lazy["library_note"]][-2:] == [
-            "ann owns 1, reviewed 2",
-            "left: Earthsea by Le Guin, 1 reviews",
+            "ann: owns 1, reviewed 2, shelves 1",
+            "left: Dune/ann/5, Dune/bob/2",
         ]
-        assert len(lazy["library_book"]) == 1 and len(lazy["library_review"]) == 1
+        assert len(lazy["library_book"]) == 2 and lazy["library_ebook"] == []
+        assert len(lazy["library_review"]) == 2 and len(lazy["library_shelf"]) == 1
         assert [u for _, _, _, u in lazy["accounts_user"]] == ["ann", "bob"]
         # The lazy registry rendered less than the whole project; Django's renders all.
         (lazy_forwards, lazy_backwards), (full_forwards, _) = (
@@ -309,5 +323,75 @@ def test_data_migrations_leave_the_rows_of_djangos_registry(
     else:
         assert notes[-3].startswith("models: accounts.User, auth.Group, auth.Permission,")
         assert "library.Book_readers" in notes[-2] and "auth.User" not in notes[-2]
-        assert notes[-1] == "library: Author, Book, BookTag, Ebook, Note, PopularBook, Review, Tag"
+        assert notes[-1] == (
+            "library: Author, Book, BookTag, Ebook, Note, PopularBook, Review, Shelf, Tag"
+        )
         assert not any(t.startswith("models: ") for _, t in lazy["library_note"])
+
+
+def _noop(apps: object, schema_editor: object) -> None:
+    pass
+
+
+class _OwnRunPython(migrations.RunPython):
+    """An operation from outside Django (a project's own subclass)."""
+
+
+def _migration(name: str, *operations: migrations.operations.base.Operation) -> Migration:
+    migration = Migration(name, "shelf")
+    migration.operations = list(operations)
+    return migration
+
+
+def _book(*extra: tuple[str, models.Field]) -> migrations.CreateModel:
+    return migrations.CreateModel(
+        "Book", [("id", models.AutoField(primary_key=True)), *extra], bases=(models.Model,)
+    )
+
+
+def test_each_kind_of_step_gets_the_state_it_needs() -> None:
+    state = ProjectState()
+    _book().state_forwards("shelf", state)
+    migrations.CreateModel(
+        "Review",
+        [
+            ("id", models.AutoField(primary_key=True)),
+            ("book", models.ForeignKey("shelf.book", models.CASCADE)),
+        ],
+    ).state_forwards("shelf", state)
+    code = _state_for_step(state, _migration("0003", migrations.RunPython(_noop, _noop)))
+    assert isinstance(code, LazyProjectState) and len(code.models) == 2
+    assert code.apps.is_rendered(("shelf", "book")) is False  # nothing until asked
+    sql = _state_for_step(state, _migration("0003", migrations.RunSQL("SELECT 1", "SELECT 1")))
+    assert not isinstance(sql, LazyProjectState) and sql.models == {}
+    own = _migration("0003", _OwnRunPython(_noop, _noop))
+    full = _state_for_step(state, own)
+    assert type(full) is ProjectState and len(full.models) == 2
+    assert any("not one of Django's operations" in note for note in _describe_step(own).notes)
+    assert not any("not one of" in note for note in _describe_step(_migration("0004")).notes)
+
+
+def test_data_steps_share_model_states_copied_on_write() -> None:
+    class Loader:
+        unmigrated_apps: set[str] = set()
+
+    plan = [
+        _migration("0001", _book()),
+        _migration("0002", migrations.RunPython(_noop, _noop)),
+        _migration("0003", migrations.AddField("book", "pages", models.IntegerField(default=0))),
+        _migration(
+            "0004",
+            migrations.AddField("book", "isbn", models.IntegerField(default=0)),
+            migrations.RunPython(_noop, _noop),
+        ),
+    ]
+    keys = {("shelf", m.name) for m in plan}
+    states = _states_before(Loader(), [(m, False) for m in plan], keys, [plan[1], plan[3]])
+    book = ("shelf", "book")
+    assert "pages" not in states[("shelf", "0002")].models[book].fields
+    assert "pages" in states[("shelf", "0004")].models[book].fields
+    # A copy changed by its step's operations leaves the state it was copied from alone.
+    copy = states[("shelf", "0004")].clone()
+    plan[3].operations[0].state_forwards("shelf", copy)
+    assert "isbn" not in states[("shelf", "0004")].models[book].fields
+    assert "isbn" in copy.models[book].fields
