@@ -36,6 +36,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 from django.db.migrations.operations.fields import FieldOperation
 from django.db.migrations.operations.models import IndexOperation, ModelOperation
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 
 from .exceptions import PlanRefusedError
@@ -244,9 +245,39 @@ def build_plan(
     return plan
 
 
+class GraphLoader(MigrationLoader):
+    """Django's MigrationLoader, with the first and latest migration of each app looked up
+    once per graph. Django looks them up for every dependency on `__first__`, and
+    `swappable_dependency(settings.AUTH_USER_MODEL)` is one: with thousands of migrations
+    that each depend on the user model, its loader spends seconds scanning every node of the
+    graph again for each of them. While the graph is built, an app's first and latest
+    migrations depend only on the edges inside the app, all added before the dependencies
+    between apps are resolved, so one lookup per app gives the same graph."""
+
+    def build_graph(self) -> None:
+        self._ends: dict[tuple[str, str], Any] = {}
+        super().build_graph()
+
+    def check_key(self, key: tuple[str, str], current_app: str) -> Any:
+        if key[1] not in ("__first__", "__latest__") or key[0] == current_app:
+            return super().check_key(key, current_app)
+        if key not in self._ends:
+            self._ends[key] = super().check_key(key, current_app)
+        return self._ends[key]
+
+
+class _Executor(MigrationExecutor):
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        # MigrationExecutor.__init__, with GraphLoader.
+        self.connection = connection
+        self.loader = GraphLoader(connection)
+        self.recorder = MigrationRecorder(connection)
+        self.progress_callback = None
+
+
 def _load_executor(connection: BaseDatabaseWrapper) -> MigrationExecutor:
     try:
-        return MigrationExecutor(connection)
+        return _Executor(connection)
     except (NodeNotFoundError, BadMigrationError) as exc:
         raise PlanRefusedError(f"Cannot load the migration files: {exc}") from None
 
