@@ -38,6 +38,7 @@ from django.db.migrations.operations.fields import FieldOperation
 from django.db.migrations.operations.models import IndexOperation, ModelOperation
 from django.db.migrations.state import ProjectState
 from django.db.migrations.utils import resolve_relation
+from django.utils.translation import gettext, ngettext
 
 from .exceptions import PlanRefusedError
 from .models import MigrationKey, MigrationState
@@ -61,10 +62,22 @@ class DataLoss:
     rows: int | None = None  # rows of the table, or non-null values of the column
 
     def describe(self) -> str:
-        count = "unknown number of" if self.rows is None else str(self.rows)
         if self.column is None:
-            return f'drops table "{self.table}" ({count} rows)'
-        return f'drops column "{self.table}"."{self.column}" ({count} non-null values)'
+            what = f'drops table "{self.table}"'
+            count = (
+                ngettext("%(count)d row", "%(count)d rows", self.rows) % {"count": self.rows}
+                if self.rows is not None
+                else gettext("unknown number of rows")
+            )
+        else:
+            what = f'drops column "{self.table}"."{self.column}"'
+            count = (
+                ngettext("%(count)d non-null value", "%(count)d non-null values", self.rows)
+                % {"count": self.rows}
+                if self.rows is not None
+                else gettext("unknown number of non-null values")
+            )
+        return f"{what} ({count})"
 
 
 @dataclass

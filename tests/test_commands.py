@@ -64,7 +64,10 @@ def test_list_marks_the_current_commit(shop: History) -> None:
     assert "* = the current commit (HEAD)" in out
     project.ok("rollback_migrations", "--database", "default", "-t", "v1.2.0")
     out = project.ok("rollback_migrations", "--list")
-    assert f'The current commit "{shop.releases["v1.3.0"].sha}" has no saved state.' in out
+    # Issue 10: the same sentence as --check and the admin (it names the rollback and the fix).
+    assert (
+        f"The current commit \"{shop.releases['v1.3.0'].sha}\" ['v1.3.0'] has no saved state" in out
+    )
     assert "* =" not in out
 
 
