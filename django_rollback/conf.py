@@ -25,6 +25,10 @@ TAGS_ENV = "DJANGO_ROLLBACK_TAGS"  # comma-separated; empty means "no tags"
 SHORT_COMMIT_LENGTH = 10
 
 
+#: Commits that share a prefix are listed longer, so that the user can tell them apart.
+CANDIDATE_LENGTH = 12
+
+
 def short_commit(sha: str) -> str:
     return sha[:SHORT_COMMIT_LENGTH]
 

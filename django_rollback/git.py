@@ -8,7 +8,7 @@ from pathlib import Path
 
 import git
 
-from .conf import short_commit
+from .conf import CANDIDATE_LENGTH
 from .exceptions import AmbiguousCommitError, RepositoryError, UnknownReferenceError
 
 HEX_PREFIX = re.compile(r"^[0-9a-fA-F]{4,40}$")
@@ -88,7 +88,7 @@ class GitRepository:
             return None
         commits = [c for c in candidates if self._is_commit(c)]
         if len(commits) > 1:
-            listed = ", ".join(short_commit(c) for c in sorted(commits))
+            listed = ", ".join(c[:CANDIDATE_LENGTH] for c in sorted(commits))
             raise AmbiguousCommitError(
                 f'Commit prefix "{prefix}" is ambiguous in git: it matches {listed}.'
             )

@@ -129,8 +129,6 @@ def current_commit(
     Tags: `tags` (the --tag flag) are added to git's tags of the commit, or replace them with
     `replace_tags`; otherwise DJANGO_ROLLBACK_TAGS, then the setting, replace them; otherwise
     git's."""
-    if repo_path is not None and not Path(repo_path).exists():
-        raise RepositoryError(f"The repository path {repo_path} does not exist: check -p/--path.")
     sha, source = commit, "option"
     if not sha:
         sha, source = os.environ.get(conf.COMMIT_ENV), "environment"
@@ -145,6 +143,12 @@ def current_commit(
     elif flag_tags is None and conf.get_setting("TAGS") is not None:
         given_tags = conf.split_tags(conf.get_setting("TAGS"))
     if not sha:
+        path = Path(repo_path or conf.repo_path())
+        if not path.exists():  # a typo in -p/REPO_PATH, not a missing DJANGO_ROLLBACK_COMMIT
+            raise RepositoryError(
+                f"The current commit is unknown: the repository path {path} does not exist; "
+                "check -p/--path or DJANGO_ROLLBACK['REPO_PATH']."
+            )
         try:
             repo = open_repository(repo_path)
         except RepositoryError as exc:
@@ -741,7 +745,7 @@ def _resolve_target(
             if tagged:  # the same tag stored on several states and git cannot say which
                 raise AmbiguousCommitError(
                     f'Tag "{tag}" is stored with several states: '
-                    + ", ".join(short_commit(s.commit) for s in tagged)
+                    + ", ".join(s.commit[: conf.CANDIDATE_LENGTH] for s in tagged)
                     + "; roll back by commit instead."
                 )
             elsewhere = "git has no such tag" if repo is not None else "there is no git to ask"
@@ -761,7 +765,7 @@ def _resolve_target(
         if len(matches) > 1:
             raise AmbiguousCommitError(
                 f'Commit prefix "{prefix}" is ambiguous: it matches saved commits '
-                + ", ".join(short_commit(s.commit) for s in matches)
+                + ", ".join(s.commit[: conf.CANDIDATE_LENGTH] for s in matches)
                 + "; give more characters."
             )
         if matches:
