@@ -89,17 +89,21 @@ def unapplied_on_disk(
     """Migration files on disk that are not applied, sorted: what `migrate` would apply.
 
     A squashed migration counts as applied when everything it replaces is, and the files it
-    replaces when it is (as the loader sees them)."""
+    replaces when it is (as the loader sees them). Only file names are listed; the files are
+    read (for squashes) only when some name is not applied, so a routine save stays cheap."""
+    candidates = [
+        (label, name)
+        for label, _module, name, _folder in _migration_files()
+        if (label, name) not in applied
+    ]
+    if not candidates:
+        return []
     replaced_by = parse_squashes(squashes if squashes is not None else _squashes_in_files())
     done = with_squashes(applied, replaced_by)
     for squash, replaced in replaced_by.items():
         if squash in done:
             done |= replaced
-    return sorted(
-        (label, name)
-        for label, _module, name, _folder in _migration_files()
-        if (label, name) not in done
-    )
+    return sorted(key for key in candidates if key not in done)
 
 
 def parse_squashes(*maps: SquashMap) -> dict[MigrationKey, frozenset[MigrationKey]]:
