@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -30,6 +31,7 @@ from .exceptions import (
     RollbackInterruptedError,
     StalePlanError,
     Terminated,
+    first_line,
 )
 from .locks import rollback_lock
 from .models import MigrationState, RollbackLog, describe_commit
@@ -46,7 +48,7 @@ def describe_state(state: MigrationState) -> str:
 class StepEvent:
     """Progress of a running rollback: `started` then `finished` (with seconds) per step."""
 
-    kind: str
+    kind: Literal["started", "finished"]
     step: PlanStep
     seconds: float = 0.0
 
@@ -68,7 +70,9 @@ def current_user() -> str:
         return os.environ.get("USER", "")
 
 
-def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> RollbackLog:
+def _log_row(
+    plan: RollbackPlan, status: RollbackLog.Status, *, user: str, source: RollbackLog.Source
+) -> RollbackLog:
     return RollbackLog(
         status=status,
         database=plan.database,
@@ -83,7 +87,9 @@ def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> Roll
     )
 
 
-def record_dry_run(plan: RollbackPlan, *, user: str = "", source: str = "command") -> RollbackLog:
+def record_dry_run(
+    plan: RollbackPlan, *, user: str = "", source: RollbackLog.Source = RollbackLog.Source.COMMAND
+) -> RollbackLog:
     """Keep the previewed plan in the audit log; nothing else is written but the cleaning of
     entries left "running" by a process that died (when no rollback holds the lock)."""
     connection = connections[plan.database]
@@ -102,7 +108,7 @@ def execute(
     plan: RollbackPlan,
     *,
     user: str = "",
-    source: str = "command",
+    source: RollbackLog.Source = RollbackLog.Source.COMMAND,
     progress: Callable[[StepEvent], None] | None = None,
     wait: float = 0.0,
     on_wait: Callable[[], None] | None = None,
@@ -179,9 +185,7 @@ def execute(
                     % {"count": len(done)}
                     + "; saved states unchanged"
                 )
-            first = first_error(exc)
-            reason = (str(first).strip().splitlines() or [type(first).__name__])[0]
-            message = f"Rollback failed{where}: {reason}; {outcome}."
+            message = f"Rollback failed{where}: {first_line(first_error(exc))}; {outcome}."
             _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
             raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started
@@ -304,7 +308,11 @@ def _run_steps(
 
 
 def _finish(
-    log: RollbackLog, status: str, output: list[str], seconds: float, error: str = ""
+    log: RollbackLog,
+    status: RollbackLog.Status,
+    output: list[str],
+    seconds: float,
+    error: str = "",
 ) -> str | None:
     """Close the audit row; a failure here must not hide what the rollback did."""
     log.status, log.output, log.error = status, "\n".join(output), error
@@ -316,6 +324,5 @@ def _finish(
                 update_fields=["status", "output", "error", "duration", "finished_at"],
             )
     except DatabaseError as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return f"The rollback log entry {log.pk} could not be updated: {reason}"
+        return f"The rollback log entry {log.pk} could not be updated: {first_line(exc)}"
     return None

@@ -28,12 +28,14 @@ from .exceptions import (
     AmbiguousCommitError,
     DatabaseUnavailableError,
     NotMigratedError,
+    PlanRefusedError,
     RepositoryError,
     RollbackError,
     RollbackInProgressError,
     StateNotSavedError,
     UnappliedMigrationsError,
     UnknownReferenceError,
+    first_line,
 )
 
 # Running a plan lives in execution.py; the skins reach it through this module.
@@ -41,13 +43,20 @@ from .execution import (
     RollbackResult as RollbackResult,
     StepEvent as StepEvent,
     current_user as current_user,
-    describe_state,
+    describe_state as describe_state,
     execute as execute,
     record_dry_run as record_dry_run,
 )
 from .git import GitRepository, validate_commit_prefix
 from .locks import rollback_lock
-from .models import MigrationKey, MigrationState, RollbackLog, describe_commit, short_commit
+from .models import (
+    MigrationKey,
+    MigrationState,
+    RollbackLog,
+    app_count,
+    describe_commit,
+    short_commit,
+)
 from .planning import RollbackPlan, build_plan, labels
 from .snapshot import applied_migrations, squashes_on_disk, unapplied_on_disk
 
@@ -68,9 +77,8 @@ def ready_connection(
             return connection
         tables = set(connection.introspection.table_names())
     except DatabaseError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailableError(
-            f"Cannot connect to database '{database}': {first_line}"
+            f"Cannot connect to database '{database}': {first_line(exc)}"
         ) from None
     needed = {MigrationState._meta.db_table, RollbackLog._meta.db_table}
     if not needed <= tables:
@@ -87,6 +95,8 @@ def open_repository(repo_path: str | Path | None = None) -> GitRepository:
 
 FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
 
+CommitSource = Literal["option", "environment", "settings", "git"]
+
 
 @dataclass(frozen=True)
 class CurrentCommit:
@@ -97,7 +107,7 @@ class CurrentCommit:
 
     sha: str
     tags: tuple[str, ...]
-    source: str
+    source: CommitSource
     tags_known: bool = True
     repo: GitRepository | None = field(default=None, compare=False, repr=False)
     tag_warning: str | None = None
@@ -129,7 +139,8 @@ def current_commit(
     Tags: `tags` (the --tag flag) are added to git's tags of the commit, or replace them with
     `replace_tags`; otherwise DJANGO_ROLLBACK_TAGS, then the setting, replace them; otherwise
     git's."""
-    sha, source = commit, "option"
+    sha = commit
+    source: CommitSource = "option"
     if not sha:
         sha, source = os.environ.get(conf.COMMIT_ENV), "environment"
     if not sha:
@@ -166,13 +177,14 @@ def current_commit(
             "characters (git rev-parse HEAD)."
         )
     sha = sha.lower()
-    repo = _repository_if_any(repo_path)
-    git_tags = repo.tags_at(sha) if repo is not None and repo.has_commit(sha) else None
+    maybe_repo = _repository_if_any(repo_path)
+    has_it = maybe_repo is not None and maybe_repo.has_commit(sha)
+    git_tags = maybe_repo.tags_at(sha) if maybe_repo is not None and has_it else None
     if git_tags is None:  # no git to ask: the tags given, if any
         known = given_tags if given_tags is not None else flag_tags
-        return CurrentCommit(sha, known or (), source, known is not None, repo)
-    found, warning = _with_flag_tags(sha, git_tags, flag_tags, given_tags)
-    return CurrentCommit(sha, found, source, True, repo, warning)
+        return CurrentCommit(sha, known or (), source, known is not None, maybe_repo)
+    tags_found, warning = _with_flag_tags(sha, git_tags, flag_tags, given_tags)
+    return CurrentCommit(sha, tags_found, source, True, maybe_repo, warning)
 
 
 def _with_flag_tags(
@@ -315,10 +327,11 @@ def _save_locked(
             state.tags, tags_changed = fields["tags"], True
             changed.append("tags")
         # Only the latest state describes the database now; older ones are history.
-        if latest.pk == state.pk and state.migration_set != applied:
+        if latest.pk == state.pk and (state.migration_set != applied or state.unresolved):
             state.migrations, state.squashes = fields["migrations"], squashes_on_disk()
+            state.unresolved = []  # a state converted from 0.4.0 now has its full set
             updated = True
-            changed += ["migrations", "squashes"]
+            changed += ["migrations", "squashes", "unresolved"]
         if changed:
             state.save(update_fields=changed)
     previous = states.before(state).first()
@@ -374,6 +387,15 @@ class UndoSummary:
     migrations: int  # applied now, not in the state: what a rollback unapplies
     apps: int
     missing: int  # in the state but not applied now: a rollback cannot bring these back
+
+
+@dataclass(frozen=True)
+class PastRollback:
+    """The succeeded rollback that left a commit: its log entry and where it went."""
+
+    log_id: int
+    to_commit: str
+    to_tags: list[str]
 
 
 StandingStatus = Literal[
@@ -435,7 +457,7 @@ def _standing(view: DatabaseOverview) -> Standing:
                 "name": name,
                 "database": database,
                 "target": describe_commit(log.to_commit, log.to_tags),
-                "log": log.pk,
+                "log": log.log_id,
             },
         )
     if state is None and latest is None:
@@ -504,9 +526,8 @@ class DatabaseOverview:
     current: MigrationState | None  # the saved state of HEAD
     latest: MigrationState | None
     applied: frozenset[MigrationKey]
-    # When HEAD has no state because a rollback left it: that rollback's log entry (its id,
-    # target commit and tags only).
-    rolled_back_by: RollbackLog | None = None
+    # When HEAD has no state because a rollback left it: that rollback.
+    rolled_back_by: PastRollback | None = None
 
     @property
     def standing(self) -> Standing:
@@ -528,7 +549,7 @@ class DatabaseOverview:
         undone = self.applied - state.migration_set
         return UndoSummary(
             migrations=len(undone),
-            apps=len({app for app, _name in undone}),
+            apps=app_count(undone),
             missing=len(state.migration_set - self.applied),
         )
 
@@ -568,12 +589,13 @@ def overview(
     latest = found[0] if found else None
     current = next((s for s in found if head is not None and s.commit == head.sha), None)
     rolled_back_by = None
-    if latest is not None and current is None and getattr(latest, "rolled_back_log_id", None):
-        rolled_back_by = RollbackLog(
-            id=latest.rolled_back_log_id,  # type: ignore[attr-defined]
-            status=RollbackLog.Status.SUCCEEDED,
-            to_commit=latest.rolled_back_to,  # type: ignore[attr-defined]
-            to_tags=latest.rolled_back_to_tags or [],  # type: ignore[attr-defined]
+    # The annotations above, present on the states only when HEAD is known.
+    log_id = getattr(latest, "rolled_back_log_id", None)
+    if latest is not None and current is None and log_id:
+        rolled_back_by = PastRollback(
+            log_id=log_id,
+            to_commit=getattr(latest, "rolled_back_to", ""),
+            to_tags=list(getattr(latest, "rolled_back_to_tags", None) or []),
         )
     return DatabaseOverview(
         database=database,
@@ -601,6 +623,10 @@ def _last_rollback_from(commit: str, database: str) -> RollbackLog | None:
 
 
 # --- drift check ---------------------------------------------------------------------------
+
+
+# The statuses of --check: those of Standing (a commit --check cannot tell is a refusal).
+DriftStatus = StandingStatus
 
 
 @dataclass
@@ -693,6 +719,12 @@ def plan_rollback(
     target = _resolve_target(
         current_state, repo, database, tag=tag, commit=commit, state_id=state_id
     )
+    if target.unresolved:
+        raise PlanRefusedError(
+            f"Cannot roll back to {describe_state(target)}: it was converted from "
+            "django-rollback 0.4.0 while these migration files were not on disk: "
+            f"{target.unresolved_labels}; its full set of migrations is unknown."
+        )
     if target.pk > current_state.pk:
         raise RollbackError(
             f"The target {describe_state(target)} was saved after the current "

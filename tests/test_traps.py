@@ -21,7 +21,8 @@ import pytest
 from django_rollback.locks import sqlite_lock_path
 
 from . import dbtools
-from .conftest import History, Project, assert_refused, git, make_project
+from .gitrepo import git
+from .projects import History, Project, assert_refused, make_project
 from .shop import shelf_releases
 
 # --- helpers -------------------------------------------------------------------------------

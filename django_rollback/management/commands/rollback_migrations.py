@@ -88,8 +88,7 @@ class Command(RollbackBaseCommand):
         tag, commit = options["tag"], options["commit"]
         if tag is not None and commit is not None:
             raise RollbackError("Choose one target: -t/--tag or -c/--commit, not both.")
-        if options["wait"] < 0:
-            raise RollbackError("--wait needs a number of seconds, 0 or more.")
+        wait = self.wait_seconds(options)
         if options["execute"] and (not options["sql"] or options["fake"]):
             raise RollbackError(
                 "--execute only goes with --sql (print the SQL and roll back); without it a "
@@ -159,14 +158,13 @@ class Command(RollbackBaseCommand):
             result = services.execute(
                 plan,
                 progress=self._progress,
-                wait=options["wait"],
-                on_wait=lambda: self.waiting_for_lock(options["database"], options["wait"]),
+                wait=wait,
+                on_wait=lambda: self.waiting_for_lock(options["database"], wait),
             )
         except RollbackInterruptedError:
             raise
         except RollbackError as exc:
             self.fail(str(exc), document=self._document(plan, options, {"status": "failed"}))
-            return
         pruned = len(result.pruned)
         removed = ngettext(
             " (%(count)d newer state removed).", " (%(count)d newer states removed).", pruned
@@ -345,9 +343,10 @@ class Command(RollbackBaseCommand):
                             "commit": state.commit,
                             "tags": list(state.tags),
                             "saved_at": state.saved_at.isoformat(),
-                            "apps": len({app for app, _ in state.migrations}),
+                            "apps": state.app_count,
                             "migrations": len(state.migrations),
                             "current": state.commit == head,
+                            "unresolved": [list(key) for key in state.unresolved or []],
                         }
                         for state in listing.states
                     ],
@@ -365,12 +364,13 @@ class Command(RollbackBaseCommand):
         )
         for state in listing.states:
             marker = "*" if state.commit == head else " "
-            apps = len({app for app, _ in state.migrations})
             saved = state.saved_at.strftime("%Y-%m-%d %H:%M:%S")
             tags = ", ".join(state.tags) or "-"
+            if state.unresolved:  # converted from 0.4.0 without its full set
+                tags += f"  (not a rollback target: no file for {state.unresolved_labels})"
             self.say(
                 f"  {marker}  {state.pk:>5}  {state.short_commit:<{SHORT_COMMIT_LENGTH}}  "
-                f"{saved:<19}  {apps:>4}  {len(state.migrations):>10}  {tags}"
+                f"{saved:<19}  {state.app_count:>4}  {len(state.migrations):>10}  {tags}"
             )
         if head and any(state.commit == head for state in listing.states):
             self.say("  * = the current commit (HEAD)")

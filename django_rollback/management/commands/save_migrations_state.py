@@ -66,8 +66,7 @@ class Command(RollbackBaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["wait"] < 0:
-            raise RollbackError("--wait needs a number of seconds, 0 or more.")
+        wait = self.wait_seconds(options)
         if options["replace_tags"] and not options["tags"]:
             raise RollbackError("--replace-tags needs the tags to save: give --tag TAG.")
         result = services.save_state(
@@ -75,10 +74,10 @@ class Command(RollbackBaseCommand):
             database=options["database"],
             commit=options["commit"],
             tags=options["tags"],
-            wait=options["wait"],
+            wait=wait,
             replace_tags=options["replace_tags"],
             allow_unapplied=options["allow_unapplied"],
-            on_wait=lambda: self.waiting_for_lock(options["database"], options["wait"]),
+            on_wait=lambda: self.waiting_for_lock(options["database"], wait),
         )
         state = services.describe_state(result.state)
         if result.tag_warning:

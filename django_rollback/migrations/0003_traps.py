@@ -4,7 +4,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
     """Issue 10: the audit log's plural says what it counts ("4 rollback log entries")."""
 
-    dependencies = [("django_rollback", "0001_initial")]
+    dependencies = [("django_rollback", "0002_upgrade_from_0_4_0")]
 
     operations = [
         migrations.AlterModelOptions(
