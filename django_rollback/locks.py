@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,8 +28,15 @@ LockFunctions = tuple[Callable[[], bool], Callable[[], None]]
 
 
 @contextmanager
-def rollback_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) -> Iterator[None]:
-    """Hold the rollback lock of this database; refuse at once, or after `wait` seconds."""
+def rollback_lock(
+    connection: BaseDatabaseWrapper,
+    wait: float = 0.0,
+    *,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[None]:
+    """Hold the rollback lock of this database; refuse at once, or after `wait` seconds.
+    `on_wait` is called once when the lock is taken and the caller starts waiting, so that
+    a command can say why it seems to hang."""
     if connection.vendor == "postgresql":
         acquire, release = _sql_lock(
             connection, "SELECT pg_try_advisory_lock(%s)", "SELECT pg_advisory_unlock(%s)"
@@ -42,12 +51,16 @@ def rollback_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) -> Iterato
     else:
         acquire, release = _file_lock(connection)
     deadline = time.monotonic() + wait
+    waiting = False
     while not acquire():
         if time.monotonic() >= deadline:
             raise RollbackInProgressError(
                 f"Another rollback is running on database '{connection.alias}'; "
                 "try again when it has finished."
             )
+        if not waiting and on_wait is not None:
+            on_wait()
+        waiting = True
         time.sleep(POLL_SECONDS)
     try:
         yield
@@ -78,16 +91,26 @@ def _sql_lock(
     return acquire, release
 
 
+def sqlite_lock_path(database_name: str) -> str:
+    """The lock file of an SQLite database: in the system temporary directory, named after
+    the database's real path, so that it is never a stray file beside the database that a
+    `git add -A` commits."""
+    real = os.path.realpath(database_name)
+    digest = hashlib.sha256(real.encode()).hexdigest()[:24]
+    return os.path.join(tempfile.gettempdir(), f"django-rollback-{digest}.lock")
+
+
 def _file_lock(connection: BaseDatabaseWrapper) -> LockFunctions:
-    """A lock file beside an SQLite database; a process lock for in-memory ones."""
+    """A lock file for an SQLite database; a process lock for in-memory ones."""
     name = str(connection.settings_dict["NAME"])
     if name == ":memory:" or name.startswith("file:") or not os.path.isabs(name):
         lock = _process_locks.setdefault(connection.alias, threading.Lock())
         return (lambda: lock.acquire(blocking=False)), lock.release
     held: list[IO[str]] = []
+    path = sqlite_lock_path(name)
 
     def acquire() -> bool:
-        handle = open(f"{name}.rollback-lock", "a+")  # noqa: SIM115  # closed by release()
+        handle = open(path, "a+")  # noqa: SIM115  # closed by release()
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -43,6 +43,7 @@ from django.db.migrations.utils import (  # type: ignore[attr-defined]  # (stubs
     resolve_relation,
 )
 from django.db.models import Field, Model
+from django.utils.translation import gettext, ngettext
 
 from .exceptions import PlanRefusedError
 from .models import MigrationKey, MigrationState
@@ -66,10 +67,22 @@ class DataLoss:
     rows: int | None = None  # rows of the table, or non-null values of the column
 
     def describe(self) -> str:
-        count = "unknown number of" if self.rows is None else str(self.rows)
         if self.column is None:
-            return f'drops table "{self.table}" ({count} rows)'
-        return f'drops column "{self.table}"."{self.column}" ({count} non-null values)'
+            what = f'drops table "{self.table}"'
+            count = (
+                ngettext("%(count)d row", "%(count)d rows", self.rows) % {"count": self.rows}
+                if self.rows is not None
+                else gettext("unknown number of rows")
+            )
+        else:
+            what = f'drops column "{self.table}"."{self.column}"'
+            count = (
+                ngettext("%(count)d non-null value", "%(count)d non-null values", self.rows)
+                % {"count": self.rows}
+                if self.rows is not None
+                else gettext("unknown number of non-null values")
+            )
+        return f"{what} ({count})"
 
 
 @dataclass
