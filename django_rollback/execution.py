@@ -7,6 +7,7 @@ between the preview and the confirmation.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import socket
@@ -14,33 +15,40 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from .exceptions import (
     PlanRefusedError,
     RollbackError,
     RollbackFailedError,
+    RollbackInProgressError,
+    RollbackInterruptedError,
     StalePlanError,
+    Terminated,
+    first_line,
 )
 from .locks import rollback_lock
-from .models import MigrationState, RollbackLog
+from .models import MigrationState, RollbackLog, describe_commit
 from .planning import PlanStep, RollbackPlan, labels
 from .snapshot import applied_migrations
 
 
 def describe_state(state: MigrationState) -> str:
     """How every message names a state: the full commit and its tags."""
-    return f'commit "{state.commit}" {state.tags_display}'
+    return describe_commit(state.commit, state.tags)
 
 
 @dataclass(frozen=True)
 class StepEvent:
     """Progress of a running rollback: `started` then `finished` (with seconds) per step."""
 
-    kind: str
+    kind: Literal["started", "finished"]
     step: PlanStep
     seconds: float = 0.0
 
@@ -62,7 +70,9 @@ def current_user() -> str:
         return os.environ.get("USER", "")
 
 
-def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> RollbackLog:
+def _log_row(
+    plan: RollbackPlan, status: RollbackLog.Status, *, user: str, source: RollbackLog.Source
+) -> RollbackLog:
     return RollbackLog(
         status=status,
         database=plan.database,
@@ -77,8 +87,17 @@ def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> Roll
     )
 
 
-def record_dry_run(plan: RollbackPlan, *, user: str = "", source: str = "command") -> RollbackLog:
-    """Keep the previewed plan in the audit log; nothing else is written."""
+def record_dry_run(
+    plan: RollbackPlan, *, user: str = "", source: RollbackLog.Source = RollbackLog.Source.COMMAND
+) -> RollbackLog:
+    """Keep the previewed plan in the audit log; nothing else is written but the cleaning of
+    entries left "running" by a process that died (when no rollback holds the lock)."""
+    connection = connections[plan.database]
+    try:
+        with rollback_lock(connection):
+            close_stale_running(plan.database)
+    except RollbackInProgressError:
+        pass  # a rollback is really running: its entry is not stale
     log = _log_row(plan, RollbackLog.Status.DRY_RUN, user=user or current_user(), source=source)
     log.finished_at, log.duration = log.started_at, 0.0
     log.save(using=plan.database)
@@ -89,11 +108,15 @@ def execute(
     plan: RollbackPlan,
     *,
     user: str = "",
-    source: str = "command",
+    source: RollbackLog.Source = RollbackLog.Source.COMMAND,
     progress: Callable[[StepEvent], None] | None = None,
     wait: float = 0.0,
+    on_wait: Callable[[], None] | None = None,
 ) -> RollbackResult:
-    """Run the plan under the rollback lock; all or nothing where the backend allows it."""
+    """Run the plan under the rollback lock; all or nothing where the backend allows it.
+
+    Ctrl-C (KeyboardInterrupt) or SIGTERM (Terminated) while it runs: the log entry is
+    marked interrupted at once and RollbackInterruptedError says what was changed."""
     if plan.blockers:
         raise PlanRefusedError("Refusing to roll back: " + " ".join(plan.blockers))
     if plan.is_noop:
@@ -101,17 +124,14 @@ def execute(
     assert plan.context is not None, "plans are made by plan_rollback()"
     connection = connections[plan.database]
     states = MigrationState.objects.using(plan.database)
-    with rollback_lock(connection, wait):
+    with rollback_lock(connection, wait, on_wait=on_wait):
         if applied_migrations(connection) != plan.applied_before:
             raise StalePlanError(
                 "The applied migrations changed since this plan was made: preview it again."
             )
         if states.filter(pk__in=[plan.current.pk, plan.target.pk]).count() != 2:
             raise StalePlanError("The saved states changed since this plan was made.")
-        # Holding the lock, any row still "running" belongs to a process that died.
-        RollbackLog.objects.using(plan.database).filter(status=RollbackLog.Status.RUNNING).update(
-            status=RollbackLog.Status.INTERRUPTED, error="The rollback process stopped."
-        )
+        close_stale_running(plan.database)
         newer = states.newer_than(plan.target)
         pruned = [
             {
@@ -128,6 +148,7 @@ def execute(
         output: list[str] = []
         started = time.perf_counter()
         running: list[PlanStep] = []
+        committed = False
         try:
             with _all_or_nothing(connection, plan.all_or_nothing):
                 _run_steps(plan, connection, output, running, progress)
@@ -145,6 +166,9 @@ def execute(
                 commit_audit_error = _finish(
                     log, RollbackLog.Status.SUCCEEDED, output, time.perf_counter() - started
                 )
+            committed = True
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the commands' handler
+            raise _interrupted(plan, log, output, running, committed, exc) from None
         except Exception as exc:
             seconds = time.perf_counter() - started
             where = f" at {running[-1].label}" if running else ""
@@ -152,9 +176,16 @@ def execute(
                 outcome = "the database is unchanged (the plan ran in one transaction)"
             else:
                 done = [line for line in output if line.endswith("OK")]
-                outcome = f"{len(done)} step(s) before it stay unapplied; saved states unchanged"
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            message = f"Rollback failed{where}: {reason}; {outcome}."
+                outcome = (
+                    ngettext(
+                        "%(count)d step before it stays unapplied",
+                        "%(count)d steps before it stay unapplied",
+                        len(done),
+                    )
+                    % {"count": len(done)}
+                    + "; saved states unchanged"
+                )
+            message = f"Rollback failed{where}: {first_line(first_error(exc))}; {outcome}."
             _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
             raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started
@@ -162,6 +193,68 @@ def execute(
         if audit_error and not commit_audit_error:
             audit_error = None  # only the final duration is missing; the outcome is saved
     return RollbackResult(plan, log, pruned, seconds, audit_error, output)
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The error that broke the transaction, not the one that followed it: after a failed
+    query inside an atomic block, Django refuses every further query (SQLite's schema editor
+    checks constraints on its way out) with TransactionManagementError, which says nothing
+    about the constraint that failed."""
+    while isinstance(exc, TransactionManagementError) and exc.__context__ is not None:
+        exc = exc.__context__
+    return exc
+
+
+def close_stale_running(database: str) -> int:
+    """Mark "interrupted" the log entries still "running": called under the rollback lock,
+    so they belong to processes that died."""
+    return (
+        RollbackLog.objects.using(database)
+        .filter(status=RollbackLog.Status.RUNNING)
+        .update(status=RollbackLog.Status.INTERRUPTED, error="The rollback process stopped.")
+    )
+
+
+def _interrupted(
+    plan: RollbackPlan,
+    log: RollbackLog,
+    output: list[str],
+    running: list[PlanStep],
+    committed: bool,
+    signal: KeyboardInterrupt,
+) -> RollbackInterruptedError:
+    """Close the log entry of an interrupted rollback at once, and say what was changed."""
+    terminated = isinstance(signal, Terminated)
+    if committed:
+        return RollbackInterruptedError(
+            f"Interrupted after the rollback had finished (log entry {log.pk}).",
+            terminated=terminated,
+        )
+    if plan.all_or_nothing:
+        message = "Interrupted: nothing was changed (the plan ran in one transaction)."
+    else:
+        done = sum(1 for line in output if line.endswith("OK"))
+        where = f" at {running[-1].label}" if running else ""
+        steps = ngettext(
+            "%(count)d step before it stays unapplied",
+            "%(count)d steps before it stay unapplied",
+            done,
+        ) % {"count": done}
+        message = (
+            f"Interrupted{where}: {steps}; saved states unchanged. Run the same rollback "
+            "again to finish it."
+        )
+    log.status, log.error, log.output = RollbackLog.Status.INTERRUPTED, message, "\n".join(output)
+    log.finished_at = timezone.now()
+    fields = ["status", "error", "output", "finished_at"]
+    try:
+        log.save(using=plan.database, update_fields=fields)
+    except DatabaseError:  # the signal may have broken the connection mid-query
+        connections[plan.database].close()
+        # If this fails too, the next rollback or dry run marks it, holding the lock.
+        with contextlib.suppress(DatabaseError):
+            log.save(using=plan.database, update_fields=fields)
+    return RollbackInterruptedError(message, terminated=terminated)
 
 
 @contextmanager
@@ -215,7 +308,11 @@ def _run_steps(
 
 
 def _finish(
-    log: RollbackLog, status: str, output: list[str], seconds: float, error: str = ""
+    log: RollbackLog,
+    status: RollbackLog.Status,
+    output: list[str],
+    seconds: float,
+    error: str = "",
 ) -> str | None:
     """Close the audit row; a failure here must not hide what the rollback did."""
     log.status, log.output, log.error = status, "\n".join(output), error
@@ -227,6 +324,5 @@ def _finish(
                 update_fields=["status", "output", "error", "duration", "finished_at"],
             )
     except DatabaseError as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return f"The rollback log entry {log.pk} could not be updated: {reason}"
+        return f"The rollback log entry {log.pk} could not be updated: {first_line(exc)}"
     return None

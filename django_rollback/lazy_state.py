@@ -25,9 +25,13 @@ from types import FrameType
 from typing import Any
 
 from django.apps.registry import Apps
-from django.core.checks.model_checks import _check_lazy_references
+from django.core.checks.model_checks import (  # type: ignore[attr-defined]  # (private)
+    _check_lazy_references,
+)
 from django.db.migrations.state import AppConfigStub, ModelState, ProjectState, StateApps
-from django.db.migrations.utils import resolve_relation
+from django.db.migrations.utils import (  # type: ignore[attr-defined]  # (stubs: elsewhere)
+    resolve_relation,
+)
 from django.db.models.options import Options
 
 ModelKey = tuple[str, str]  # (app_label, model_name in lower case)
@@ -48,7 +52,8 @@ def field_targets(key: ModelKey, fields: Iterable[Any], bases: Iterable[Any] = (
         if isinstance(base, str):
             out.add(resolve_relation(base, app, name))
         elif hasattr(base, "_meta") and not base._meta.abstract:
-            out.add((base._meta.app_label, base._meta.model_name))
+            base_app, base_model = base._meta.label_lower.split(".", 1)
+            out.add((base_app, base_model))
     return out
 
 
@@ -71,7 +76,7 @@ class LazyProjectState(ProjectState):
         self.mutable = mutable
 
     @cached_property
-    def apps(self) -> LazyStateApps:  # type: ignore[override]
+    def apps(self) -> LazyStateApps:
         return LazyStateApps(self.real_apps, self.models)
 
     def clone(self) -> LazyProjectState:
@@ -102,17 +107,17 @@ class LazyProjectState(ProjectState):
         super().remove_model(app_label, model_name)
 
 
-class LazyOptions(Options):
+class LazyOptions(Options):  # type: ignore[type-arg]
     """Options of a lazily rendered model: before Django lists the relations that point at
     the model (reverse accessors in queries, deletion cascades, get_fields()), the models
     that hold those relations are rendered."""
 
     @cached_property
-    def _relation_tree(self) -> list[Any]:  # type: ignore[override]
+    def _relation_tree(self) -> list[Any]:
         apps = self.apps
         if isinstance(apps, LazyStateApps):
-            apps.render_pointing_at((self.app_label, self.model_name))
-            label = self.concrete_model._meta.label
+            apps.render_pointing_at((self.app_label, str(self.model_name)))
+            label = self.label if self.concrete_model is None else self.concrete_model._meta.label
             return [
                 field
                 for model in apps.rendered_models()
@@ -123,7 +128,7 @@ class LazyOptions(Options):
                 and not isinstance(field.remote_field.model, str)
                 and field.remote_field.model._meta.concrete_model._meta.label == label
             ]
-        return super()._relation_tree  # type: ignore[no-any-return]
+        return super()._relation_tree  # type: ignore[misc,no-any-return]
 
 
 def _missing_attribute(self: Any, name: str) -> Any:
@@ -161,12 +166,14 @@ class LazyStateApps(StateApps):
         self._hooked: set[type] = set()
         labels = sorted({app for app, _ in self.states} | set(real_apps))
         Apps.__init__(self, [AppConfigStub(label) for label in labels])
-        self._lock = None  # type: ignore[assignment]
+        self._lock = None
         self.ready_event = None  # type: ignore[assignment]
 
     # What Django's own code and data migrations call.
 
-    def get_model(self, app_label: str, model_name: str | None = None, require_ready: bool = True):  # type: ignore[no-untyped-def]
+    def get_model(  # type: ignore[no-untyped-def]
+        self, app_label: str, model_name: str | None = None, require_ready: bool = True
+    ):
         if model_name is None:
             app_label, model_name = app_label.split(".")
         key = (app_label, model_name.lower())
@@ -201,8 +208,8 @@ class LazyStateApps(StateApps):
 
     def clear_cache(self) -> None:
         # Apps.clear_cache() lists models through the app configs; the rendered ones here.
-        self.get_swappable_settings_name.cache_clear()
-        Apps.get_models.cache_clear()
+        self.get_swappable_settings_name.cache_clear()  # type: ignore[attr-defined]
+        Apps.get_models.cache_clear()  # type: ignore[attr-defined]
         if self.ready:
             for model in self.rendered_models():
                 model._meta._expire_cache()

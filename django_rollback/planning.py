@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,12 +33,14 @@ from django.db.backends.utils import truncate_name
 from django.db.migrations import operations as ops
 from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 from django.db.migrations.operations.fields import FieldOperation
 from django.db.migrations.operations.models import IndexOperation, ModelOperation
 from django.db.migrations.recorder import MigrationRecorder
-from django.db.migrations.state import ProjectState
+from django.db.migrations.state import ModelState, ProjectState
+from django.utils.translation import gettext, ngettext
 
 from .exceptions import PlanRefusedError
 from .lazy_state import LazyProjectState, ModelKey, field_targets, references
@@ -62,10 +65,22 @@ class DataLoss:
     rows: int | None = None  # rows of the table, or non-null values of the column
 
     def describe(self) -> str:
-        count = "unknown number of" if self.rows is None else str(self.rows)
         if self.column is None:
-            return f'drops table "{self.table}" ({count} rows)'
-        return f'drops column "{self.table}"."{self.column}" ({count} non-null values)'
+            what = f'drops table "{self.table}"'
+            count = (
+                ngettext("%(count)d row", "%(count)d rows", self.rows) % {"count": self.rows}
+                if self.rows is not None
+                else gettext("unknown number of rows")
+            )
+        else:
+            what = f'drops column "{self.table}"."{self.column}"'
+            count = (
+                ngettext("%(count)d non-null value", "%(count)d non-null values", self.rows)
+                % {"count": self.rows}
+                if self.rows is not None
+                else gettext("unknown number of non-null values")
+            )
+        return f"{what} ({count})"
 
 
 @dataclass
@@ -384,7 +399,7 @@ def _check_sets(
     return blockers
 
 
-def _flatten(operations: list[ops.base.Operation]) -> list[ops.base.Operation]:
+def _flatten(operations: Sequence[ops.base.Operation]) -> list[ops.base.Operation]:
     out: list[ops.base.Operation] = []
     for operation in operations:
         if isinstance(operation, ops.SeparateDatabaseAndState):
@@ -435,7 +450,7 @@ def _describe_step(migration: Migration) -> PlanStep:
 
 
 def _states_before(
-    loader: Any,
+    loader: MigrationLoader,
     full_plan: list[tuple[Migration, bool]],
     applied_nodes: set[MigrationKey],
     wanted: list[Migration],
@@ -488,7 +503,7 @@ def _changed_models(migration: Migration) -> set[ModelKey] | None:
     return changed
 
 
-def _has_code(operations: list[ops.base.Operation]) -> bool:
+def _has_code(operations: Sequence[ops.base.Operation]) -> bool:
     return any(isinstance(operation, ops.RunPython) for operation in _flatten(operations))
 
 
@@ -561,7 +576,7 @@ def _models_of(
     if isinstance(operation, ops.CreateModel):
         key = (app, operation.name_lower)
         fields = [f for _, f in operation.fields]
-        return {key}, field_targets(key, fields, operation.bases)
+        return {key}, field_targets(key, fields, operation.bases or ())
     if isinstance(operation, ops.RenameModel):
         return {(app, operation.old_name_lower), (app, operation.new_name_lower)}, set()
     if isinstance(operation, ModelOperation):
@@ -597,7 +612,7 @@ def _measure_data_loss(
                 if not _routed_here(connection, migration.app_label, operation.model_name_lower):
                     continue
                 model = state.models[(migration.app_label, operation.model_name_lower)]
-                added = operation.field.clone()
+                added = operation.field.clone()  # type: ignore[attr-defined]  # (not in stubs)
                 added.set_attributes_from_name(operation.name)
                 if added.many_to_many or not model.options.get("managed", True):
                     continue
@@ -611,7 +626,7 @@ def _routed_here(connection: BaseDatabaseWrapper, app_label: str, model_name: st
     return bool(router.allow_migrate(connection.alias, app_label, model_name=model_name))
 
 
-def _table_name(model_state: Any, max_length: int | None) -> str:
+def _table_name(model_state: ModelState, max_length: int | None) -> str:
     return model_state.options.get("db_table") or truncate_name(
         f"{model_state.app_label}_{model_state.name_lower}", max_length
     )
@@ -632,7 +647,7 @@ def _count(
         return None
 
 
-def _leaves(graph: Any, nodes: set[MigrationKey], app: str) -> tuple[str, ...]:
+def _leaves(graph: MigrationGraph, nodes: set[MigrationKey], app: str) -> tuple[str, ...]:
     in_app = {key for key in nodes if key[0] == app}
     return tuple(
         sorted(
@@ -644,7 +659,7 @@ def _leaves(graph: Any, nodes: set[MigrationKey], app: str) -> tuple[str, ...]:
 
 
 def _app_changes(
-    graph: Any,
+    graph: MigrationGraph,
     applied_nodes: set[MigrationKey],
     target_nodes: set[MigrationKey],
     to_unapply: set[MigrationKey],
