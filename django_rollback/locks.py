@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from .conf import get_setting
 from .exceptions import RollbackInProgressError
 
 # Advisory lock key for PostgreSQL, and lock name for MySQL/MariaDB.
@@ -40,15 +41,53 @@ def rollback_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) -> Iterato
     deadline = time.monotonic() + wait
     while not acquire():
         if time.monotonic() >= deadline:
-            raise RollbackInProgressError(
-                f"Another rollback is running on database '{connection.alias}'; "
-                "try again when it has finished."
-            )
+            raise _in_progress(connection)
         time.sleep(POLL_SECONDS)
     try:
         yield
     finally:
         release()
+
+
+def lock_scope(connection: BaseDatabaseWrapper) -> str:
+    """ "session" or "transaction": who holds the rollback lock on PostgreSQL (LOCK_SCOPE).
+
+    Behind PgBouncer in transaction-pooling mode a session lock is taken on whichever server
+    connection ran that statement, and later statements may run on another one: the lock
+    would stay behind in the pool. A transaction-scoped lock lives exactly as long as the
+    rollback's transaction, which PgBouncer keeps on one server connection."""
+    if connection.vendor != "postgresql":
+        return "session"
+    scope = str(get_setting("LOCK_SCOPE"))
+    if scope == "auto":
+        pooled = connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
+        return "transaction" if pooled else "session"
+    if scope not in ("session", "transaction"):
+        raise ValueError(
+            f'DJANGO_ROLLBACK["LOCK_SCOPE"] is "{scope}": use "auto", "session" or "transaction".'
+        )
+    return scope
+
+
+def hold_transaction_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) -> None:
+    """Take the rollback lock for the rest of the current transaction (PostgreSQL); refuse
+    at once, or after `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
+            if cursor.fetchone()[0]:
+                return
+        if time.monotonic() >= deadline:
+            raise _in_progress(connection)
+        time.sleep(POLL_SECONDS)
+
+
+def _in_progress(connection: BaseDatabaseWrapper) -> RollbackInProgressError:
+    return RollbackInProgressError(
+        f"Another rollback is running on database '{connection.alias}'; "
+        "try again when it has finished."
+    )
 
 
 def mysql_lock_name(database_name: str) -> str:
