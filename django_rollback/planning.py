@@ -176,6 +176,13 @@ class RollbackPlan:
         return [(step, loss) for step in self.steps for loss in step.data_loss]
 
     @property
+    def blast_radius(self) -> list[tuple[PlanStep, TableLock, TableSize | None]]:
+        """Every table each step locks, with the lock and the table's size."""
+        return [
+            (step, lock, self.tables.get(lock.table)) for step in self.steps for lock in step.locks
+        ]
+
+    @property
     def fingerprint(self) -> str:
         """Identifies what was previewed, so a confirmation runs exactly that."""
         payload = [

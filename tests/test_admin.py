@@ -203,6 +203,15 @@ def test_preview_shows_everything_and_changes_nothing(admin: Client, panel: Pane
         assert "All or nothing: the whole plan runs in one transaction" in page
     else:
         assert "Not all or nothing" in page and "DDL is not transactional" in page
+    radius = page[page.index('id="rollback-blast-radius"') :]
+    mode = {"postgresql": "ACCESS EXCLUSIVE", "mysql": "EXCLUSIVE"}.get(
+        connection.vendor, "EXCLUSIVE (whole database)"
+    )
+    assert re.search(
+        r"<code>inventory\.0004_stock</code></td>\s*<td><code>inventory_stock</code></td>\s*"
+        rf"<td>{re.escape(mode)}</td>\s*<td>drops the table</td>\s*<td[^>]*>3</td>",
+        radius,
+    ), radius[:2000]
     assert 'id="rollback-sql"' in page and "DROP TABLE" in page
     assert 'id="rollback-confirm"' in page and "Yes, roll back" in page
     confirm = re.search(r'<input[^>]*id="rollback-confirm"[^>]*>', page, re.S)
