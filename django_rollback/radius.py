@@ -31,6 +31,7 @@ MODE_NAMES = {
     "mysql": {SHARE: "SHARED", SHARE_ROW_EXCLUSIVE: "SHARED", ACCESS_EXCLUSIVE: "EXCLUSIVE"},
 }
 SQLITE_MODE = "EXCLUSIVE (whole database)"  # SQLite locks the database file, not tables
+SAMPLE_ROWS = 100_000  # rows read to estimate a column of a big table without statistics
 
 
 @dataclass(frozen=True)
@@ -327,7 +328,9 @@ class Sizer:
         row = self._query("SELECT SUM(pgsize) FROM dbstat WHERE name = %s", [table])
         return None, None if row is None or row[0] is None else int(row[0])
 
-    def _estimate_column(self, table: str, column: str, rows: int) -> int:
+    def _estimate_column(self, table: str, column: str, rows: int) -> int | None:
+        """Non-null values of a column of a big table: PostgreSQL's statistics when ANALYZE
+        has seen the column, else the share of non-null values in a small sample."""
         if self.connection.vendor == "postgresql":
             row = self._query(
                 "SELECT null_frac FROM pg_stats WHERE schemaname = current_schema() "
@@ -336,4 +339,15 @@ class Sizer:
             )
             if row is not None and row[0] is not None:
                 return round(rows * (1 - float(row[0])))
-        return rows  # no statistics: at most every row
+        quote = self.connection.ops.quote_name
+        if self.connection.vendor == "postgresql":
+            # About SAMPLE_ROWS rows from randomly chosen pages: a few milliseconds.
+            percent = min(100.0, 100.0 * SAMPLE_ROWS / max(rows, 1))
+            sample = f"{quote(table)} TABLESAMPLE SYSTEM ({percent:f})"
+        else:  # the first rows: cheap, if not random
+            sample = f"(SELECT {quote(column)} FROM {quote(table)} LIMIT {SAMPLE_ROWS}) AS sample"
+        row = self._query(f"SELECT COUNT(*), COUNT({quote(column)}) FROM {sample}")
+        if row is None:
+            return None
+        seen, filled = int(row[0]), int(row[1])
+        return round(rows * filled / seen) if seen else None

@@ -151,8 +151,8 @@ class Command(RollbackBaseCommand):
                 retries=options["retries"],
             )
         except RollbackError as exc:
-            if self._line_open:
-                self.stdout.write("")  # end the "Unapplying ..." line the failure cut short
+            if self._line_open:  # end the "Unapplying ..." line the failure cut short
+                self.stdout.write(self.style.ERROR(" failed"))
             self.fail(str(exc), document=self._document(plan, options, {"status": "failed"}))
             return
         pruned = len(result.pruned)
