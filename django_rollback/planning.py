@@ -546,7 +546,7 @@ def _measure(
         state = states[step.key]
         locks = StepLocks(connection.vendor)
         for operation in migration.operations:
-            before = state.clone()
+            before = _before(state, migration.app_label, operation)
             operation.state_forwards(migration.app_label, state)
             if _routed_here(connection, migration.app_label, _model_of(operation)):
                 undo_locks(
@@ -582,6 +582,29 @@ def _measure(
         for lock in step.locks:
             sizer.table(lock.table)
     return sizer.sizes
+
+
+# Operations whose undo needs the model as it was before them (what they removed or changed).
+NEEDS_BEFORE = (
+    ops.DeleteModel,
+    ops.RemoveField,
+    ops.AlterField,
+    ops.RemoveIndex,
+    ops.RemoveConstraint,
+)
+
+
+def _before(state: ProjectState, app: str, operation: ops.base.Operation) -> ProjectState:
+    """What undo_locks needs of the state before `operation`: a copy of the one model it
+    changes (the others are shared: it does not touch them); cloning the whole state for
+    every operation would cost as much as the plan itself on a big project."""
+    if not isinstance(operation, NEEDS_BEFORE):
+        return state
+    models = dict(state.models)
+    key = (app, _model_of(operation) or "")
+    if key in models:
+        models[key] = models[key].clone()
+    return ProjectState(models=models, real_apps=state.real_apps)
 
 
 def _model_of(operation: ops.base.Operation) -> str | None:

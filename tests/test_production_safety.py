@@ -450,3 +450,60 @@ def test_rollback_lock_through_pgbouncer_refuses_a_second_rollback_and_leaves_no
     assert process.returncode == 0, out + err
     assert dbtools.applied(project.url) == v1_applied(shelf)
     assert advisory_locks(project.url) == 0
+
+
+# --- the lock of each kind of operation (no database needed) ---------------------------------
+
+
+def test_undo_locks_per_operation() -> None:
+    from django.db import connection, models
+    from django.db.migrations import operations as ops
+    from django.db.migrations.state import ModelState, ProjectState
+
+    from django_rollback.radius import StepLocks, undo_locks
+
+    def state() -> ProjectState:
+        author = ModelState("app", "Author", [("id", models.AutoField(primary_key=True))])
+        book = ModelState(
+            "app",
+            "Book",
+            [
+                ("id", models.AutoField(primary_key=True)),
+                ("title", models.CharField(max_length=50)),
+                ("author", models.ForeignKey("app.Author", models.CASCADE)),
+            ],
+            {"indexes": [models.Index(fields=["title"], name="title_idx")]},
+        )
+        return ProjectState({("app", "author"): author, ("app", "book"): book})
+
+    def locks(operation: ops.base.Operation) -> list[tuple[str, str, tuple[str, ...], bool, bool]]:
+        before, after = state(), state()
+        operation.state_forwards("app", after)
+        found = StepLocks("postgresql")
+        undo_locks(
+            connection, "app", operation, before, after, found, lambda m: f"app_{m.name_lower}"
+        )
+        return [(x.table, x.mode, x.actions, x.rewrites, x.builds_index) for x in found.result()]
+
+    assert locks(ops.RemoveIndex("book", "title_idx")) == [
+        ("app_book", "SHARE", ("re-creates an index",), False, True)
+    ]
+    assert locks(ops.AddIndex("book", models.Index(fields=["id"], name="id_idx"))) == [
+        ("app_book", "ACCESS EXCLUSIVE", ("drops an index",), False, False)
+    ]
+    if connection.vendor != "sqlite":  # SQLite remakes the table for every AlterField
+        assert locks(ops.AlterField("book", "title", models.TextField()))[0][3] is True
+        assert (
+            locks(ops.AlterField("book", "title", models.CharField(max_length=50)))[0][3] is False
+        )
+    sqlite = connection.vendor == "sqlite"  # re-adding a NOT NULL column remakes its table
+    assert locks(ops.RemoveField("book", "author")) == [
+        ("app_book", "ACCESS EXCLUSIVE", ("re-adds column author",), sqlite, False),
+        ("app_author", "SHARE ROW EXCLUSIVE", ("adds a foreign key to it",), False, False),
+    ]
+    assert locks(ops.DeleteModel("book"))[0][:3] == (
+        "app_book",
+        "ACCESS EXCLUSIVE",
+        ("re-creates the table (empty)",),
+    )
+    assert locks(ops.RunSQL("SELECT 1", "SELECT 1")) == []
