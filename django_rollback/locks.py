@@ -13,7 +13,7 @@ from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .conf import get_setting
-from .exceptions import RollbackInProgressError
+from .exceptions import RollbackError, RollbackInProgressError
 
 # Advisory lock key for PostgreSQL, and lock name for MySQL/MariaDB.
 LOCK_KEY = int.from_bytes(b"djrollbk", "big")
@@ -63,7 +63,7 @@ def lock_scope(connection: BaseDatabaseWrapper) -> str:
         pooled = connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
         return "transaction" if pooled else "session"
     if scope not in ("session", "transaction"):
-        raise ValueError(
+        raise RollbackError(
             f'DJANGO_ROLLBACK["LOCK_SCOPE"] is "{scope}": use "auto", "session" or "transaction".'
         )
     return scope
