@@ -36,6 +36,17 @@ DEFAULTS: dict[str, Any] = {
 COMMIT_ENV = "DJANGO_ROLLBACK_COMMIT"
 TAGS_ENV = "DJANGO_ROLLBACK_TAGS"  # comma-separated; empty means "no tags"
 
+#: How many characters of a commit hash every message, list and admin page shows.
+SHORT_COMMIT_LENGTH = 10
+
+
+#: Commits that share a prefix are listed longer, so that the user can tell them apart.
+CANDIDATE_LENGTH = 12
+
+
+def short_commit(sha: str) -> str:
+    return sha[:SHORT_COMMIT_LENGTH]
+
 
 def get_setting(name: str) -> Any:
     return getattr(settings, "DJANGO_ROLLBACK", {}).get(name, DEFAULTS[name])

@@ -7,6 +7,7 @@ between the preview and the confirmation.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import socket
@@ -14,18 +15,24 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from .conf import get_setting
 from .exceptions import (
     PlanRefusedError,
     RollbackError,
     RollbackFailedError,
+    RollbackInProgressError,
+    RollbackInterruptedError,
     StalePlanError,
+    Terminated,
+    first_line,
 )
 from .lock_waits import (
     WriteCounter,
@@ -34,14 +41,14 @@ from .lock_waits import (
     lock_timeout as lock_timeout_set,
 )
 from .locks import hold_transaction_lock, lock_scope, rollback_lock
-from .models import MigrationState, RollbackLog
+from .models import MigrationState, RollbackLog, describe_commit
 from .planning import PlanStep, RollbackPlan, labels
 from .snapshot import applied_migrations
 
 
 def describe_state(state: MigrationState) -> str:
     """How every message names a state: the full commit and its tags."""
-    return f'commit "{state.commit}" {state.tags_display}'
+    return describe_commit(state.commit, state.tags)
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class StepEvent:
     `waiting` (seconds: the pause, message: who holds the table) when an attempt could not
     lock a table in time and the rollback will start over."""
 
-    kind: str
+    kind: Literal["started", "finished", "waiting"]
     step: PlanStep
     seconds: float = 0.0
     message: str = ""
@@ -73,7 +80,9 @@ def current_user() -> str:
         return os.environ.get("USER", "")
 
 
-def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> RollbackLog:
+def _log_row(
+    plan: RollbackPlan, status: RollbackLog.Status, *, user: str, source: RollbackLog.Source
+) -> RollbackLog:
     return RollbackLog(
         status=status,
         database=plan.database,
@@ -88,8 +97,17 @@ def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> Roll
     )
 
 
-def record_dry_run(plan: RollbackPlan, *, user: str = "", source: str = "command") -> RollbackLog:
-    """Keep the previewed plan in the audit log; nothing else is written."""
+def record_dry_run(
+    plan: RollbackPlan, *, user: str = "", source: RollbackLog.Source = RollbackLog.Source.COMMAND
+) -> RollbackLog:
+    """Keep the previewed plan in the audit log; nothing else is written but the cleaning of
+    entries left "running" by a process that died (when no rollback holds the lock)."""
+    connection = connections[plan.database]
+    try:
+        with rollback_lock(connection):
+            close_stale_running(plan.database)
+    except RollbackInProgressError:
+        pass  # a rollback is really running: its entry is not stale
     log = _log_row(plan, RollbackLog.Status.DRY_RUN, user=user or current_user(), source=source)
     log.finished_at, log.duration = log.started_at, 0.0
     log.save(using=plan.database)
@@ -100,9 +118,10 @@ def execute(
     plan: RollbackPlan,
     *,
     user: str = "",
-    source: str = "command",
+    source: RollbackLog.Source = RollbackLog.Source.COMMAND,
     progress: Callable[[StepEvent], None] | None = None,
     wait: float = 0.0,
+    on_wait: Callable[[], None] | None = None,
     lock_timeout: float | None = None,
     retries: int | None = None,
     retry_delay: float | None = None,
@@ -112,7 +131,10 @@ def execute(
     Each attempt waits at most `lock_timeout` seconds for a table lock (default: the
     LOCK_TIMEOUT setting; 0: no limit). When that runs out and the attempt changed nothing,
     it is abandoned and tried again up to `retries` times (LOCK_RETRIES), after a pause of
-    `retry_delay` seconds (LOCK_RETRY_DELAY) doubled each time."""
+    `retry_delay` seconds (LOCK_RETRY_DELAY) doubled each time.
+
+    Ctrl-C (KeyboardInterrupt) or SIGTERM (Terminated) while it runs: the log entry is
+    marked interrupted at once and RollbackInterruptedError says what was changed."""
     if plan.blockers:
         raise PlanRefusedError("Refusing to roll back: " + " ".join(plan.blockers))
     if plan.is_noop:
@@ -133,12 +155,15 @@ def execute(
         )
     log = _log_row(plan, RollbackLog.Status.RUNNING, user=user or current_user(), source=source)
     output: list[str] = []
-    with nullcontext() if in_transaction else rollback_lock(connection, wait):
+    running: list[PlanStep] = []
+    committed = False
+    session_lock = rollback_lock(connection, wait, on_wait=on_wait)
+    with nullcontext() if in_transaction else session_lock:
         if not in_transaction:
             newer, pruned = _prepare(plan, log)
         started = time.perf_counter()
         for attempt in range(1, tries + 1):
-            running: list[PlanStep] = []
+            running = []
             writes = WriteCounter()
             try:
                 with (
@@ -164,7 +189,10 @@ def execute(
                     commit_audit_error = _finish(
                         log, RollbackLog.Status.SUCCEEDED, output, time.perf_counter() - started
                     )
+                committed = True
                 break
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the commands' handler
+                raise _interrupted(plan, log, output, running, committed, exc) from None
             except Exception as exc:
                 if in_transaction:
                     # The row went with the transaction: a refusal leaves no trace, a
@@ -193,13 +221,8 @@ def execute(
                         f"Rollback gave up after {tries} attempt{'s' if tries != 1 else ''}: "
                         f"{reason}; the database is unchanged."
                     )
-                _finish(
-                    log,
-                    RollbackLog.Status.FAILED,
-                    output,
-                    time.perf_counter() - started,
-                    error=message,
-                )
+                seconds = time.perf_counter() - started
+                _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
                 raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started
         audit_error = _finish(log, RollbackLog.Status.SUCCEEDED, output, seconds)
@@ -222,10 +245,7 @@ def _prepare(plan: RollbackPlan, log: RollbackLog) -> tuple[Any, list[dict[str, 
         )
     if states.filter(pk__in=[plan.current.pk, plan.target.pk]).count() != 2:
         raise StalePlanError("The saved states changed since this plan was made.")
-    # Holding the lock, any row still "running" belongs to a process that died.
-    RollbackLog.objects.using(plan.database).filter(status=RollbackLog.Status.RUNNING).update(
-        status=RollbackLog.Status.INTERRUPTED, error="The rollback process stopped."
-    )
+    close_stale_running(plan.database)
     newer = states.newer_than(plan.target)
     pruned: list[dict[str, object]] = [
         {
@@ -247,9 +267,78 @@ def _failure(plan: RollbackPlan, exc: Exception, running: list[PlanStep], output
         outcome = "the database is unchanged (the plan ran in one transaction)"
     else:
         done = [line for line in output if line.endswith("OK")]
-        outcome = f"{len(done)} step(s) before it stay unapplied; saved states unchanged"
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return f"Rollback failed{where}: {reason}; {outcome}."
+        outcome = (
+            ngettext(
+                "%(count)d step before it stays unapplied",
+                "%(count)d steps before it stay unapplied",
+                len(done),
+            )
+            % {"count": len(done)}
+            + "; saved states unchanged"
+        )
+    return f"Rollback failed{where}: {first_line(first_error(exc))}; {outcome}."
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The error that broke the transaction, not the one that followed it: after a failed
+    query inside an atomic block, Django refuses every further query (SQLite's schema editor
+    checks constraints on its way out) with TransactionManagementError, which says nothing
+    about the constraint that failed."""
+    while isinstance(exc, TransactionManagementError) and exc.__context__ is not None:
+        exc = exc.__context__
+    return exc
+
+
+def close_stale_running(database: str) -> int:
+    """Mark "interrupted" the log entries still "running": called under the rollback lock,
+    so they belong to processes that died."""
+    return (
+        RollbackLog.objects.using(database)
+        .filter(status=RollbackLog.Status.RUNNING)
+        .update(status=RollbackLog.Status.INTERRUPTED, error="The rollback process stopped.")
+    )
+
+
+def _interrupted(
+    plan: RollbackPlan,
+    log: RollbackLog,
+    output: list[str],
+    running: list[PlanStep],
+    committed: bool,
+    signal: KeyboardInterrupt,
+) -> RollbackInterruptedError:
+    """Close the log entry of an interrupted rollback at once, and say what was changed."""
+    terminated = isinstance(signal, Terminated)
+    if committed:
+        return RollbackInterruptedError(
+            f"Interrupted after the rollback had finished (log entry {log.pk}).",
+            terminated=terminated,
+        )
+    if plan.all_or_nothing:
+        message = "Interrupted: nothing was changed (the plan ran in one transaction)."
+    else:
+        done = sum(1 for line in output if line.endswith("OK"))
+        where = f" at {running[-1].label}" if running else ""
+        steps = ngettext(
+            "%(count)d step before it stays unapplied",
+            "%(count)d steps before it stay unapplied",
+            done,
+        ) % {"count": done}
+        message = (
+            f"Interrupted{where}: {steps}; saved states unchanged. Run the same rollback "
+            "again to finish it."
+        )
+    log.status, log.error, log.output = RollbackLog.Status.INTERRUPTED, message, "\n".join(output)
+    log.finished_at = timezone.now()
+    fields = ["status", "error", "output", "finished_at"]
+    try:
+        log.save(using=plan.database, update_fields=fields)
+    except DatabaseError:  # the signal may have broken the connection mid-query
+        connections[plan.database].close()
+        # If this fails too, the next rollback or dry run marks it, holding the lock.
+        with contextlib.suppress(DatabaseError):
+            log.save(using=plan.database, update_fields=fields)
+    return RollbackInterruptedError(message, terminated=terminated)
 
 
 @contextmanager
@@ -303,7 +392,11 @@ def _run_steps(
 
 
 def _finish(
-    log: RollbackLog, status: str, output: list[str], seconds: float, error: str = ""
+    log: RollbackLog,
+    status: RollbackLog.Status,
+    output: list[str],
+    seconds: float,
+    error: str = "",
 ) -> str | None:
     """Close the audit row; a failure here must not hide what the rollback did."""
     log.status, log.output, log.error = status, "\n".join(output), error
@@ -314,6 +407,5 @@ def _finish(
         with transaction.atomic(using=database):  # a savepoint inside the rollback's
             log.save(using=database, update_fields=None if log._state.adding else fields)
     except DatabaseError as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return f"The rollback log entry {log.pk} could not be updated: {reason}"
+        return f"The rollback log entry {log.pk} could not be updated: {first_line(exc)}"
     return None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import IO
 
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -21,10 +24,20 @@ LOCK_NAME = "django_rollback"
 POLL_SECONDS = 0.2
 _process_locks: dict[str, threading.Lock] = {}
 
+# (acquire without waiting: True when taken, release)
+LockFunctions = tuple[Callable[[], bool], Callable[[], None]]
+
 
 @contextmanager
-def rollback_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) -> Iterator[None]:
-    """Hold the rollback lock of this database; refuse at once, or after `wait` seconds."""
+def rollback_lock(
+    connection: BaseDatabaseWrapper,
+    wait: float = 0.0,
+    *,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[None]:
+    """Hold the rollback lock of this database; refuse at once, or after `wait` seconds.
+    `on_wait` is called once when the lock is taken and the caller starts waiting, so that
+    a command can say why it seems to hang."""
     if connection.vendor == "postgresql":
         acquire, release = _sql_lock(
             connection, "SELECT pg_try_advisory_lock(%s)", "SELECT pg_advisory_unlock(%s)"
@@ -39,9 +52,13 @@ def rollback_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) -> Iterato
     else:
         acquire, release = _file_lock(connection)
     deadline = time.monotonic() + wait
+    waiting = False
     while not acquire():
         if time.monotonic() >= deadline:
             raise _in_progress(connection)
+        if not waiting and on_wait is not None:
+            on_wait()
+        waiting = True
         time.sleep(POLL_SECONDS)
     try:
         yield
@@ -95,7 +112,9 @@ def mysql_lock_name(database_name: str) -> str:
     return f"{LOCK_NAME}:{database_name}"[:64]
 
 
-def _sql_lock(connection, acquire_sql, release_sql, key=LOCK_KEY):  # type: ignore[no-untyped-def]
+def _sql_lock(
+    connection: BaseDatabaseWrapper, acquire_sql: str, release_sql: str, key: int | str = LOCK_KEY
+) -> LockFunctions:
     def acquire() -> bool:
         with connection.cursor() as cursor:
             cursor.execute(acquire_sql, [key])
@@ -111,16 +130,26 @@ def _sql_lock(connection, acquire_sql, release_sql, key=LOCK_KEY):  # type: igno
     return acquire, release
 
 
-def _file_lock(connection):  # type: ignore[no-untyped-def]
-    """A lock file beside an SQLite database; a process lock for in-memory ones."""
+def sqlite_lock_path(database_name: str) -> str:
+    """The lock file of an SQLite database: in the system temporary directory, named after
+    the database's real path, so that it is never a stray file beside the database that a
+    `git add -A` commits."""
+    real = os.path.realpath(database_name)
+    digest = hashlib.sha256(real.encode()).hexdigest()[:24]
+    return os.path.join(tempfile.gettempdir(), f"django-rollback-{digest}.lock")
+
+
+def _file_lock(connection: BaseDatabaseWrapper) -> LockFunctions:
+    """A lock file for an SQLite database; a process lock for in-memory ones."""
     name = str(connection.settings_dict["NAME"])
     if name == ":memory:" or name.startswith("file:") or not os.path.isabs(name):
         lock = _process_locks.setdefault(connection.alias, threading.Lock())
         return (lambda: lock.acquire(blocking=False)), lock.release
-    held = []
+    held: list[IO[str]] = []
+    path = sqlite_lock_path(name)
 
     def acquire() -> bool:
-        handle = open(f"{name}.rollback-lock", "a+")  # noqa: SIM115  # closed by release()
+        handle = open(path, "a+")  # noqa: SIM115  # closed by release()
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -6,7 +6,25 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .conf import SHORT_COMMIT_LENGTH as SHORT_COMMIT_LENGTH, short_commit as short_commit
+
 MigrationKey = tuple[str, str]
+
+
+def tags_text(tags: Iterable[str] | None) -> str:
+    """How messages show a commit's tags: ['v1.2.0', 'hotfix'], or (no tags)."""
+    listed = list(tags or [])
+    return str(listed) if listed else "(no tags)"
+
+
+def describe_commit(sha: str, tags: Iterable[str] | None) -> str:
+    """How every message names a commit: the full hash and its tags."""
+    return f'commit "{sha}" {tags_text(tags)}'
+
+
+def app_count(keys: Iterable[MigrationKey] | Iterable[list[str]]) -> int:
+    """How many apps these (app, name) pairs belong to."""
+    return len({key[0] for key in keys})
 
 
 class MigrationStateQuerySet(models.QuerySet["MigrationState"]):
@@ -45,6 +63,21 @@ class MigrationState(models.Model):
         help_text=_('Squashed migrations on disk at save time: {"app.name": [[app, name], ...]}.'),
     )
     saved_at = models.DateTimeField(_("saved at"), default=timezone.now, editable=False)
+    # Only states converted from django-rollback 0.4.0 (which kept the newest migration of
+    # each app, not the full set) can have these: newest migrations whose files were not on
+    # disk at the upgrade, so their ancestors, and the full set, are unknown.
+    # Nullable so that rows written by hand or by older tools, which do not know the column,
+    # still insert; None reads as [].
+    unresolved = models.JSONField(
+        _("unresolved migrations"),
+        default=list,
+        blank=True,
+        null=True,
+        help_text=_(
+            "Converted from django-rollback 0.4.0 while these [app, name] migration files were "
+            "not on disk: the full set is unknown, so the state is no rollback target."
+        ),
+    )
 
     objects = MigrationStateQuerySet.as_manager()
 
@@ -62,15 +95,24 @@ class MigrationState(models.Model):
 
     @property
     def short_commit(self) -> str:
-        return self.commit[:8]
+        return short_commit(self.commit)
 
     @property
     def tags_display(self) -> str:
-        return str(list(self.tags)) if self.tags else "[]"
+        return tags_text(self.tags)
 
     @property
     def migration_set(self) -> frozenset[MigrationKey]:
         return frozenset((app, name) for app, name in self.migrations)
+
+    @property
+    def app_count(self) -> int:
+        return app_count(self.migrations)
+
+    @property
+    def unresolved_labels(self) -> str:
+        """The unresolved migrations as "app.name, ..." ("" for a complete state)."""
+        return ", ".join(f"{app}.{name}" for app, name in sorted(map(tuple, self.unresolved or [])))
 
     @staticmethod
     def serialize_migrations(keys: Iterable[MigrationKey]) -> list[list[str]]:
@@ -87,6 +129,12 @@ class RollbackLog(models.Model):
         DRY_RUN = "dry_run", _("dry run")
         INTERRUPTED = "interrupted", _("interrupted")  # its process died while it ran
 
+    class Source(models.TextChoices):
+        """Which skin started it."""
+
+        COMMAND = "command", _("command")
+        ADMIN = "admin", _("admin")
+
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     duration = models.FloatField(_("duration (s)"), null=True, blank=True)
@@ -100,14 +148,14 @@ class RollbackLog(models.Model):
     output = models.TextField(_("output"), blank=True)
     error = models.TextField(_("error"), blank=True)
     user = models.CharField(_("user"), max_length=150, blank=True)
-    source = models.CharField(_("source"), max_length=20, blank=True)
+    source = models.CharField(_("source"), max_length=20, blank=True, choices=Source.choices)
     host = models.CharField(_("host"), max_length=255, blank=True)
     pruned_states = models.JSONField(_("pruned states"), default=list, blank=True)
 
     class Meta:
         ordering = ["-id"]
         verbose_name = _("rollback log entry")
-        verbose_name_plural = _("rollback log")
+        verbose_name_plural = _("rollback log entries")
 
     def __str__(self) -> str:
-        return f"{self.from_commit[:8]} → {self.to_commit[:8]} ({self.status})"
+        return f"{short_commit(self.from_commit)} → {short_commit(self.to_commit)} ({self.status})"

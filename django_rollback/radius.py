@@ -16,7 +16,9 @@ from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations import operations as ops
 from django.db.migrations.state import ModelState, ProjectState
-from django.db.migrations.utils import resolve_relation
+from django.db.migrations.utils import (  # type: ignore[attr-defined]  # (stubs: elsewhere)
+    resolve_relation,
+)
 from django.db.models import UniqueConstraint
 
 # Lock strengths, weakest first; the names are PostgreSQL's, what the others take below.
@@ -223,7 +225,11 @@ def undo_locks(
         changed = model(before, operation.model_name_lower)
         if changed is not None:
             constraint = next(
-                (c for c in changed.options.get("constraints", []) if c.name == operation.name),
+                (
+                    c
+                    for c in changed.options.get("constraints", [])
+                    if c.name == getattr(operation, "name", None)
+                ),
                 None,
             )
             unique = isinstance(constraint, UniqueConstraint)

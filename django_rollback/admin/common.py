@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import admin
@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy, ngettext
 
-from ..models import MigrationKey, MigrationState
+from ..models import MigrationKey, MigrationState, short_commit
 
 ROLLBACK_PERMISSION = f"{MigrationState._meta.app_label}.rollback_migrationstate"
 
@@ -51,7 +51,7 @@ def commit_code(commit: str) -> str:
         '<code class="rollback-commit" title="{}" data-commit="{}">{}</code>',
         commit,
         commit,
-        commit[:10],
+        short_commit(commit),
     )
 
 
@@ -75,7 +75,14 @@ class DatabaseFilter(admin.SimpleListFilter):
         return queryset  # get_queryset() already reads the alias from the request
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+if TYPE_CHECKING:  # ModelAdmin is generic in django-stubs only, not at run time
+    AnyModelAdmin = admin.ModelAdmin[Any]
+    StateModelAdmin = admin.ModelAdmin[MigrationState]
+else:
+    AnyModelAdmin = StateModelAdmin = admin.ModelAdmin
+
+
+class ReadOnlyAdmin(AnyModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
