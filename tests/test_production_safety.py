@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import pytest
 
 from . import dbtools
-from .conftest import Project, make_project
+from .projects import Project, make_project
 from .shop import shelf_releases
 
 server_only = pytest.mark.skipif(
