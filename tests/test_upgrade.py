@@ -198,7 +198,7 @@ def test_a_database_of_the_previous_version_gets_the_same_tables(shop: History) 
     dbtools.execute(
         project.url, 'ALTER TABLE "django_rollback_migrationstate" DROP COLUMN "unresolved"'
     )
-    # Nor the column of a later migration (0006_readiness).
+    # Nor the column of a later migration (0004_readiness).
     dbtools.execute(
         project.url, 'ALTER TABLE "django_rollback_migrationstate" DROP COLUMN "readiness"'
     )
