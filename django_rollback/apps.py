@@ -7,3 +7,10 @@ class DjangoRollbackConfig(AppConfig):
     label = "django_rollback"
     verbose_name = _("Migration rollback")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        from .checks import check_reverse_overrides
+
+        checks.register(check_reverse_overrides)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import git
 
+from .conf import CANDIDATE_LENGTH
 from .exceptions import AmbiguousCommitError, RepositoryError, UnknownReferenceError
 
 HEX_PREFIX = re.compile(r"^[0-9a-fA-F]{4,40}$")
@@ -65,6 +66,12 @@ class GitRepository:
             return ()
         return tuple(sorted(line for line in out.splitlines() if line))
 
+    def all_tags(self) -> list[str]:
+        try:
+            return [line for line in self.repo.git.tag("--list").splitlines() if line]
+        except git.GitCommandError:
+            return []
+
     def resolve_tag(self, tag: str) -> str | None:
         """The commit a tag points at (annotated tags are peeled), or None."""
         try:
@@ -83,11 +90,22 @@ class GitRepository:
             return None
         commits = [c for c in candidates if self._is_commit(c)]
         if len(commits) > 1:
-            listed = ", ".join(c[:12] for c in sorted(commits))
+            listed = ", ".join(c[:CANDIDATE_LENGTH] for c in sorted(commits))
             raise AmbiguousCommitError(
                 f'Commit prefix "{prefix}" is ambiguous in git: it matches {listed}.'
             )
         return commits[0] if commits else None
+
+    def resolve_ref(self, ref: str) -> str | None:
+        """The commit any git revision names (tag, branch, origin/main, hash), or None."""
+        try:
+            return str(self.repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}"))
+        except git.GitCommandError:
+            return None
+
+    def files_at(self, sha: str) -> frozenset[str]:
+        """Every file path at that commit, relative to the repository root."""
+        return frozenset(self.repo.git.ls_tree("-r", "--name-only", sha).splitlines())
 
     def has_commit(self, sha: str) -> bool:
         """Whether this clone has the commit (a shallow or older clone may lack it)."""

@@ -6,7 +6,20 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .conf import SHORT_COMMIT_LENGTH as SHORT_COMMIT_LENGTH, short_commit as short_commit
+
 MigrationKey = tuple[str, str]
+
+
+def tags_text(tags: Iterable[str] | None) -> str:
+    """How messages show a commit's tags: ['v1.2.0', 'hotfix'], or (no tags)."""
+    listed = list(tags or [])
+    return str(listed) if listed else "(no tags)"
+
+
+def describe_commit(sha: str, tags: Iterable[str] | None) -> str:
+    """How every message names a commit: the full hash and its tags."""
+    return f'commit "{sha}" {tags_text(tags)}'
 
 
 def app_count(keys: Iterable[MigrationKey] | Iterable[list[str]]) -> int:
@@ -50,6 +63,15 @@ class MigrationState(models.Model):
         help_text=_('Squashed migrations on disk at save time: {"app.name": [[app, name], ...]}.'),
     )
     saved_at = models.DateTimeField(_("saved at"), default=timezone.now, editable=False)
+    readiness = models.JSONField(
+        _("rollback readiness"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Whether a rollback from this state to the one saved before it was possible when "
+            "it was saved: the target commit and the irreversible migrations in the way."
+        ),
+    )
     # Only states converted from django-rollback 0.4.0 (which kept the newest migration of
     # each app, not the full set) can have these: newest migrations whose files were not on
     # disk at the upgrade, so their ancestors, and the full set, are unknown.
@@ -82,11 +104,11 @@ class MigrationState(models.Model):
 
     @property
     def short_commit(self) -> str:
-        return self.commit[:8]
+        return short_commit(self.commit)
 
     @property
     def tags_display(self) -> str:
-        return str(list(self.tags)) if self.tags else "[]"
+        return tags_text(self.tags)
 
     @property
     def migration_set(self) -> frozenset[MigrationKey]:
@@ -115,6 +137,7 @@ class RollbackLog(models.Model):
         FAILED = "failed", _("failed")
         DRY_RUN = "dry_run", _("dry run")
         INTERRUPTED = "interrupted", _("interrupted")  # its process died while it ran
+        REHEARSAL = "rehearsal", _("rehearsal")  # ran in a transaction that was rolled back
 
     class Source(models.TextChoices):
         """Which skin started it."""
@@ -147,7 +170,7 @@ class RollbackLog(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name = _("rollback log entry")
-        verbose_name_plural = _("rollback log")
+        verbose_name_plural = _("rollback log entries")
 
     def __str__(self) -> str:
-        return f"{self.from_commit[:8]} → {self.to_commit[:8]} ({self.status})"
+        return f"{short_commit(self.from_commit)} → {short_commit(self.to_commit)} ({self.status})"

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError, router, transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import truncate_name
 from django.db.migrations import operations as ops
@@ -38,14 +39,16 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 from django.db.migrations.operations.fields import FieldOperation
 from django.db.migrations.operations.models import IndexOperation, ModelOperation
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ModelState, ProjectState
-from django.db.migrations.utils import (  # type: ignore[attr-defined]  # (stubs: elsewhere)
-    resolve_relation,
-)
-from django.db.models import Field, Model
+from django.utils.translation import gettext, ngettext
 
+from . import overrides
+from .conf import get_setting
 from .exceptions import PlanRefusedError
+from .lazy_state import LazyProjectState, ModelKey, field_targets, references
 from .models import MigrationKey, MigrationState
+from .radius import Sizer, StepLocks, TableLock, TableSize, undo_locks
 from .snapshot import SquashMap, applied_migrations, parse_squashes, squashes_on_disk, with_squashes
 
 
@@ -64,19 +67,29 @@ class DataLoss:
     table: str
     column: str | None = None  # None: the whole table
     rows: int | None = None  # rows of the table, or non-null values of the column
+    estimated: bool = False  # rows is the catalog's estimate ("≈"), not a count
     archived: bool = False  # kept in the rollback's archive, restorable later
     join_table: bool = False  # the auto-created table of a many-to-many field
 
     def describe(self) -> str:
-        count = "unknown number of" if self.rows is None else str(self.rows)
         if self.column is None:
-            what = "rows"
-            text = f'drops table "{self.table}" ({count} {what})'
+            what = f'drops table "{self.table}"'
+            count = (
+                ngettext("%(count)d row", "%(count)d rows", self.rows) % {"count": self.rows}
+                if self.rows is not None
+                else gettext("unknown number of rows")
+            )
         else:
-            what = "non-null values"
-            text = f'drops column "{self.table}"."{self.column}" ({count} {what})'
+            what = f'drops column "{self.table}"."{self.column}"'
+            count = (
+                ngettext("%(count)d non-null value", "%(count)d non-null values", self.rows)
+                % {"count": self.rows}
+                if self.rows is not None
+                else gettext("unknown number of non-null values")
+            )
+        text = f"{what} ({'≈ ' if self.estimated else ''}{count})"
         if self.archived:
-            return f"{text}: archived ({count} {what}, restorable)"
+            return f"{text}: archived ({count}, restorable)"
         return f"{text}: lost"
 
 
@@ -89,6 +102,10 @@ class PlanStep:
     irreversible: list[str] = field(default_factory=list)
     data_loss: list[DataLoss] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The reviewed reverse from DJANGO_ROLLBACK["REVERSE"] that replaces its irreversible
+    # operations, when there is one.
+    override: overrides.ReverseOverride | None = None
+    locks: list[TableLock] = field(default_factory=list)  # the blast radius (radius.py)
 
     @property
     def key(self) -> MigrationKey:
@@ -109,12 +126,15 @@ class PlanStep:
                     "table": d.table,
                     "column": d.column,
                     "rows": d.rows,
+                    "estimated": d.estimated,
                     "archived": d.archived,
                     "join_table": d.join_table,
                 }
                 for d in self.data_loss
             ],
             "notes": self.notes,
+            "reverse_override": self.override.as_dict() if self.override else None,
+            "locks": [lock.as_dict() for lock in self.locks],
         }
 
 
@@ -169,6 +189,8 @@ class RollbackPlan:
     # Replaced migrations a step must also mark unapplied (squashes known from saved states).
     extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]] = field(default_factory=dict)
     sql: list[str] | None = None
+    # Size of every table a step locks (measured with the preview's counts).
+    tables: dict[str, TableSize] = field(default_factory=dict)
     context: ExecutionContext | None = field(default=None, repr=False, compare=False)
     # Whether running it keeps what the steps drop (archive.py); False: it is lost.
     archive: bool = True
@@ -185,6 +207,13 @@ class RollbackPlan:
     @property
     def data_loss(self) -> list[tuple[PlanStep, DataLoss]]:
         return [(step, loss) for step in self.steps for loss in step.data_loss]
+
+    @property
+    def blast_radius(self) -> list[tuple[PlanStep, TableLock, TableSize | None]]:
+        """Every table each step locks, with the lock and the table's size."""
+        return [
+            (step, lock, self.tables.get(lock.table)) for step in self.steps for lock in step.locks
+        ]
 
     @property
     def fingerprint(self) -> str:
@@ -211,6 +240,7 @@ class RollbackPlan:
             "warnings": self.warnings,
             "blockers": self.blockers,
             "archive": self.archive,
+            "tables": {name: size.as_dict() for name, size in sorted(self.tables.items())},
         }
 
 
@@ -223,9 +253,12 @@ def build_plan(
     with_sql: bool = False,
     count_rows: bool = True,
     archive: bool = True,
+    exact_counts: bool = False,
 ) -> RollbackPlan:
-    """Everything needed to preview and run the rollback from `current` to `target`;
-    with `archive`, what the steps drop is kept (execution.py, archive.py)."""
+    """Everything needed to preview and run the rollback from `current` to `target`.
+    With count_rows, the blast radius and data loss are measured (estimated above the
+    ESTIMATE_ROWS_ABOVE setting unless exact_counts); with `archive`, what the steps drop
+    is kept (execution.py, archive.py)."""
     executor = _load_executor(connection)
     recorded = applied_migrations(connection)
     squashes = parse_squashes(*known_squashes, squashes_on_disk(executor.loader))
@@ -234,17 +267,27 @@ def build_plan(
 
     full_plan = executor.migration_plan(executor.loader.graph.leaf_nodes(), clean_start=True)
     ordered = [m for m, _ in reversed(full_plan) if (m.app_label, m.name) in sets.to_unapply]
-    steps = [_describe_step(m) for m in ordered]
+    reverse_overrides, override_blockers = _reverse_overrides(
+        {f"{m.app_label}.{m.name}" for m in ordered}
+    )
+    blockers += override_blockers
+    steps = [_describe_step(m, reverse_overrides) for m in ordered]
     blockers += [
         f"Irreversible: {step.label} ({'; '.join(step.irreversible)})."
         for step in steps
         if step.irreversible
     ]
+    # Steps with a reviewed override run a copy whose irreversible operations run it.
+    ordered = [
+        overrides.with_override(m, step.override) if step.override else m
+        for m, step in zip(ordered, steps, strict=True)
+    ]
 
     all_or_nothing = connection.features.can_rollback_ddl and all(m.atomic for m in ordered)
     context = ExecutionContext(executor, full_plan, sets.applied_nodes, ordered)
-    if steps:
-        _measure_data_loss(connection, context, steps, count_rows=count_rows, archive=archive)
+    tables: dict[str, TableSize] = {}
+    if count_rows and steps:
+        tables = _measure(connection, context, steps, exact=exact_counts, archive=archive)
 
     plan = RollbackPlan(
         database=connection.alias,
@@ -261,6 +304,7 @@ def build_plan(
         applied_before=recorded,
         expected_after=sets.expected_after,
         extra_unrecords=sets.extra_unrecords,
+        tables=tables,
         context=context,
         archive=archive,
     )
@@ -270,9 +314,58 @@ def build_plan(
     return plan
 
 
+def _reverse_overrides(
+    wanted: set[str],
+) -> tuple[dict[str, overrides.ReverseOverride], list[str]]:
+    """The overrides of the steps of this plan; a broken one is a blocker (manage.py check
+    names it too), never a silent no-op."""
+    found: dict[str, overrides.ReverseOverride] = {}
+    blockers: list[str] = []
+    try:
+        configured = overrides.configured()
+    except ImproperlyConfigured as exc:
+        return found, [str(exc)]
+    for name in sorted(wanted & set(configured)):
+        try:
+            found[name] = overrides.parse(name, configured[name])
+        except ImproperlyConfigured as exc:
+            blockers.append(f'DJANGO_ROLLBACK["REVERSE"]["{name}"] is not usable: {exc}.')
+    return found, blockers
+
+
+class GraphLoader(MigrationLoader):
+    """Django's MigrationLoader, with the first and latest migration of each app looked up
+    once per graph. Django looks them up for every dependency on `__first__`, and
+    `swappable_dependency(settings.AUTH_USER_MODEL)` is one: with thousands of migrations
+    that each depend on the user model, its loader spends seconds scanning every node of the
+    graph again for each of them. While the graph is built, an app's first and latest
+    migrations depend only on the edges inside the app, all added before the dependencies
+    between apps are resolved, so one lookup per app gives the same graph."""
+
+    def build_graph(self) -> None:
+        self._ends: dict[tuple[str, str], Any] = {}
+        super().build_graph()
+
+    def check_key(self, key: tuple[str, str], current_app: str) -> Any:
+        if key[1] not in ("__first__", "__latest__") or key[0] == current_app:
+            return super().check_key(key, current_app)
+        if key not in self._ends:
+            self._ends[key] = super().check_key(key, current_app)
+        return self._ends[key]
+
+
+class _Executor(MigrationExecutor):
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        # MigrationExecutor.__init__, with GraphLoader.
+        self.connection = connection
+        self.loader = GraphLoader(connection)
+        self.recorder = MigrationRecorder(connection)
+        self.progress_callback = None
+
+
 def _load_executor(connection: BaseDatabaseWrapper) -> MigrationExecutor:
     try:
-        return MigrationExecutor(connection)
+        return _Executor(connection)
     except (NodeNotFoundError, BadMigrationError) as exc:
         raise PlanRefusedError(f"Cannot load the migration files: {exc}") from None
 
@@ -389,7 +482,9 @@ def _flatten(operations: Sequence[ops.base.Operation]) -> list[ops.base.Operatio
     return out
 
 
-def _describe_step(migration: Migration) -> PlanStep:
+def _describe_step(
+    migration: Migration, reverse_overrides: dict[str, overrides.ReverseOverride]
+) -> PlanStep:
     step = PlanStep(
         app=migration.app_label,
         name=migration.name,
@@ -398,6 +493,11 @@ def _describe_step(migration: Migration) -> PlanStep:
     )
     if migration.replaces:
         step.notes.append(f"squashed migration: replaces {len(migration.replaces)} migrations")
+    step.irreversible = overrides.irreversible_reasons(migration.operations)
+    override = reverse_overrides.get(step.label)
+    if step.irreversible and override is not None:
+        step.override, step.irreversible = override, []
+        step.notes.append(override.describe())
     for operation in _flatten(migration.operations):
         if not operation.reversible:
             if isinstance(operation, ops.RunPython):
@@ -423,6 +523,14 @@ def _describe_step(migration: Migration) -> PlanStep:
             step.notes.append(f"re-creates {operation.name} empty; its old rows are not restored")
     if not migration.atomic:
         step.notes.append("not atomic: runs outside a transaction")
+    foreign = sorted(
+        {type(op).__name__ for op in migration.operations if _models_of(step.app, op) is None}
+    )
+    if foreign:
+        step.notes.append(
+            f"{', '.join(foreign)}: not one of Django's operations, so this step gets the "
+            "whole project state rendered, as in Django"
+        )
     return step
 
 
@@ -436,10 +544,14 @@ def _states_before(
     backwards run does, and keep what each step needs. Django renders the state at the
     first step and then mutates the rendered state, which re-renders every related model
     at every later migration: with thousands of migrations and a model that everything
-    points at (the user model), that walk is most of the time of a rollback."""
+    points at (the user model), that walk is most of the time of a rollback.
+
+    Data steps keep the whole state, shared with the walk rather than copied: from then on
+    the walk clones a model state before a migration changes it (copy on write)."""
     remaining = {(m.app_label, m.name) for m in wanted}
     states: dict[MigrationKey, ProjectState] = {}
     state = ProjectState(real_apps=loader.unmigrated_apps)
+    owned: set[ModelKey] | None = None  # model states not shared with a kept state; None: all
     for migration, _ in full_plan:
         if not remaining:
             break
@@ -449,19 +561,45 @@ def _states_before(
         if key in remaining:
             remaining.discard(key)
             states[key] = _state_for_step(state, migration)
+            if isinstance(states[key], LazyProjectState):
+                owned = set()
+        if owned is not None:
+            changed = _changed_models(migration)
+            if changed is None:  # RenameModel or an unknown operation: may change any model
+                changed = set(state.models)
+            for model_key in changed - owned:
+                if model_key in state.models:
+                    state.models[model_key] = state.models[model_key].clone()
+            owned |= changed
         migration.mutate_state(state, preserve=False)
     return states
 
 
-ModelKey = tuple[str, str]  # (app_label, model_name in lower case)
+def _changed_models(migration: Migration) -> set[ModelKey] | None:
+    """The model states that the migration's operations change in place; None: any."""
+    changed: set[ModelKey] = set()
+    for operation in migration.operations:
+        if isinstance(operation, ops.RenameModel):
+            return None  # also repoints the fields of every model pointing at it
+        models = _models_of(migration.app_label, operation)
+        if models is None:
+            return None
+        changed |= models[0]
+    return changed
+
+
+def _has_code(operations: Sequence[ops.base.Operation]) -> bool:
+    return any(isinstance(operation, ops.RunPython) for operation in _flatten(operations))
 
 
 def _state_for_step(state: ProjectState, migration: Migration) -> ProjectState:
     """A copy of `state` with what unapplying `migration` can touch: the models its
     operations change, the models that point at those, and everything these point at or
     inherit from (rendering needs the targets of every relation). Rendering a few models
-    instead of the whole project is what makes each step cheap. Code (RunPython, RunSQL)
-    and operations from outside Django may look at any model: they get the whole state."""
+    instead of the whole project is what makes each step cheap. RunSQL needs no model.
+    RunPython code may ask for any model: it gets the whole state with a registry that
+    renders a model when the code asks for it (LazyProjectState). Operations from outside
+    Django may do anything: they get the whole state, rendered in full as in Django."""
     changed: set[ModelKey] = set()
     needed: set[ModelKey] = set()
     for operation in migration.operations:
@@ -470,19 +608,25 @@ def _state_for_step(state: ProjectState, migration: Migration) -> ProjectState:
             return state.clone()
         changed |= models[0]
         needed |= models[1]
+    if _has_code(migration.operations):
+        return LazyProjectState(
+            dict(state.models),
+            state.real_apps,
+            None if _changed_models(migration) is None else changed,
+        )
     # Models pointing at a changed one (their foreign keys may be altered with it); not
     # those pointing at a mere target, or every step would need everything that points
     # at the user model.
     needed |= changed
     for key, model in state.models.items():
-        if key not in needed and _references(key, model) & changed:
+        if key not in needed and references(key, model) & changed:
             needed.add(key)
     frontier = list(needed)
     while frontier:
         model = state.models.get(frontier.pop())
         if model is None:
             continue
-        for target in _references((model.app_label, model.name_lower), model) - needed:
+        for target in references((model.app_label, model.name_lower), model) - needed:
             needed.add(target)
             frontier.append(target)
     return ProjectState(
@@ -494,14 +638,30 @@ def _state_for_step(state: ProjectState, migration: Migration) -> ProjectState:
 def _models_of(
     app: str, operation: ops.base.Operation
 ) -> tuple[set[ModelKey], set[ModelKey]] | None:
-    """The models a schema operation of Django's changes, and the models that the fields it
-    adds point at; None when it is not one of those operations."""
+    """The models an operation of Django's changes, and the models that the fields it
+    adds point at; None when it is not one of Django's operations. Data operations
+    change no model (RunSQL: unless its state_operations do)."""
     if not type(operation).__module__.startswith("django.db.migrations.operations."):
         return None
+    if isinstance(operation, ops.RunPython):
+        return set(), set()
+    if isinstance(operation, (ops.RunSQL, ops.SeparateDatabaseAndState)):
+        inner = list(operation.state_operations)
+        if isinstance(operation, ops.SeparateDatabaseAndState):
+            inner += operation.database_operations
+        changed: set[ModelKey] = set()
+        needed: set[ModelKey] = set()
+        for each in inner:
+            models = _models_of(app, each)
+            if models is None:
+                return None
+            changed |= models[0]
+            needed |= models[1]
+        return changed, needed
     if isinstance(operation, ops.CreateModel):
         key = (app, operation.name_lower)
         fields = [f for _, f in operation.fields]
-        return {key}, _field_targets(key, fields, operation.bases or ())
+        return {key}, field_targets(key, fields, operation.bases or ())
     if isinstance(operation, ops.RenameModel):
         return {(app, operation.old_name_lower), (app, operation.new_name_lower)}, set()
     if isinstance(operation, ModelOperation):
@@ -509,63 +669,51 @@ def _models_of(
     if isinstance(operation, FieldOperation):
         key = (app, operation.model_name_lower)
         added = getattr(operation, "field", None)
-        return {key}, _field_targets(key, [added]) if added is not None else set()
+        return {key}, field_targets(key, [added]) if added is not None else set()
     if isinstance(operation, IndexOperation):  # indexes and constraints
         return {(app, operation.model_name_lower)}, set()
     return None
 
 
-def _references(key: ModelKey, model: ModelState) -> set[ModelKey]:
-    return _field_targets(key, model.fields.values(), model.bases)
-
-
-def _field_targets(
-    key: ModelKey,
-    fields: Iterable[Field[Any, Any]],
-    bases: Sequence[str | type[Model]] = (),
-) -> set[ModelKey]:
-    """Models that these fields point at (through models included) and model bases."""
-    app, name = key
-    out: set[ModelKey] = set()
-    for model_field in fields:
-        remote = getattr(model_field, "remote_field", None)
-        if remote is None:
-            continue
-        out.add(resolve_relation(remote.model, app, name))
-        if getattr(remote, "through", None) is not None:
-            out.add(resolve_relation(remote.through, app, name))
-    for base in bases:
-        if isinstance(base, str):
-            out.add(resolve_relation(base, app, name))
-        elif hasattr(base, "_meta") and not base._meta.abstract:
-            base_app, base_model = base._meta.label_lower.split(".", 1)
-            out.add((base_app, base_model))
-    return out
-
-
-def _measure_data_loss(
+def _measure(
     connection: BaseDatabaseWrapper,
     context: ExecutionContext,
     steps: list[PlanStep],
     *,
-    count_rows: bool = True,
+    exact: bool,
     archive: bool = True,
-) -> None:
-    """Every table and column each step drops: the tables of unapplied CreateModel with
-    their many-to-many join tables, the columns of unapplied AddField, and the join table
-    of an unapplied many-to-many AddField."""
+) -> dict[str, TableSize]:
+    """Fill in each step's locks and what it drops (the tables of unapplied CreateModel with
+    their many-to-many join tables, the columns of unapplied AddField, the join table of an
+    unapplied many-to-many AddField); return the sizes of the tables involved."""
+    sizer = Sizer(connection, exact=exact, threshold=int(get_setting("ESTIMATE_ROWS_ABOVE")))
     states = context.states_before_steps()
-    existing = set(connection.introspection.table_names()) if count_rows else set()
     max_length = connection.ops.max_name_length()
 
     def dropped(table: str, column: str | None = None, *, join: bool = False) -> DataLoss:
-        rows = _count(connection, existing, table, column) if count_rows else None
-        return DataLoss(table, column, rows, archived=archive, join_table=join)
+        if column is None:
+            size = sizer.table(table)
+            rows, estimated = size.rows, size.estimated
+        else:
+            rows, estimated = sizer.column(table, column)
+        return DataLoss(table, column, rows, estimated, archived=archive, join_table=join)
 
     for migration, step in zip(context.migrations, steps, strict=True):
         state = states[step.key]
+        locks = StepLocks(connection.vendor)
         for operation in migration.operations:
+            before = _before(state, migration.app_label, operation)
             operation.state_forwards(migration.app_label, state)
+            if _routed_here(connection, migration.app_label, _model_of(operation)):
+                undo_locks(
+                    connection,
+                    migration.app_label,
+                    operation,
+                    before,
+                    state,
+                    locks,
+                    lambda model: _table_name(model, max_length),
+                )
             if isinstance(operation, ops.CreateModel):
                 if not _routed_here(connection, migration.app_label, operation.name_lower):
                     continue
@@ -593,6 +741,10 @@ def _measure_data_loss(
                         step.data_loss.append(dropped(join, join=True))
                     continue
                 step.data_loss.append(dropped(table, added.column))
+        step.locks = locks.result()
+        for lock in step.locks:
+            sizer.table(lock.table)
+    return sizer.sizes
 
 
 def _join_table(model_field: Any, table: str, name: str, max_length: int | None) -> str | None:
@@ -604,7 +756,34 @@ def _join_table(model_field: Any, table: str, name: str, max_length: int | None)
     return model_field.db_table or truncate_name(f"{table}_{name}", max_length)
 
 
-def _routed_here(connection: BaseDatabaseWrapper, app_label: str, model_name: str) -> bool:
+# Operations whose undo needs the model as it was before them (what they removed or changed).
+NEEDS_BEFORE = (
+    ops.DeleteModel,
+    ops.RemoveField,
+    ops.AlterField,
+    ops.RemoveIndex,
+    ops.RemoveConstraint,
+)
+
+
+def _before(state: ProjectState, app: str, operation: ops.base.Operation) -> ProjectState:
+    """What undo_locks needs of the state before `operation`: a copy of the one model it
+    changes (the others are shared: it does not touch them); cloning the whole state for
+    every operation would cost as much as the plan itself on a big project."""
+    if not isinstance(operation, NEEDS_BEFORE):
+        return state
+    models = dict(state.models)
+    key = (app, _model_of(operation) or "")
+    if key in models:
+        models[key] = models[key].clone()
+    return ProjectState(models=models, real_apps=state.real_apps)
+
+
+def _model_of(operation: ops.base.Operation) -> str | None:
+    return getattr(operation, "model_name_lower", None) or getattr(operation, "name_lower", None)
+
+
+def _routed_here(connection: BaseDatabaseWrapper, app_label: str, model_name: str | None) -> bool:
     """Whether the routers let this model into this database (else its steps do nothing)."""
     return bool(router.allow_migrate(connection.alias, app_label, model_name=model_name))
 
@@ -613,21 +792,6 @@ def _table_name(model_state: ModelState, max_length: int | None) -> str:
     return model_state.options.get("db_table") or truncate_name(
         f"{model_state.app_label}_{model_state.name_lower}", max_length
     )
-
-
-def _count(
-    connection: BaseDatabaseWrapper, existing: set[str], table: str, column: str | None = None
-) -> int | None:
-    if table not in existing:
-        return None
-    quote = connection.ops.quote_name
-    counted = "*" if column is None else quote(column)
-    try:
-        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT({counted}) FROM {quote(table)}")
-            return int(cursor.fetchone()[0])
-    except DatabaseError:
-        return None
 
 
 def _leaves(graph: MigrationGraph, nodes: set[MigrationKey], app: str) -> tuple[str, ...]:

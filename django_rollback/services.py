@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import (
     DEFAULT_DB_ALIAS,
     DatabaseError,
@@ -19,8 +22,9 @@ from django.db import (
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q, QuerySet, Subquery
 from django.utils.connection import ConnectionDoesNotExist
+from django.utils.translation import gettext as _, ngettext
 
-from . import conf
+from . import conf, overrides
 from .archive import enabled as archiving_enabled, restorable_now
 from .exceptions import (
     AmbiguousCommitError,
@@ -31,6 +35,7 @@ from .exceptions import (
     RollbackError,
     RollbackInProgressError,
     StateNotSavedError,
+    UnappliedMigrationsError,
     UnknownReferenceError,
     first_line,
 )
@@ -39,6 +44,7 @@ from .exceptions import (
 from .execution import (
     RollbackResult as RollbackResult,
     StepEvent as StepEvent,
+    check_rehearsable as check_rehearsable,
     current_user as current_user,
     describe_state as describe_state,
     execute as execute,
@@ -46,9 +52,16 @@ from .execution import (
 )
 from .git import GitRepository, validate_commit_prefix
 from .locks import rollback_lock
-from .models import MigrationKey, MigrationState, RollbackLog, app_count
-from .planning import RollbackPlan, build_plan, labels
-from .snapshot import applied_migrations, squashes_on_disk
+from .models import (
+    MigrationKey,
+    MigrationState,
+    RollbackLog,
+    app_count,
+    describe_commit,
+    short_commit,
+)
+from .planning import RollbackPlan, build_plan, label, labels
+from .snapshot import SquashMap, applied_migrations, squashes_on_disk, unapplied_on_disk
 
 # --- shared checks -------------------------------------------------------------------------
 
@@ -90,19 +103,29 @@ CommitSource = Literal["option", "environment", "settings", "git"]
 
 @dataclass(frozen=True)
 class CurrentCommit:
-    """The commit being deployed, and where it was learnt (`source`). `tags_known` is
-    false for a commit given without tags that git cannot tag either (no repository, or
-    one without that commit)."""
+    """The commit being deployed, and where it was learnt: "option", "environment",
+    "settings" or "git". `tags_known` is false for a commit given without tags that git
+    cannot tag either (no repository, or one without that commit). `tag_warning`: the tags
+    given disagree with git's."""
 
     sha: str
     tags: tuple[str, ...]
     source: CommitSource
     tags_known: bool = True
     repo: GitRepository | None = field(default=None, compare=False, repr=False)
+    tag_warning: str | None = None
 
     @property
     def tag_list(self) -> list[str]:
         return list(self.tags)
+
+    @property
+    def described(self) -> str:
+        return describe_commit(self.sha, self.tags)
+
+    @property
+    def short_sha(self) -> str:
+        return short_commit(self.sha)
 
 
 def current_commit(
@@ -110,24 +133,36 @@ def current_commit(
     repo_path: str | Path | None = None,
     commit: str | None = None,
     tags: list[str] | tuple[str, ...] | None = None,
+    replace_tags: bool = False,
+    option: str = "--commit",
 ) -> CurrentCommit:
-    """The deployed commit: from `commit`, DJANGO_ROLLBACK_COMMIT, DJANGO_ROLLBACK["COMMIT"],
-    in that order, and only then from git. Tags follow the same order; for a commit given
-    explicitly without tags they come from git when a repository is there."""
+    """The deployed commit: from `commit` (the flag named `option`), DJANGO_ROLLBACK_COMMIT,
+    DJANGO_ROLLBACK["COMMIT"], in that order, and only then from git.
+
+    Tags: `tags` (the --tag flag) are added to git's tags of the commit, or replace them with
+    `replace_tags`; otherwise DJANGO_ROLLBACK_TAGS, then the setting, replace them; otherwise
+    git's."""
     sha = commit
     source: CommitSource = "option"
     if not sha:
         sha, source = os.environ.get(conf.COMMIT_ENV), "environment"
     if not sha:
         sha, source = conf.get_setting("COMMIT"), "settings"
+    flag_tags = conf.split_tags(tags) if tags else None
     given_tags: tuple[str, ...] | None = None
-    if tags:
-        given_tags = conf.split_tags(tags)
-    elif conf.TAGS_ENV in os.environ:
+    if flag_tags is not None and replace_tags:
+        given_tags = flag_tags
+    elif flag_tags is None and conf.TAGS_ENV in os.environ:
         given_tags = conf.split_tags(os.environ[conf.TAGS_ENV])
-    elif conf.get_setting("TAGS") is not None:
+    elif flag_tags is None and conf.get_setting("TAGS") is not None:
         given_tags = conf.split_tags(conf.get_setting("TAGS"))
     if not sha:
+        path = Path(repo_path or conf.repo_path())
+        if not path.exists():  # a typo in -p/REPO_PATH, not a missing DJANGO_ROLLBACK_COMMIT
+            raise RepositoryError(
+                f"The current commit is unknown: the repository path {path} does not exist; "
+                "check -p/--path or DJANGO_ROLLBACK['REPO_PATH']."
+            )
         try:
             repo = open_repository(repo_path)
         except RepositoryError as exc:
@@ -136,19 +171,51 @@ def current_commit(
                 "(save_migrations_state --commit SHA, rollback_migrations --current-commit SHA)."
             ) from None
         head = repo.head()
-        tags = head.tags if given_tags is None else given_tags
-        return CurrentCommit(head.sha, tags, "git", repo=repo)
-    origin = {"option": "--commit", "environment": conf.COMMIT_ENV, "settings": "the setting"}
+        found, warning = _with_flag_tags(head.sha, head.tags, flag_tags, given_tags)
+        return CurrentCommit(head.sha, found, "git", repo=repo, tag_warning=warning)
+    origin = {"option": option, "environment": conf.COMMIT_ENV, "settings": "the setting"}
     if not FULL_SHA.match(sha):
         raise UnknownReferenceError(
             f'{origin[source]} "{sha}" is not a full commit hash: give all 40 hexadecimal '
             "characters (git rev-parse HEAD)."
         )
     sha = sha.lower()
-    found = _repository_if_any(repo_path)
-    if given_tags is None and found is not None and found.has_commit(sha):
-        given_tags = found.tags_at(sha)
-    return CurrentCommit(sha, given_tags or (), source, given_tags is not None, found)
+    maybe_repo = _repository_if_any(repo_path)
+    has_it = maybe_repo is not None and maybe_repo.has_commit(sha)
+    git_tags = maybe_repo.tags_at(sha) if maybe_repo is not None and has_it else None
+    if git_tags is None:  # no git to ask: the tags given, if any
+        known = given_tags if given_tags is not None else flag_tags
+        return CurrentCommit(sha, known or (), source, known is not None, maybe_repo)
+    tags_found, warning = _with_flag_tags(sha, git_tags, flag_tags, given_tags)
+    return CurrentCommit(sha, tags_found, source, True, maybe_repo, warning)
+
+
+def _with_flag_tags(
+    sha: str,
+    git_tags: tuple[str, ...],
+    flag_tags: tuple[str, ...] | None,
+    given_tags: tuple[str, ...] | None,
+) -> tuple[tuple[str, ...], str | None]:
+    """(tags, warning): git's tags plus those of --tag; a warning names the --tag values git
+    does not put on the commit. Tags from the environment or settings replace git's."""
+    if given_tags is not None:
+        return given_tags, _tag_disagreement(sha, git_tags, given_tags)
+    if not flag_tags:
+        return git_tags, None
+    return (
+        tuple(sorted(set(git_tags) | set(flag_tags))),
+        _tag_disagreement(sha, git_tags, flag_tags),
+    )
+
+
+def _tag_disagreement(sha: str, git_tags: tuple[str, ...], given: tuple[str, ...]) -> str | None:
+    unknown = sorted(set(given) - set(git_tags))
+    if not unknown:
+        return None
+    return (
+        f"git does not tag commit {short_commit(sha)} with {', '.join(unknown)} "
+        f"(git's tags there: {', '.join(git_tags) or 'none'}); saved as given."
+    )
 
 
 def _repository_if_any(repo_path: str | Path | None) -> GitRepository | None:
@@ -177,10 +244,119 @@ class SaveResult:
     removed: frozenset[MigrationKey] = frozenset()
     # A rollback's archive whose tables and columns exist again: it can be restored now.
     restorable: RollbackLog | None = None
+    # Whether this deploy could be rolled back to the previous state; None when there is no
+    # previous state or this state is not the latest (an older image saved again).
+    readiness: Readiness | None = None
+    tag_warning: str | None = None  # the tags given disagree with git's
+    unapplied: tuple[MigrationKey, ...] = ()  # on disk, not applied (saved anyway on request)
 
     @property
     def is_latest(self) -> bool:
         return self.latest.pk == self.state.pk
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Could the state just saved be rolled back to the previous one? Planned right after
+    the save, without counting rows and without changing anything."""
+
+    target: MigrationState
+    migrations: int
+    apps: int
+    irreversible: tuple[tuple[str, str], ...]  # (migration label, why), in plan order
+    blockers: tuple[str, ...]  # every reason the plan gives, irreversible steps included
+    overridden: tuple[str, ...] = ()  # steps made reversible by DJANGO_ROLLBACK["REVERSE"]
+    # Every irreversible migration applied in this state that an earlier save saw arrive:
+    # it blocks a rollback to any state without it. The admin list reads it from the
+    # current state alone instead of planning each row.
+    irreversible_applied: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def possible(self) -> bool:
+        return not self.blockers
+
+    @property
+    def message(self) -> str:
+        """The one line a save prints."""
+        target = describe_state(self.target)
+        if self.possible:
+            if not self.migrations:
+                return f"Rollback to {target} is possible: no migrations to unapply."
+            return (
+                f"Rollback to {target} is possible: {self.migrations} "
+                f"migration{'s' if self.migrations != 1 else ''} in {self.apps} "
+                f"app{'s' if self.apps != 1 else ''}."
+            )
+        reasons = []
+        if self.irreversible:
+            reasons.append(
+                "irreversible: " + ", ".join(f"{name} ({why})" for name, why in self.irreversible)
+            )
+        reasons += [b for b in self.blockers if not b.startswith("Irreversible: ")]
+        why = "; ".join(reason.rstrip(".") for reason in reasons)
+        return f"Warning: a rollback to {target} is NOT possible: {why}."
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON of `save_migrations_state --json` and of MigrationState.readiness."""
+        return {
+            "possible": self.possible,
+            "target": {
+                "id": self.target.pk,
+                "commit": self.target.commit,
+                "tags": list(self.target.tags),
+            },
+            "migrations": self.migrations,
+            "apps": self.apps,
+            "irreversible": [{"migration": m, "reason": r} for m, r in self.irreversible],
+            "blockers": list(self.blockers),
+            "overridden": list(self.overridden),
+            "irreversible_applied": [
+                {"migration": m, "reason": r} for m, r in self.irreversible_applied
+            ],
+            "message": self.message,
+        }
+
+
+def readiness(
+    connection: BaseDatabaseWrapper, state: MigrationState, previous: MigrationState
+) -> Readiness:
+    """Plan the rollback from `state` (applied now) to `previous`; nothing is written."""
+    plan = build_plan(
+        connection, state, previous, _known_squashes(connection.alias), count_rows=False
+    )
+    irreversible: list[tuple[str, str]] = []
+    for step in plan.steps:
+        irreversible += [(step.label, why) for why in step.irreversible]
+    earlier = [
+        (entry["migration"], entry["reason"])
+        for entry in (previous.readiness or {}).get("irreversible_applied", [])
+    ]
+    applied = {label(key) for key in state.migration_set}
+    overridden = {step.label for step in plan.steps if step.override}
+    try:
+        reviewed = set(overrides.configured())
+    except ImproperlyConfigured:
+        reviewed = set()
+    still = {
+        (name, why): None
+        for name, why in earlier + irreversible
+        if name in applied and name not in reviewed
+    }
+    return Readiness(
+        target=previous,
+        migrations=len(plan.steps),
+        apps=len(plan.app_changes),
+        irreversible=tuple(irreversible),
+        blockers=tuple(plan.blockers),
+        overridden=tuple(sorted(overridden)),
+        irreversible_applied=tuple(still),
+    )
+
+
+def _known_squashes(database: str) -> list[SquashMap]:
+    """Squashes recorded with the saved states (their files may be gone from disk)."""
+    states = MigrationState.objects.using(database)
+    return [s.squashes for s in states.only("squashes") if s.squashes]
 
 
 def save_state(
@@ -190,17 +366,33 @@ def save_state(
     commit: str | None = None,
     tags: list[str] | tuple[str, ...] | None = None,
     wait: float = SAVE_WAIT_SECONDS,
+    replace_tags: bool = False,
+    allow_unapplied: bool = False,
+    on_wait: Callable[[], None] | None = None,
 ) -> SaveResult:
     """Save what is applied now as the state of the current commit (see current_commit()).
 
     Runs under the rollback lock, so a save never records a half-finished rollback: it waits
-    up to `wait` seconds for a running one. Many processes saving the same commit at once
-    leave one state."""
+    up to `wait` seconds for a running one (`on_wait` is called when it starts waiting). Many
+    processes saving the same commit at once leave one state.
+
+    Refuses when migration files on disk are not applied (unless `allow_unapplied`): right
+    after a rollback the newer code is still deployed, and its commit would be saved with the
+    older migrations."""
     connection = ready_connection(database)
-    head = current_commit(repo_path=repo_path, commit=commit, tags=tags)
+    head = current_commit(repo_path=repo_path, commit=commit, tags=tags, replace_tags=replace_tags)
     try:
-        with rollback_lock(connection, wait):
-            result = _save_locked(connection, head)
+        with rollback_lock(connection, wait, on_wait=on_wait):
+            result = _save_locked(connection, head, allow_unapplied)
+            if result.previous is not None and result.is_latest:
+                try:
+                    result.readiness = readiness(connection, result.state, result.previous)
+                except RollbackError as exc:  # the files cannot be planned: say so, keep the save
+                    result.readiness = Readiness(result.previous, 0, 0, (), (str(exc),))
+                stored = result.readiness.as_dict()
+                if result.state.readiness != stored:
+                    result.state.readiness = stored
+                    result.state.save(using=database, update_fields=["readiness"])
         result.restorable = restorable_now(database)
         return result
     except RollbackInProgressError:
@@ -210,9 +402,31 @@ def save_state(
         ) from None
 
 
-def _save_locked(connection: BaseDatabaseWrapper, head: CurrentCommit) -> SaveResult:
+def _save_locked(
+    connection: BaseDatabaseWrapper, head: CurrentCommit, allow_unapplied: bool
+) -> SaveResult:
     database = connection.alias
     applied = applied_migrations(connection)
+    unapplied = unapplied_on_disk(applied)
+    if unapplied and not allow_unapplied:
+        raise UnappliedMigrationsError(
+            ngettext(
+                "Not saved: %(count)d migration on disk is not applied in database "
+                "'%(database)s' (%(names)s). Right after a rollback, deploy the release it "
+                "went back to; or run migrate to return to this one (--allow-unapplied saves "
+                "anyway).",
+                "Not saved: %(count)d migrations on disk are not applied in database "
+                "'%(database)s' (%(names)s). Right after a rollback, deploy the release it "
+                "went back to; or run migrate to return to this one (--allow-unapplied saves "
+                "anyway).",
+                len(unapplied),
+            )
+            % {
+                "count": len(unapplied),
+                "database": database,
+                "names": labels(unapplied[:5]) + (", ..." if len(unapplied) > 5 else ""),
+            }
+        )
     fields = {
         "tags": head.tag_list,
         "migrations": MigrationState.serialize_migrations(applied),
@@ -254,6 +468,8 @@ def _save_locked(connection: BaseDatabaseWrapper, head: CurrentCommit) -> SaveRe
         previous=previous,
         added=state.migration_set - before,
         removed=before - state.migration_set,
+        tag_warning=head.tag_warning,
+        unapplied=tuple(unapplied),
     )
 
 
@@ -265,6 +481,7 @@ class StateListing:
     states: list[MigrationState]
     head: CurrentCommit | None
     head_error: str | None = None
+    standing: Standing | None = None
 
 
 def list_states(
@@ -273,15 +490,17 @@ def list_states(
     database: str = DEFAULT_DB_ALIAS,
     commit: str | None = None,
 ) -> StateListing:
-    """Saved states, newest first, with the current commit when it is known."""
+    """Saved states, newest first, with the current commit when it is known and where the
+    database stands (the same sentence as --check and the admin)."""
     ready_connection(database)
     head, head_error = None, None
     try:
-        head = current_commit(repo_path=repo_path, commit=commit)
+        head = current_commit(repo_path=repo_path, commit=commit, option="--current-commit")
     except RollbackError as exc:
         head_error = str(exc)
+    view = overview(repo_path=repo_path, database=database, head=head, head_error=head_error)
     states = list(MigrationState.objects.using(database).order_by("-id"))
-    return StateListing(states, head, head_error)
+    return StateListing(states, head, head_error, view.standing)
 
 
 @dataclass(frozen=True)
@@ -302,6 +521,124 @@ class PastRollback:
     to_tags: list[str]
 
 
+StandingStatus = Literal[
+    "ok", "drifted", "not_latest", "rolled_back", "not_saved", "unknown_commit"
+]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where the database stands, in one sentence: what `--check`, `--list`, the admin's
+    status panel and the states list all say, in the same words.
+
+    status: "ok" (HEAD's state is the latest and matches what is applied); "drifted" (it is the
+    latest but the applied migrations differ); "not_latest" (a newer state exists: an older
+    release runs); "rolled_back" (a rollback left HEAD: deploy the release it went back to);
+    "not_saved" (HEAD was never saved, or nothing was); "unknown_commit"."""
+
+    status: StandingStatus
+    message: str
+    missing: frozenset[MigrationKey] = frozenset()  # in HEAD's state, not applied now
+    unexpected: frozenset[MigrationKey] = frozenset()  # applied now, not in HEAD's state
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def badge(self) -> str:
+        """The short word beside the commit in the admin."""
+        return {
+            "ok": _("saved"),
+            "drifted": _("drift"),
+            "not_latest": _("not the latest"),
+            "rolled_back": _("rolled back"),
+            "not_saved": _("not saved"),
+            "unknown_commit": _("unknown"),
+        }[self.status]
+
+
+def migrations_text(count: int) -> str:
+    return ngettext("%(count)d migration", "%(count)d migrations", count) % {"count": count}
+
+
+def _standing(view: DatabaseOverview) -> Standing:
+    database, head, state, latest = view.database, view.head, view.current, view.latest
+    if head is None:
+        return Standing("unknown_commit", view.head_error or _("The current commit is unknown."))
+    name = _("The current %(commit)s") % {"commit": head.described}
+    if state is None and view.rolled_back_by is not None:
+        log = view.rolled_back_by
+        return Standing(
+            "rolled_back",
+            _(
+                "%(name)s has no saved state in database '%(database)s': it was rolled back "
+                "to %(target)s (log entry %(log)s): deploy that release now, or run migrate "
+                "to return to this one."
+            )
+            % {
+                "name": name,
+                "database": database,
+                "target": describe_commit(log.to_commit, log.to_tags),
+                "log": log.log_id,
+            },
+        )
+    if state is None and latest is None:
+        return Standing(
+            "not_saved",
+            _(
+                "No migration state is saved in database '%(database)s' yet: run "
+                "save_migrations_state after migrate."
+            )
+            % {"database": database},
+        )
+    if state is None:
+        return Standing(
+            "not_saved",
+            _("%(name)s has no saved state in database '%(database)s': run save_migrations_state.")
+            % {"name": name, "database": database},
+        )
+    assert latest is not None
+    if latest.pk != state.pk:
+        return Standing(
+            "not_latest",
+            _(
+                "%(name)s is not the latest saved state in database '%(database)s' (the "
+                "latest is %(latest)s): an older release is running."
+            )
+            % {"name": name, "database": database, "latest": describe_state(latest)},
+        )
+    missing, unexpected = state.migration_set - view.applied, view.applied - state.migration_set
+    if missing or unexpected:
+        parts = [_("%(count)d saved but not applied") % {"count": len(missing)}] if missing else []
+        if unexpected:
+            parts.append(_("%(count)d applied but not saved") % {"count": len(unexpected)})
+        return Standing(
+            "drifted",
+            _(
+                "Database '%(database)s' no longer matches the saved state of %(name)s: "
+                "%(parts)s (e.g. %(example)s)."
+            )
+            % {
+                "database": database,
+                "name": head.described,
+                "parts": ", ".join(parts),
+                "example": labels(sorted(missing | unexpected)[:3]),
+            },
+            frozenset(missing),
+            frozenset(unexpected),
+        )
+    return Standing(
+        "ok",
+        _("OK: database '%(database)s' matches the saved state of %(name)s (%(migrations)s).")
+        % {
+            "database": database,
+            "name": head.described,
+            "migrations": migrations_text(len(view.applied)),
+        },
+    )
+
+
 @dataclass
 class DatabaseOverview:
     """Where the database stands: HEAD, its saved state, the latest state, and drift."""
@@ -314,6 +651,11 @@ class DatabaseOverview:
     applied: frozenset[MigrationKey]
     # When HEAD has no state because a rollback left it: that rollback.
     rolled_back_by: PastRollback | None = None
+
+    @property
+    def standing(self) -> Standing:
+        """The one sentence every skin shows (see Standing)."""
+        return _standing(self)
 
     @property
     def drifted(self) -> bool:
@@ -336,17 +678,22 @@ class DatabaseOverview:
 
 
 def overview(
-    *, repo_path: str | Path | None = None, database: str = DEFAULT_DB_ALIAS
+    *,
+    repo_path: str | Path | None = None,
+    database: str = DEFAULT_DB_ALIAS,
+    head: CurrentCommit | None = None,
+    head_error: str | None = None,
 ) -> DatabaseOverview:
     """Two queries: the latest state with HEAD's (and the rollback that left HEAD, when one
-    did), and the applied migrations. The admin changelist calls it on every page."""
+    did), and the applied migrations. The admin changelist calls it on every page.
+    `head` (or `head_error`): the current commit when the caller has asked already (a
+    command's flags)."""
     connection = ready_connection(database, check_tables=False)
-    head: CurrentCommit | None = None
-    head_error = None
-    try:  # flags are not there in the admin; the environment, settings or git tell
-        head = current_commit(repo_path=repo_path)
-    except RollbackError as exc:
-        head_error = str(exc)
+    if head is None and head_error is None:
+        try:  # flags are not there in the admin; the environment, settings or git tell
+            head = current_commit(repo_path=repo_path)
+        except RollbackError as exc:
+            head_error = str(exc)
     states = MigrationState.objects.using(database)
     latest_id = states.order_by("-id").values("id")[:1]
     wanted = Q(id=Subquery(latest_id))
@@ -401,16 +748,16 @@ def _last_rollback_from(commit: str, database: str) -> RollbackLog | None:
 # --- drift check ---------------------------------------------------------------------------
 
 
-# "ok"; "not_saved" (the current commit has no state); "not_latest" (a newer state exists:
-# an older image runs); "drifted" (the applied migrations differ from the state).
-DriftStatus = Literal["ok", "not_saved", "not_latest", "drifted"]
+# The statuses of --check: those of Standing (a commit --check cannot tell is a refusal).
+DriftStatus = StandingStatus
 
 
 @dataclass
 class DriftReport:
-    """Whether the database is what the current commit's saved state says it is."""
+    """Whether the database is what the current commit's saved state says it is: the
+    Standing of the database (status and message as the admin shows them) for --check."""
 
-    status: DriftStatus
+    status: StandingStatus
     message: str
     commit: str
     state: MigrationState | None = None
@@ -442,50 +789,18 @@ def check_drift(
     commit: str | None = None,
 ) -> DriftReport:
     """Compare the database with the saved state of the current commit. Never writes."""
-    connection = ready_connection(database)
-    head = current_commit(repo_path=repo_path, commit=commit)
-    states = MigrationState.objects.using(database)
-    state = states.filter(commit=head.sha).first()
-    latest = states.latest_state()
-    name = f'commit "{head.sha}" {head.tag_list}'
-    if state is None:
-        return DriftReport(
-            "not_saved",
-            f"{name} has no saved state in database '{database}': run save_migrations_state.",
-            head.sha,
-            latest=latest,
-        )
-    if latest is not None and latest.pk != state.pk:
-        return DriftReport(
-            "not_latest",
-            f"{name} is not the latest saved state in database '{database}' (the latest is "
-            f"{describe_state(latest)}).",
-            head.sha,
-            state,
-            latest,
-        )
-    applied = applied_migrations(connection)
-    missing, unexpected = state.migration_set - applied, applied - state.migration_set
-    if missing or unexpected:
-        parts = [f"{len(missing)} saved but not applied"] if missing else []
-        parts += [f"{len(unexpected)} applied but not saved"] if unexpected else []
-        example = labels(sorted(missing | unexpected)[:3])
-        return DriftReport(
-            "drifted",
-            f"Database '{database}' no longer matches the saved state of {name}: "
-            f"{', '.join(parts)} (e.g. {example}).",
-            head.sha,
-            state,
-            latest,
-            frozenset(missing),
-            frozenset(unexpected),
-        )
+    ready_connection(database)
+    head = current_commit(repo_path=repo_path, commit=commit, option="--current-commit")
+    view = overview(repo_path=repo_path, database=database, head=head)
+    standing = view.standing
     return DriftReport(
-        "ok",
-        f"OK: database '{database}' matches the saved state of {name} ({len(applied)} migrations).",
+        standing.status,
+        standing.message,
         head.sha,
-        state,
-        latest,
+        view.current,
+        view.latest,
+        standing.missing,
+        standing.unexpected,
     )
 
 
@@ -503,13 +818,14 @@ def plan_rollback(
     count_rows: bool = True,
     deployed_commit: str | None = None,
     archive: bool | None = None,
+    exact_counts: bool = False,
 ) -> RollbackPlan:
     """The plan from the saved state of the current commit to the chosen one (default: the
     previous one). `deployed_commit` names the current commit when git cannot (current_commit)."""
     if sum(x is not None for x in (tag, commit, state_id)) > 1:
         raise RollbackError("Choose one target: a tag or a commit, not both.")
     connection = ready_connection(database)
-    head = current_commit(repo_path=repo_path, commit=deployed_commit)
+    head = current_commit(repo_path=repo_path, commit=deployed_commit, option="--current-commit")
     repo = head.repo
     states = MigrationState.objects.using(database)
     current_state = states.filter(commit=head.sha).first()
@@ -517,14 +833,13 @@ def plan_rollback(
         rolled_back = _last_rollback_from(head.sha, database)
         if rolled_back is not None:
             raise StateNotSavedError(
-                f'The current commit "{head.sha}" {head.tag_list} was already rolled back to '
-                f'commit "{rolled_back.to_commit}" {rolled_back.to_tags} (log entry '
+                f"The current {head.described} was already rolled back to "
+                f"{describe_commit(rolled_back.to_commit, rolled_back.to_tags)} (log entry "
                 f"{rolled_back.pk}): deploy that release, or run migrate and "
                 "save_migrations_state to return to this one."
             )
         raise StateNotSavedError(
-            f'The current commit "{head.sha}" {head.tag_list} has no saved state: '
-            "run save_migrations_state first."
+            f"The current {head.described} has no saved state: run save_migrations_state first."
         )
     target = _resolve_target(
         current_state, repo, database, tag=tag, commit=commit, state_id=state_id
@@ -540,16 +855,32 @@ def plan_rollback(
             f"The target {describe_state(target)} was saved after the current "
             f"{describe_state(current_state)}: a rollback only goes back."
         )
-    known_squashes = [s.squashes for s in states.only("squashes") if s.squashes]
     return build_plan(
         connection,
         current_state,
         target,
-        known_squashes,
+        _known_squashes(database),
         with_sql=with_sql,
         count_rows=count_rows,
         archive=archiving_enabled(archive),
+        exact_counts=exact_counts,
     )
+
+
+def _nearest_tags(tag: str, states: QuerySet[MigrationState], repo: GitRepository | None) -> str:
+    """' Nearest known tags: ...' from the saved states and git, or the known ones when
+    none is close (a typo is the usual cause of an unknown tag)."""
+    known = {t for state in states.only("tags") for t in (state.tags or [])}
+    if repo is not None:
+        known |= set(repo.all_tags())
+    if not known:
+        return " No tag is known at all: roll back by commit (-c) instead."
+    nearest = difflib.get_close_matches(tag, sorted(known), n=3, cutoff=0.6)
+    if nearest:
+        return f" Nearest known tags: {', '.join(nearest)}."
+    listed = sorted(known, reverse=True)
+    more = ", ..." if len(listed) > 5 else ""
+    return f" Known tags: {', '.join(listed[:5])}{more}."
 
 
 def _resolve_target(
@@ -577,12 +908,13 @@ def _resolve_target(
             if tagged:  # the same tag stored on several states and git cannot say which
                 raise AmbiguousCommitError(
                     f'Tag "{tag}" is stored with several states: '
-                    + ", ".join(s.commit[:12] for s in tagged)
+                    + ", ".join(s.commit[: conf.CANDIDATE_LENGTH] for s in tagged)
                     + "; roll back by commit instead."
                 )
             elsewhere = "git has no such tag" if repo is not None else "there is no git to ask"
             raise UnknownReferenceError(
                 f'Unknown tag "{tag}": no saved state carries it and {elsewhere}.'
+                + _nearest_tags(tag, states, repo)
             )
         found = states.filter(commit=sha).first()
         if found is None:
@@ -596,7 +928,7 @@ def _resolve_target(
         if len(matches) > 1:
             raise AmbiguousCommitError(
                 f'Commit prefix "{prefix}" is ambiguous: it matches saved commits '
-                + ", ".join(s.commit[:12] for s in matches)
+                + ", ".join(s.commit[: conf.CANDIDATE_LENGTH] for s in matches)
                 + "; give more characters."
             )
         if matches:

@@ -158,6 +158,8 @@ class RollbackViewsMixin(StateModelAdmin):
                 messages.INFO,
             )
             return self._render_preview(request, state, plan, None, dry_run=log)
+        if "rehearse" in request.POST:
+            return self._rehearse(request, state, plan, user)
         try:
             result = services.execute(plan, user=user, source=RollbackLog.Source.ADMIN)
         except RollbackError as exc:  # refused (lock held, stale) or failed and undone
@@ -187,6 +189,59 @@ class RollbackViewsMixin(StateModelAdmin):
             self.message_user(request, result.audit_error, messages.WARNING)
         return HttpResponseRedirect(self._changelist_url(request))
 
+    def _rehearse(
+        self, request: HttpRequest, state: MigrationState, plan: RollbackPlan, user: str
+    ) -> HttpResponse:
+        """The whole plan for real in one transaction, rolled back: its step times become
+        the expected durations of the preview."""
+        if plan.blockers:
+            self.message_user(
+                request, _("This rollback would be refused; see why below."), messages.ERROR
+            )
+            return self._render_preview(request, state, plan, None)
+        try:
+            result = services.execute(
+                plan, user=user, source=RollbackLog.Source.ADMIN, rehearse=True
+            )
+        except RollbackError as exc:  # refused (backend, lock, stale) or a step failed
+            self.message_user(request, str(exc), messages.ERROR)
+            return self._render_preview(request, state, plan, None)
+        self.message_user(
+            request,
+            format_html(
+                '{} <a href="{}">{}</a>',
+                ngettext(
+                    "Rehearsal: %(count)d migration ran in %(seconds).2f s and was rolled "
+                    "back; nothing was changed.",
+                    "Rehearsal: %(count)d migrations ran in %(seconds).2f s and were rolled "
+                    "back; nothing was changed.",
+                    len(plan.steps),
+                )
+                % {"count": len(plan.steps), "seconds": result.seconds},
+                self._log_url(request, result.log),
+                _("Audit entry %(id)s") % {"id": result.log.pk},
+            ),
+            messages.SUCCESS,
+        )
+        return self._render_preview(request, state, plan, None, rehearsal=result.log)
+
+    def _last_rehearsal(self, plan: RollbackPlan) -> RollbackLog | None:
+        """The latest successful rehearsal of exactly this plan, if any."""
+        found = (
+            RollbackLog.objects.using(plan.database)
+            .filter(
+                status=RollbackLog.Status.REHEARSAL,
+                from_commit=plan.current.commit,
+                to_commit=plan.target.commit,
+                error="",
+            )
+            .order_by("-id")
+            .first()
+        )
+        if found is not None and (found.plan or {}).get("fingerprint") == plan.fingerprint:
+            return found
+        return None
+
     def _render_preview(
         self,
         request: HttpRequest,
@@ -194,12 +249,24 @@ class RollbackViewsMixin(StateModelAdmin):
         plan: RollbackPlan | None,
         error: str | None,
         dry_run: RollbackLog | None = None,
+        rehearsal: RollbackLog | None = None,
     ) -> HttpResponse:
         data_loss_lines = (
             {f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss} if plan else set()
         )
+        if plan is not None and rehearsal is None and plan.steps and not plan.is_noop:
+            rehearsal = self._last_rehearsal(plan)
+        step_seconds: dict[str, float] = (
+            (rehearsal.plan or {}).get("step_seconds", {}) if (rehearsal) else {}
+        )
         context = {
             **self.admin_site.each_context(request),
+            "rehearsal": rehearsal,
+            # (step, expected seconds from the rehearsal or None), in the order they run
+            "timed_steps": [(step, step_seconds.get(step.label)) for step in plan.steps]
+            if plan
+            else [],
+            "can_rehearse": bool(plan and plan.all_or_nothing),
             "title": _("Roll back to %(state)s") % {"state": state},
             "subtitle": None,
             "opts": self.opts,

@@ -87,6 +87,17 @@ class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
                     marks.append(('<span class="rollback-badge">{}</span>', (_("latest"),)))
             return format_html_join(" ", "{}", ((format_html(t, *a),) for t, a in marks))
 
+        current = overview.current if overview else None
+        # Irreversible migrations applied now, as the current state's save recorded them
+        # (MigrationState.readiness): no plan per row, no query.
+        recorded = ((current.readiness or {}).get("irreversible_applied", [])) if current else []
+
+        def irreversible_in_the_way(obj: MigrationState) -> list[str]:
+            if current is None or obj.pk >= current.pk:
+                return []
+            have = {f"{app}.{name}" for app, name in obj.migrations}
+            return [entry["migration"] for entry in recorded if entry["migration"] not in have]
+
         @admin.display(description=_("rolling back to it"))
         def undo(obj: MigrationState) -> str:
             if overview is None:
@@ -104,12 +115,22 @@ class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
                 )
             if not summary.migrations:
                 return format_html('<span class="rollback-quiet">{}</span>', _("nothing to undo"))
-            return (
+            text = (
                 ngettext("−%(count)d migration", "−%(count)d migrations", summary.migrations)
                 % {"count": summary.migrations}
                 + " "
                 + ngettext("in %(apps)d app", "in %(apps)d apps", summary.apps)
                 % {"apps": summary.apps}
+            )
+            blocking = irreversible_in_the_way(obj)
+            if not blocking:
+                return text
+            return format_html(
+                '{} <span class="rollback-badge rollback-drift rollback-irreversible" '
+                'title="{}">{}</span>',
+                text,
+                _("Recorded when the current state was saved (rollback readiness)."),
+                _("cannot: irreversible %(migrations)s") % {"migrations": ", ".join(blocking)},
             )
 
         return [

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.utils.translation import ngettext
 
 from ... import conf, services
+from ...exceptions import RollbackError
 from ...planning import label
 from ..base import RollbackBaseCommand
 
@@ -37,8 +40,21 @@ class Command(RollbackBaseCommand):
             action="append",
             dest="tags",
             metavar="TAG",
-            help=f"A tag of that commit; repeat for several (default: ${conf.TAGS_ENV}, "
-            "DJANGO_ROLLBACK['TAGS'], then git).",
+            help="A tag of that commit, added to git's tags of it; repeat for several "
+            f"(default: ${conf.TAGS_ENV}, DJANGO_ROLLBACK['TAGS'], which replace git's; then "
+            "git's).",
+        )
+        parser.add_argument(
+            "--replace-tags",
+            action="store_true",
+            help="Save only the --tag values, instead of adding them to git's tags.",
+        )
+        parser.add_argument(
+            "--allow-unapplied",
+            action="store_true",
+            help="Save even though migration files on disk are not applied (normally refused: "
+            "right after a rollback it would record the older migrations under the newer "
+            "commit).",
         )
         parser.add_argument(
             "--json", action="store_true", help="Print one JSON document on stdout."
@@ -51,26 +67,59 @@ class Command(RollbackBaseCommand):
             help="How long to wait for a running rollback before giving up "
             f"(default: {services.SAVE_WAIT_SECONDS:g}).",
         )
+        parser.add_argument(
+            "--require-rollback",
+            action="store_true",
+            help="Exit 2 when a rollback to the previous state would be impossible (the state "
+            "is saved all the same): a gate for deploy pipelines.",
+        )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print one JSON document on stdout: the save and its rollback readiness.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         wait = self.wait_seconds(options)
+        if options["replace_tags"] and not options["tags"]:
+            raise RollbackError("--replace-tags needs the tags to save: give --tag TAG.")
         result = services.save_state(
             repo_path=options["path"],
             database=options["database"],
             commit=options["commit"],
             tags=options["tags"],
             wait=wait,
+            replace_tags=options["replace_tags"],
+            allow_unapplied=options["allow_unapplied"],
+            on_wait=lambda: self.waiting_for_lock(options["database"], wait),
         )
         state = services.describe_state(result.state)
+        if result.tag_warning:
+            self.warn(f"Warning: {result.tag_warning}")
+        if result.unapplied:
+            self.warn(
+                "Warning: saved although "
+                + ngettext(
+                    "%(count)d migration on disk is not applied (--allow-unapplied).",
+                    "%(count)d migrations on disk are not applied (--allow-unapplied).",
+                    len(result.unapplied),
+                )
+                % {"count": len(result.unapplied)}
+            )
+        if self.verbosity >= 2:
+            self._say_applied(result)
         if result.created:
-            self.say(f"State successfully created for {state}.", style=self.style.SUCCESS)
+            self.say(
+                f"State successfully created for {state}.", style=self.style.SUCCESS, verbosity=0
+            )
         elif result.updated:
             self.say(
                 f"State updated for {state}: the applied migrations changed since it was saved.",
                 style=self.style.SUCCESS,
+                verbosity=0,
             )
         else:
-            self.say(f"State for {state} was already saved.")
+            self.say(f"State for {state} was already saved.", verbosity=0)
         if result.tags_changed and not result.created:
             self.say(f"Tags of {state} refreshed.")
         if not result.is_latest:
@@ -91,22 +140,47 @@ class Command(RollbackBaseCommand):
             self.say(f"Data = {data}", logging.DEBUG)
         if options["log_diff"]:
             self._say_diff(result)
+        readiness = result.readiness
+        document = self._document(result)
+        if readiness is not None and readiness.possible:
+            self.say(readiness.message)
+        elif readiness is not None and options["require_rollback"]:
+            # The state is saved; the deploy gate fails with the reason as its one line.
+            reason = readiness.message.removeprefix("Warning: a ")
+            self.fail(f"A {reason} (--require-rollback)", 2, document)
+        elif readiness is not None:
+            self.warn(readiness.message)
         if self.json_mode:
-            restorable = result.restorable
-            self.emit_json(
+            self.emit_json({"ok": True, **document})
+
+    def _document(self, result: services.SaveResult) -> dict[str, Any]:
+        """The JSON document of a save (schema: docs/json.md)."""
+        state = result.state
+        return {
+            "command": "save",
+            "state": {
+                "id": state.pk,
+                "commit": state.commit,
+                "tags": list(state.tags),
+                "saved_at": state.saved_at.isoformat(),
+                "migrations": len(state.migrations),
+            },
+            "created": result.created,
+            "updated": result.updated,
+            "is_latest": result.is_latest,
+            "previous": (
                 {
-                    "ok": True,
-                    "command": "save",
-                    "state_id": result.state.pk,
-                    "commit": result.state.commit,
-                    "tags": list(result.state.tags),
-                    "created": result.created,
-                    "updated": result.updated,
-                    "latest": result.is_latest,
-                    # The log entry whose archive restore_rollback_archive can restore now.
-                    "restorable_archive": restorable.pk if restorable else None,
+                    "id": result.previous.pk,
+                    "commit": result.previous.commit,
+                    "tags": list(result.previous.tags),
                 }
-            )
+                if result.previous
+                else None
+            ),
+            "readiness": result.readiness.as_dict() if result.readiness else None,
+            # The log entry whose archive restore_rollback_archive can restore now.
+            "restorable_archive": result.restorable.pk if result.restorable else None,
+        }
 
     def _say_diff(self, result: services.SaveResult) -> None:
         if result.previous is None:
@@ -126,3 +200,10 @@ class Command(RollbackBaseCommand):
             self.say(f"  + {label(key)}")
         for key in sorted(result.removed):
             self.say(f"  - {label(key)}")
+
+    def _say_applied(self, result: services.SaveResult) -> None:
+        """-v 2: the full applied set, app by app."""
+        applied = sorted(result.state.migration_set)
+        self.say(f"Applied ({services.migrations_text(len(applied))}):", verbosity=2)
+        for app, names in itertools.groupby(applied, key=lambda key: key[0]):
+            self.say(f"  {app}: {', '.join(name for _app, name in names)}", verbosity=2)

@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     # On its own branch this depended on 0001_initial; after merging main (which added 0002)
     # it follows 0002 so that the app has one leaf.
-    dependencies = [("django_rollback", "0002_upgrade_from_0_4_0")]
+    dependencies = [("django_rollback", "0004_readiness")]
 
     operations = [
         migrations.AddField(
