@@ -13,9 +13,9 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -23,6 +23,7 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.translation import ngettext
 
+from .conf import get_setting
 from .exceptions import (
     PlanRefusedError,
     RollbackError,
@@ -33,7 +34,13 @@ from .exceptions import (
     Terminated,
     first_line,
 )
-from .locks import rollback_lock
+from .lock_waits import (
+    WriteCounter,
+    blocked_reason,
+    is_lock_timeout,
+    lock_timeout as lock_timeout_set,
+)
+from .locks import hold_transaction_lock, lock_scope, rollback_lock
 from .models import MigrationState, RollbackLog, describe_commit
 from .planning import PlanStep, RollbackPlan, labels
 from .snapshot import applied_migrations
@@ -46,11 +53,14 @@ def describe_state(state: MigrationState) -> str:
 
 @dataclass(frozen=True)
 class StepEvent:
-    """Progress of a running rollback: `started` then `finished` (with seconds) per step."""
+    """Progress of a running rollback: `started` then `finished` (with seconds) per step;
+    `waiting` (seconds: the pause, message: who holds the table) when an attempt could not
+    lock a table in time and the rollback will start over."""
 
-    kind: Literal["started", "finished"]
+    kind: Literal["started", "finished", "waiting"]
     step: PlanStep
     seconds: float = 0.0
+    message: str = ""
 
 
 @dataclass
@@ -112,8 +122,16 @@ def execute(
     progress: Callable[[StepEvent], None] | None = None,
     wait: float = 0.0,
     on_wait: Callable[[], None] | None = None,
+    lock_timeout: float | None = None,
+    retries: int | None = None,
+    retry_delay: float | None = None,
 ) -> RollbackResult:
     """Run the plan under the rollback lock; all or nothing where the backend allows it.
+
+    Each attempt waits at most `lock_timeout` seconds for a table lock (default: the
+    LOCK_TIMEOUT setting; 0: no limit). When that runs out and the attempt changed nothing,
+    it is abandoned and tried again up to `retries` times (LOCK_RETRIES), after a pause of
+    `retry_delay` seconds (LOCK_RETRY_DELAY) doubled each time.
 
     Ctrl-C (KeyboardInterrupt) or SIGTERM (Terminated) while it runs: the log entry is
     marked interrupted at once and RollbackInterruptedError says what was changed."""
@@ -122,77 +140,143 @@ def execute(
     if plan.is_noop:
         raise RollbackError(f"Nothing to do: {describe_state(plan.target)} is the current state.")
     assert plan.context is not None, "plans are made by plan_rollback()"
+    timeout = float(get_setting("LOCK_TIMEOUT") if lock_timeout is None else lock_timeout)
+    tries = 1 + int(get_setting("LOCK_RETRIES") if retries is None else retries)
+    delay = float(get_setting("LOCK_RETRY_DELAY") if retry_delay is None else retry_delay)
+    if timeout < 0 or tries < 1 or delay < 0:
+        raise RollbackError("The lock timeout, the retries and their delay cannot be negative.")
     connection = connections[plan.database]
-    states = MigrationState.objects.using(plan.database)
-    with rollback_lock(connection, wait, on_wait=on_wait):
-        if applied_migrations(connection) != plan.applied_before:
-            raise StalePlanError(
-                "The applied migrations changed since this plan was made: preview it again."
-            )
-        if states.filter(pk__in=[plan.current.pk, plan.target.pk]).count() != 2:
-            raise StalePlanError("The saved states changed since this plan was made.")
-        close_stale_running(plan.database)
-        newer = states.newer_than(plan.target)
-        pruned = [
-            {
-                "commit": s.commit,
-                "tags": s.tags,
-                "saved_at": s.saved_at.isoformat(),
-                "migrations": s.migrations,
-            }
-            for s in newer
-        ]
-        log = _log_row(plan, RollbackLog.Status.RUNNING, user=user or current_user(), source=source)
-        log.pruned_states = pruned
-        log.save(using=plan.database)
-        output: list[str] = []
+    in_transaction = lock_scope(connection) == "transaction"
+    if in_transaction and not plan.all_or_nothing:
+        raise PlanRefusedError(
+            "This plan cannot run in one transaction, and the rollback lock is held by the "
+            "rollback's transaction (LOCK_SCOPE, for PgBouncer in transaction-pooling mode): "
+            'run it over a direct connection to PostgreSQL with LOCK_SCOPE "session".'
+        )
+    log = _log_row(plan, RollbackLog.Status.RUNNING, user=user or current_user(), source=source)
+    output: list[str] = []
+    running: list[PlanStep] = []
+    committed = False
+    session_lock = rollback_lock(connection, wait, on_wait=on_wait)
+    with nullcontext() if in_transaction else session_lock:
+        if not in_transaction:
+            newer, pruned = _prepare(plan, log)
         started = time.perf_counter()
-        running: list[PlanStep] = []
-        committed = False
-        try:
-            with _all_or_nothing(connection, plan.all_or_nothing):
-                _run_steps(plan, connection, output, running, progress)
-                actual = applied_migrations(connection)
-                if actual != plan.expected_after:
-                    raise RollbackFailedError(
-                        "after the plan the applied migrations are not the expected ones "
-                        f"(unexpected: {labels(actual - plan.expected_after) or '-'}; "
-                        f"missing: {labels(plan.expected_after - actual) or '-'})"
+        for attempt in range(1, tries + 1):
+            running = []
+            writes = WriteCounter()
+            try:
+                with (
+                    connection.execute_wrapper(writes),
+                    _all_or_nothing(connection, plan.all_or_nothing),
+                    lock_timeout_set(connection, timeout, in_transaction=plan.all_or_nothing),
+                ):
+                    if in_transaction:
+                        hold_transaction_lock(connection, wait)
+                        newer, pruned = _prepare(plan, log)
+                    _run_steps(plan, connection, output, running, progress)
+                    actual = applied_migrations(connection)
+                    if actual != plan.expected_after:
+                        raise RollbackFailedError(
+                            "after the plan the applied migrations are not the expected ones "
+                            f"(unexpected: {labels(actual - plan.expected_after) or '-'}; "
+                            f"missing: {labels(plan.expected_after - actual) or '-'})"
+                        )
+                    newer.delete()
+                    # The outcome commits with the rollback: a process killed right after the
+                    # commit still leaves a log row that says it succeeded. A failure to write
+                    # it must not undo the rollback, hence the savepoint in _finish().
+                    commit_audit_error = _finish(
+                        log, RollbackLog.Status.SUCCEEDED, output, time.perf_counter() - started
                     )
-                newer.delete()
-                # The outcome commits with the rollback: a process killed right after the
-                # commit still leaves a log row that says it succeeded. A failure to write it
-                # must not undo the rollback, hence the savepoint in _finish().
-                commit_audit_error = _finish(
-                    log, RollbackLog.Status.SUCCEEDED, output, time.perf_counter() - started
-                )
-            committed = True
-        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the commands' handler
-            raise _interrupted(plan, log, output, running, committed, exc) from None
-        except Exception as exc:
-            seconds = time.perf_counter() - started
-            where = f" at {running[-1].label}" if running else ""
-            if plan.all_or_nothing:
-                outcome = "the database is unchanged (the plan ran in one transaction)"
-            else:
-                done = [line for line in output if line.endswith("OK")]
-                outcome = (
-                    ngettext(
-                        "%(count)d step before it stays unapplied",
-                        "%(count)d steps before it stay unapplied",
-                        len(done),
+                committed = True
+                break
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the commands' handler
+                raise _interrupted(plan, log, output, running, committed, exc) from None
+            except Exception as exc:
+                if in_transaction:
+                    # The row went with the transaction: a refusal leaves no trace, a
+                    # failure is written anew below.
+                    log.pk, log._state.adding = None, True
+                    if isinstance(exc, RollbackError) and not running:
+                        raise
+                unchanged = plan.all_or_nothing or writes.count == 0
+                if not (is_lock_timeout(exc) and unchanged):
+                    message = _failure(plan, exc, running, output)
+                else:
+                    step = running[-1] if running else None
+                    tables = [lock.table for lock in step.locks] if step else []
+                    reason = blocked_reason(connection, tables, timeout)
+                    if attempt < tries:
+                        pause = min(delay * 2 ** (attempt - 1), MAX_RETRY_DELAY)
+                        line = (
+                            f"Attempt {attempt} of {tries}: {reason}; trying again in {pause:g}s."
+                        )
+                        output.append(line)
+                        if progress and step:
+                            progress(StepEvent("waiting", step, pause, line))
+                        time.sleep(pause)
+                        continue
+                    message = (
+                        f"Rollback gave up after {tries} attempt{'s' if tries != 1 else ''}: "
+                        f"{reason}; the database is unchanged."
                     )
-                    % {"count": len(done)}
-                    + "; saved states unchanged"
-                )
-            message = f"Rollback failed{where}: {first_line(first_error(exc))}; {outcome}."
-            _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
-            raise RollbackFailedError(message) from exc
+                seconds = time.perf_counter() - started
+                _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
+                raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started
         audit_error = _finish(log, RollbackLog.Status.SUCCEEDED, output, seconds)
         if audit_error and not commit_audit_error:
             audit_error = None  # only the final duration is missing; the outcome is saved
     return RollbackResult(plan, log, pruned, seconds, audit_error, output)
+
+
+MAX_RETRY_DELAY = 30.0
+
+
+def _prepare(plan: RollbackPlan, log: RollbackLog) -> tuple[Any, list[dict[str, object]]]:
+    """Holding the rollback lock: refuse a stale plan, close the rows of dead rollbacks, and
+    save this one's row as running. Returns the newer states and what they held."""
+    connection = connections[plan.database]
+    states = MigrationState.objects.using(plan.database)
+    if applied_migrations(connection) != plan.applied_before:
+        raise StalePlanError(
+            "The applied migrations changed since this plan was made: preview it again."
+        )
+    if states.filter(pk__in=[plan.current.pk, plan.target.pk]).count() != 2:
+        raise StalePlanError("The saved states changed since this plan was made.")
+    close_stale_running(plan.database)
+    newer = states.newer_than(plan.target)
+    pruned: list[dict[str, object]] = [
+        {
+            "commit": s.commit,
+            "tags": s.tags,
+            "saved_at": s.saved_at.isoformat(),
+            "migrations": s.migrations,
+        }
+        for s in newer
+    ]
+    log.pruned_states = pruned
+    log.save(using=plan.database)
+    return newer, pruned
+
+
+def _failure(plan: RollbackPlan, exc: Exception, running: list[PlanStep], output: list[str]) -> str:
+    where = f" at {running[-1].label}" if running else ""
+    if plan.all_or_nothing:
+        outcome = "the database is unchanged (the plan ran in one transaction)"
+    else:
+        done = [line for line in output if line.endswith("OK")]
+        outcome = (
+            ngettext(
+                "%(count)d step before it stays unapplied",
+                "%(count)d steps before it stay unapplied",
+                len(done),
+            )
+            % {"count": len(done)}
+            + "; saved states unchanged"
+        )
+    return f"Rollback failed{where}: {first_line(first_error(exc))}; {outcome}."
 
 
 def first_error(exc: BaseException) -> BaseException:
@@ -317,12 +401,11 @@ def _finish(
     """Close the audit row; a failure here must not hide what the rollback did."""
     log.status, log.output, log.error = status, "\n".join(output), error
     log.duration, log.finished_at = round(seconds, 3), timezone.now()
+    database = log._state.db or log.database
+    fields = ["status", "output", "error", "duration", "finished_at"]
     try:
-        with transaction.atomic(using=log._state.db):  # a savepoint inside the rollback's
-            log.save(
-                using=log._state.db,
-                update_fields=["status", "output", "error", "duration", "finished_at"],
-            )
+        with transaction.atomic(using=database):  # a savepoint inside the rollback's
+            log.save(using=database, update_fields=None if log._state.adding else fields)
     except DatabaseError as exc:
         return f"The rollback log entry {log.pk} could not be updated: {first_line(exc)}"
     return None

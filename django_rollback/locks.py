@@ -15,7 +15,8 @@ from typing import IO
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .exceptions import RollbackInProgressError
+from .conf import get_setting
+from .exceptions import RollbackError, RollbackInProgressError
 
 # Advisory lock key for PostgreSQL, and lock name for MySQL/MariaDB.
 LOCK_KEY = int.from_bytes(b"djrollbk", "big")
@@ -54,10 +55,7 @@ def rollback_lock(
     waiting = False
     while not acquire():
         if time.monotonic() >= deadline:
-            raise RollbackInProgressError(
-                f"Another rollback is running on database '{connection.alias}'; "
-                "try again when it has finished."
-            )
+            raise _in_progress(connection)
         if not waiting and on_wait is not None:
             on_wait()
         waiting = True
@@ -66,6 +64,47 @@ def rollback_lock(
         yield
     finally:
         release()
+
+
+def lock_scope(connection: BaseDatabaseWrapper) -> str:
+    """ "session" or "transaction": who holds the rollback lock on PostgreSQL (LOCK_SCOPE).
+
+    Behind PgBouncer in transaction-pooling mode a session lock is taken on whichever server
+    connection ran that statement, and later statements may run on another one: the lock
+    would stay behind in the pool. A transaction-scoped lock lives exactly as long as the
+    rollback's transaction, which PgBouncer keeps on one server connection."""
+    if connection.vendor != "postgresql":
+        return "session"
+    scope = str(get_setting("LOCK_SCOPE"))
+    if scope == "auto":
+        pooled = connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
+        return "transaction" if pooled else "session"
+    if scope not in ("session", "transaction"):
+        raise RollbackError(
+            f'DJANGO_ROLLBACK["LOCK_SCOPE"] is "{scope}": use "auto", "session" or "transaction".'
+        )
+    return scope
+
+
+def hold_transaction_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) -> None:
+    """Take the rollback lock for the rest of the current transaction (PostgreSQL); refuse
+    at once, or after `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
+            if cursor.fetchone()[0]:
+                return
+        if time.monotonic() >= deadline:
+            raise _in_progress(connection)
+        time.sleep(POLL_SECONDS)
+
+
+def _in_progress(connection: BaseDatabaseWrapper) -> RollbackInProgressError:
+    return RollbackInProgressError(
+        f"Another rollback is running on database '{connection.alias}'; "
+        "try again when it has finished."
+    )
 
 
 def mysql_lock_name(database_name: str) -> str:

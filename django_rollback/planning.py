@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError, router, transaction
+from django.db import router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import truncate_name
 from django.db.migrations import operations as ops
@@ -38,15 +38,15 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 from django.db.migrations.operations.fields import FieldOperation
 from django.db.migrations.operations.models import IndexOperation, ModelOperation
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ModelState, ProjectState
-from django.db.migrations.utils import (  # type: ignore[attr-defined]  # (stubs: elsewhere)
-    resolve_relation,
-)
-from django.db.models import Field, Model
 from django.utils.translation import gettext, ngettext
 
+from .conf import get_setting
 from .exceptions import PlanRefusedError
+from .lazy_state import LazyProjectState, ModelKey, field_targets, references
 from .models import MigrationKey, MigrationState
+from .radius import Sizer, StepLocks, TableLock, TableSize, undo_locks
 from .snapshot import SquashMap, applied_migrations, parse_squashes, squashes_on_disk, with_squashes
 
 
@@ -65,6 +65,7 @@ class DataLoss:
     table: str
     column: str | None = None  # None: the whole table
     rows: int | None = None  # rows of the table, or non-null values of the column
+    estimated: bool = False  # rows is the catalog's estimate ("≈"), not a count
 
     def describe(self) -> str:
         if self.column is None:
@@ -82,7 +83,7 @@ class DataLoss:
                 if self.rows is not None
                 else gettext("unknown number of non-null values")
             )
-        return f"{what} ({count})"
+        return f"{what} ({'≈ ' if self.estimated else ''}{count})"
 
 
 @dataclass
@@ -94,6 +95,7 @@ class PlanStep:
     irreversible: list[str] = field(default_factory=list)
     data_loss: list[DataLoss] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    locks: list[TableLock] = field(default_factory=list)  # the blast radius (radius.py)
 
     @property
     def key(self) -> MigrationKey:
@@ -110,9 +112,11 @@ class PlanStep:
             "atomic": self.atomic,
             "irreversible": self.irreversible,
             "data_loss": [
-                {"table": d.table, "column": d.column, "rows": d.rows} for d in self.data_loss
+                {"table": d.table, "column": d.column, "rows": d.rows, "estimated": d.estimated}
+                for d in self.data_loss
             ],
             "notes": self.notes,
+            "locks": [lock.as_dict() for lock in self.locks],
         }
 
 
@@ -167,6 +171,8 @@ class RollbackPlan:
     # Replaced migrations a step must also mark unapplied (squashes known from saved states).
     extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]] = field(default_factory=dict)
     sql: list[str] | None = None
+    # Size of every table a step locks (measured with the preview's counts).
+    tables: dict[str, TableSize] = field(default_factory=dict)
     context: ExecutionContext | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -181,6 +187,13 @@ class RollbackPlan:
     @property
     def data_loss(self) -> list[tuple[PlanStep, DataLoss]]:
         return [(step, loss) for step in self.steps for loss in step.data_loss]
+
+    @property
+    def blast_radius(self) -> list[tuple[PlanStep, TableLock, TableSize | None]]:
+        """Every table each step locks, with the lock and the table's size."""
+        return [
+            (step, lock, self.tables.get(lock.table)) for step in self.steps for lock in step.locks
+        ]
 
     @property
     def fingerprint(self) -> str:
@@ -206,6 +219,7 @@ class RollbackPlan:
             "steps": [s.as_dict() for s in self.steps],
             "warnings": self.warnings,
             "blockers": self.blockers,
+            "tables": {name: size.as_dict() for name, size in sorted(self.tables.items())},
         }
 
 
@@ -217,8 +231,11 @@ def build_plan(
     *,
     with_sql: bool = False,
     count_rows: bool = True,
+    exact_counts: bool = False,
 ) -> RollbackPlan:
-    """Everything needed to preview and run the rollback from `current` to `target`."""
+    """Everything needed to preview and run the rollback from `current` to `target`.
+    With count_rows, the blast radius and data loss are measured (estimated above the
+    ESTIMATE_ROWS_ABOVE setting unless exact_counts)."""
     executor = _load_executor(connection)
     recorded = applied_migrations(connection)
     squashes = parse_squashes(*known_squashes, squashes_on_disk(executor.loader))
@@ -236,8 +253,9 @@ def build_plan(
 
     all_or_nothing = connection.features.can_rollback_ddl and all(m.atomic for m in ordered)
     context = ExecutionContext(executor, full_plan, sets.applied_nodes, ordered)
+    tables: dict[str, TableSize] = {}
     if count_rows and steps:
-        _measure_data_loss(connection, context, steps)
+        tables = _measure(connection, context, steps, exact=exact_counts)
 
     plan = RollbackPlan(
         database=connection.alias,
@@ -254,6 +272,7 @@ def build_plan(
         applied_before=recorded,
         expected_after=sets.expected_after,
         extra_unrecords=sets.extra_unrecords,
+        tables=tables,
         context=context,
     )
     plan.warnings = _warnings(plan, connection, ordered, recorded)
@@ -262,9 +281,39 @@ def build_plan(
     return plan
 
 
+class GraphLoader(MigrationLoader):
+    """Django's MigrationLoader, with the first and latest migration of each app looked up
+    once per graph. Django looks them up for every dependency on `__first__`, and
+    `swappable_dependency(settings.AUTH_USER_MODEL)` is one: with thousands of migrations
+    that each depend on the user model, its loader spends seconds scanning every node of the
+    graph again for each of them. While the graph is built, an app's first and latest
+    migrations depend only on the edges inside the app, all added before the dependencies
+    between apps are resolved, so one lookup per app gives the same graph."""
+
+    def build_graph(self) -> None:
+        self._ends: dict[tuple[str, str], Any] = {}
+        super().build_graph()
+
+    def check_key(self, key: tuple[str, str], current_app: str) -> Any:
+        if key[1] not in ("__first__", "__latest__") or key[0] == current_app:
+            return super().check_key(key, current_app)
+        if key not in self._ends:
+            self._ends[key] = super().check_key(key, current_app)
+        return self._ends[key]
+
+
+class _Executor(MigrationExecutor):
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        # MigrationExecutor.__init__, with GraphLoader.
+        self.connection = connection
+        self.loader = GraphLoader(connection)
+        self.recorder = MigrationRecorder(connection)
+        self.progress_callback = None
+
+
 def _load_executor(connection: BaseDatabaseWrapper) -> MigrationExecutor:
     try:
-        return MigrationExecutor(connection)
+        return _Executor(connection)
     except (NodeNotFoundError, BadMigrationError) as exc:
         raise PlanRefusedError(f"Cannot load the migration files: {exc}") from None
 
@@ -410,6 +459,14 @@ def _describe_step(migration: Migration) -> PlanStep:
             step.notes.append(f"re-creates {operation.name} empty; its old rows are not restored")
     if not migration.atomic:
         step.notes.append("not atomic: runs outside a transaction")
+    foreign = sorted(
+        {type(op).__name__ for op in migration.operations if _models_of(step.app, op) is None}
+    )
+    if foreign:
+        step.notes.append(
+            f"{', '.join(foreign)}: not one of Django's operations, so this step gets the "
+            "whole project state rendered, as in Django"
+        )
     return step
 
 
@@ -423,10 +480,14 @@ def _states_before(
     backwards run does, and keep what each step needs. Django renders the state at the
     first step and then mutates the rendered state, which re-renders every related model
     at every later migration: with thousands of migrations and a model that everything
-    points at (the user model), that walk is most of the time of a rollback."""
+    points at (the user model), that walk is most of the time of a rollback.
+
+    Data steps keep the whole state, shared with the walk rather than copied: from then on
+    the walk clones a model state before a migration changes it (copy on write)."""
     remaining = {(m.app_label, m.name) for m in wanted}
     states: dict[MigrationKey, ProjectState] = {}
     state = ProjectState(real_apps=loader.unmigrated_apps)
+    owned: set[ModelKey] | None = None  # model states not shared with a kept state; None: all
     for migration, _ in full_plan:
         if not remaining:
             break
@@ -436,19 +497,45 @@ def _states_before(
         if key in remaining:
             remaining.discard(key)
             states[key] = _state_for_step(state, migration)
+            if isinstance(states[key], LazyProjectState):
+                owned = set()
+        if owned is not None:
+            changed = _changed_models(migration)
+            if changed is None:  # RenameModel or an unknown operation: may change any model
+                changed = set(state.models)
+            for model_key in changed - owned:
+                if model_key in state.models:
+                    state.models[model_key] = state.models[model_key].clone()
+            owned |= changed
         migration.mutate_state(state, preserve=False)
     return states
 
 
-ModelKey = tuple[str, str]  # (app_label, model_name in lower case)
+def _changed_models(migration: Migration) -> set[ModelKey] | None:
+    """The model states that the migration's operations change in place; None: any."""
+    changed: set[ModelKey] = set()
+    for operation in migration.operations:
+        if isinstance(operation, ops.RenameModel):
+            return None  # also repoints the fields of every model pointing at it
+        models = _models_of(migration.app_label, operation)
+        if models is None:
+            return None
+        changed |= models[0]
+    return changed
+
+
+def _has_code(operations: Sequence[ops.base.Operation]) -> bool:
+    return any(isinstance(operation, ops.RunPython) for operation in _flatten(operations))
 
 
 def _state_for_step(state: ProjectState, migration: Migration) -> ProjectState:
     """A copy of `state` with what unapplying `migration` can touch: the models its
     operations change, the models that point at those, and everything these point at or
     inherit from (rendering needs the targets of every relation). Rendering a few models
-    instead of the whole project is what makes each step cheap. Code (RunPython, RunSQL)
-    and operations from outside Django may look at any model: they get the whole state."""
+    instead of the whole project is what makes each step cheap. RunSQL needs no model.
+    RunPython code may ask for any model: it gets the whole state with a registry that
+    renders a model when the code asks for it (LazyProjectState). Operations from outside
+    Django may do anything: they get the whole state, rendered in full as in Django."""
     changed: set[ModelKey] = set()
     needed: set[ModelKey] = set()
     for operation in migration.operations:
@@ -457,19 +544,25 @@ def _state_for_step(state: ProjectState, migration: Migration) -> ProjectState:
             return state.clone()
         changed |= models[0]
         needed |= models[1]
+    if _has_code(migration.operations):
+        return LazyProjectState(
+            dict(state.models),
+            state.real_apps,
+            None if _changed_models(migration) is None else changed,
+        )
     # Models pointing at a changed one (their foreign keys may be altered with it); not
     # those pointing at a mere target, or every step would need everything that points
     # at the user model.
     needed |= changed
     for key, model in state.models.items():
-        if key not in needed and _references(key, model) & changed:
+        if key not in needed and references(key, model) & changed:
             needed.add(key)
     frontier = list(needed)
     while frontier:
         model = state.models.get(frontier.pop())
         if model is None:
             continue
-        for target in _references((model.app_label, model.name_lower), model) - needed:
+        for target in references((model.app_label, model.name_lower), model) - needed:
             needed.add(target)
             frontier.append(target)
     return ProjectState(
@@ -481,14 +574,30 @@ def _state_for_step(state: ProjectState, migration: Migration) -> ProjectState:
 def _models_of(
     app: str, operation: ops.base.Operation
 ) -> tuple[set[ModelKey], set[ModelKey]] | None:
-    """The models a schema operation of Django's changes, and the models that the fields it
-    adds point at; None when it is not one of those operations."""
+    """The models an operation of Django's changes, and the models that the fields it
+    adds point at; None when it is not one of Django's operations. Data operations
+    change no model (RunSQL: unless its state_operations do)."""
     if not type(operation).__module__.startswith("django.db.migrations.operations."):
         return None
+    if isinstance(operation, ops.RunPython):
+        return set(), set()
+    if isinstance(operation, (ops.RunSQL, ops.SeparateDatabaseAndState)):
+        inner = list(operation.state_operations)
+        if isinstance(operation, ops.SeparateDatabaseAndState):
+            inner += operation.database_operations
+        changed: set[ModelKey] = set()
+        needed: set[ModelKey] = set()
+        for each in inner:
+            models = _models_of(app, each)
+            if models is None:
+                return None
+            changed |= models[0]
+            needed |= models[1]
+        return changed, needed
     if isinstance(operation, ops.CreateModel):
         key = (app, operation.name_lower)
         fields = [f for _, f in operation.fields]
-        return {key}, _field_targets(key, fields, operation.bases or ())
+        return {key}, field_targets(key, fields, operation.bases or ())
     if isinstance(operation, ops.RenameModel):
         return {(app, operation.old_name_lower), (app, operation.new_name_lower)}, set()
     if isinstance(operation, ModelOperation):
@@ -496,50 +605,39 @@ def _models_of(
     if isinstance(operation, FieldOperation):
         key = (app, operation.model_name_lower)
         added = getattr(operation, "field", None)
-        return {key}, _field_targets(key, [added]) if added is not None else set()
+        return {key}, field_targets(key, [added]) if added is not None else set()
     if isinstance(operation, IndexOperation):  # indexes and constraints
         return {(app, operation.model_name_lower)}, set()
     return None
 
 
-def _references(key: ModelKey, model: ModelState) -> set[ModelKey]:
-    return _field_targets(key, model.fields.values(), model.bases)
-
-
-def _field_targets(
-    key: ModelKey,
-    fields: Iterable[Field[Any, Any]],
-    bases: Sequence[str | type[Model]] = (),
-) -> set[ModelKey]:
-    """Models that these fields point at (through models included) and model bases."""
-    app, name = key
-    out: set[ModelKey] = set()
-    for model_field in fields:
-        remote = getattr(model_field, "remote_field", None)
-        if remote is None:
-            continue
-        out.add(resolve_relation(remote.model, app, name))
-        if getattr(remote, "through", None) is not None:
-            out.add(resolve_relation(remote.through, app, name))
-    for base in bases:
-        if isinstance(base, str):
-            out.add(resolve_relation(base, app, name))
-        elif hasattr(base, "_meta") and not base._meta.abstract:
-            base_app, base_model = base._meta.label_lower.split(".", 1)
-            out.add((base_app, base_model))
-    return out
-
-
-def _measure_data_loss(
-    connection: BaseDatabaseWrapper, context: ExecutionContext, steps: list[PlanStep]
-) -> None:
+def _measure(
+    connection: BaseDatabaseWrapper,
+    context: ExecutionContext,
+    steps: list[PlanStep],
+    *,
+    exact: bool,
+) -> dict[str, TableSize]:
+    """Fill in each step's locks and data loss; return the sizes of the tables involved."""
+    sizer = Sizer(connection, exact=exact, threshold=int(get_setting("ESTIMATE_ROWS_ABOVE")))
     states = context.states_before_steps()
-    existing = set(connection.introspection.table_names())
     max_length = connection.ops.max_name_length()
     for migration, step in zip(context.migrations, steps, strict=True):
         state = states[step.key]
+        locks = StepLocks(connection.vendor)
         for operation in migration.operations:
+            before = _before(state, migration.app_label, operation)
             operation.state_forwards(migration.app_label, state)
+            if _routed_here(connection, migration.app_label, _model_of(operation)):
+                undo_locks(
+                    connection,
+                    migration.app_label,
+                    operation,
+                    before,
+                    state,
+                    locks,
+                    lambda model: _table_name(model, max_length),
+                )
             if isinstance(operation, ops.CreateModel):
                 if not _routed_here(connection, migration.app_label, operation.name_lower):
                     continue
@@ -547,7 +645,8 @@ def _measure_data_loss(
                 if model.options.get("proxy") or not model.options.get("managed", True):
                     continue
                 table = _table_name(model, max_length)
-                step.data_loss.append(DataLoss(table, None, _count(connection, existing, table)))
+                size = sizer.table(table)
+                step.data_loss.append(DataLoss(table, None, size.rows, size.estimated))
             elif isinstance(operation, ops.AddField):
                 if not _routed_here(connection, migration.app_label, operation.model_name_lower):
                     continue
@@ -557,11 +656,42 @@ def _measure_data_loss(
                 if added.many_to_many or not model.options.get("managed", True):
                     continue
                 table = _table_name(model, max_length)
-                rows = _count(connection, existing, table, added.column)
-                step.data_loss.append(DataLoss(table, added.column, rows))
+                rows, estimated = sizer.column(table, added.column)
+                step.data_loss.append(DataLoss(table, added.column, rows, estimated))
+        step.locks = locks.result()
+        for lock in step.locks:
+            sizer.table(lock.table)
+    return sizer.sizes
 
 
-def _routed_here(connection: BaseDatabaseWrapper, app_label: str, model_name: str) -> bool:
+# Operations whose undo needs the model as it was before them (what they removed or changed).
+NEEDS_BEFORE = (
+    ops.DeleteModel,
+    ops.RemoveField,
+    ops.AlterField,
+    ops.RemoveIndex,
+    ops.RemoveConstraint,
+)
+
+
+def _before(state: ProjectState, app: str, operation: ops.base.Operation) -> ProjectState:
+    """What undo_locks needs of the state before `operation`: a copy of the one model it
+    changes (the others are shared: it does not touch them); cloning the whole state for
+    every operation would cost as much as the plan itself on a big project."""
+    if not isinstance(operation, NEEDS_BEFORE):
+        return state
+    models = dict(state.models)
+    key = (app, _model_of(operation) or "")
+    if key in models:
+        models[key] = models[key].clone()
+    return ProjectState(models=models, real_apps=state.real_apps)
+
+
+def _model_of(operation: ops.base.Operation) -> str | None:
+    return getattr(operation, "model_name_lower", None) or getattr(operation, "name_lower", None)
+
+
+def _routed_here(connection: BaseDatabaseWrapper, app_label: str, model_name: str | None) -> bool:
     """Whether the routers let this model into this database (else its steps do nothing)."""
     return bool(router.allow_migrate(connection.alias, app_label, model_name=model_name))
 
@@ -570,21 +700,6 @@ def _table_name(model_state: ModelState, max_length: int | None) -> str:
     return model_state.options.get("db_table") or truncate_name(
         f"{model_state.app_label}_{model_state.name_lower}", max_length
     )
-
-
-def _count(
-    connection: BaseDatabaseWrapper, existing: set[str], table: str, column: str | None = None
-) -> int | None:
-    if table not in existing:
-        return None
-    quote = connection.ops.quote_name
-    counted = "*" if column is None else quote(column)
-    try:
-        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT({counted}) FROM {quote(table)}")
-            return int(cursor.fetchone()[0])
-    except DatabaseError:
-        return None
 
 
 def _leaves(graph: MigrationGraph, nodes: set[MigrationKey], app: str) -> tuple[str, ...]:

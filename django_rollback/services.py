@@ -694,6 +694,7 @@ def plan_rollback(
     with_sql: bool = False,
     count_rows: bool = True,
     deployed_commit: str | None = None,
+    exact_counts: bool = False,
 ) -> RollbackPlan:
     """The plan from the saved state of the current commit to the chosen one (default: the
     previous one). `deployed_commit` names the current commit when git cannot (current_commit)."""
@@ -732,7 +733,13 @@ def plan_rollback(
         )
     known_squashes = [s.squashes for s in states.only("squashes") if s.squashes]
     return build_plan(
-        connection, current_state, target, known_squashes, with_sql=with_sql, count_rows=count_rows
+        connection,
+        current_state,
+        target,
+        known_squashes,
+        with_sql=with_sql,
+        count_rows=count_rows,
+        exact_counts=exact_counts,
     )
 
 

@@ -73,6 +73,28 @@ class Command(RollbackBaseCommand):
             help="If another rollback is running, wait this long for it instead of refusing.",
         )
         parser.add_argument(
+            "--lock-timeout",
+            type=float,
+            metavar="SECONDS",
+            help="Wait at most this long for each table lock, so the site's queries never queue "
+            "behind the rollback for longer; 0 waits without limit "
+            f"(default: DJANGO_ROLLBACK['LOCK_TIMEOUT'], {conf.DEFAULTS['LOCK_TIMEOUT']:g}).",
+        )
+        parser.add_argument(
+            "--retries",
+            type=int,
+            metavar="N",
+            help="When a table lock cannot be had in time, start over up to N more times, "
+            "waiting longer each time (default: DJANGO_ROLLBACK['LOCK_RETRIES'], "
+            f"{conf.DEFAULTS['LOCK_RETRIES']}).",
+        )
+        parser.add_argument(
+            "--exact-counts",
+            action="store_true",
+            help="Count the rows of every affected table, however big; by default tables above "
+            "DJANGO_ROLLBACK['ESTIMATE_ROWS_ABOVE'] rows show the catalog's estimate (≈).",
+        )
+        parser.add_argument(
             "--check",
             action="store_true",
             help="Drift check: exit 0 when the database matches the saved state of the current "
@@ -89,6 +111,10 @@ class Command(RollbackBaseCommand):
         if tag is not None and commit is not None:
             raise RollbackError("Choose one target: -t/--tag or -c/--commit, not both.")
         wait = self.wait_seconds(options)
+        if options["lock_timeout"] is not None and options["lock_timeout"] < 0:
+            raise RollbackError("--lock-timeout needs a number of seconds, 0 or more.")
+        if options["retries"] is not None and options["retries"] < 0:
+            raise RollbackError("--retries needs a number, 0 or more.")
         if options["execute"] and (not options["sql"] or options["fake"]):
             raise RollbackError(
                 "--execute only goes with --sql (print the SQL and roll back); without it a "
@@ -114,6 +140,7 @@ class Command(RollbackBaseCommand):
             database=options["database"],
             with_sql=options["sql"],
             deployed_commit=options["current_commit"],
+            exact_counts=options["exact_counts"],
         )
         if plan.is_noop:
             self.say(
@@ -160,10 +187,14 @@ class Command(RollbackBaseCommand):
                 progress=self._progress,
                 wait=wait,
                 on_wait=lambda: self.waiting_for_lock(options["database"], wait),
+                lock_timeout=options["lock_timeout"],
+                retries=options["retries"],
             )
         except RollbackInterruptedError:
             raise
         except RollbackError as exc:
+            if self._line_open:  # end the "Unapplying ..." line the failure cut short
+                self.stdout.write(self.style.ERROR(" failed"))
             self.fail(str(exc), document=self._document(plan, options, {"status": "failed"}))
         pruned = len(result.pruned)
         removed = ngettext(
@@ -256,6 +287,8 @@ class Command(RollbackBaseCommand):
         if self.json_mode:
             self.emit_json({"command": "check", **report.as_dict()})
 
+    _line_open = False  # an "Unapplying ..." line waits for its outcome
+
     def _progress(self, event: services.StepEvent) -> None:
         if self.json_mode:
             if event.kind == "finished" and self.logger:
@@ -264,6 +297,14 @@ class Command(RollbackBaseCommand):
         if self.verbosity < 1:
             if event.kind == "finished" and self.logger:
                 self.logger.info("Unapplying %s... OK (%.2fs)", event.step.label, event.seconds)
+            if event.kind == "waiting" and self.logger:
+                self.logger.warning(event.message)
+            return
+        self._line_open = event.kind == "started"
+        if event.kind == "waiting":
+            # The attempt was abandoned mid-line: end it, and say why and for how long.
+            self.stdout.write(self.style.WARNING(" lock not available"))
+            self.say(f"  {event.message}", logging.WARNING, self.style.WARNING)
             return
         if event.kind == "started":
             self.stdout.write(f"  Unapplying {event.step.label}...", ending="")
@@ -306,6 +347,10 @@ class Command(RollbackBaseCommand):
                     self.say(f"       {operation}")
                 for note in step.notes:
                     self.say(f"       note: {note}")
+                for lock in step.locks:
+                    size = plan.tables.get(lock.table)
+                    sized = f" [{size.describe()}]" if size else ""
+                    self.say(f"       locks {lock.describe()}{sized}")
         for warning in plan.warnings:
             self.say(f"Warning: {warning}", logging.WARNING, self.style.WARNING)
         if detailed:
