@@ -383,7 +383,8 @@ def test_verbosity_zero_prints_the_last_line_and_two_the_applied_set(shop: Histo
         f"State for commit \"{shop.releases['v1.3.0'].sha}\" ['v1.3.0'] was already saved."
     ]
     out = project.ok("save_migrations_state", "-v", "2")
-    assert "Applied (31 migrations):" in out and "\n  orders: 0001_initial, " in out
+    count = len(dbtools.applied(project.url))
+    assert f"Applied ({count} migrations):" in out and "\n  orders: 0001_initial, " in out
     out = project.ok("rollback_migrations", "-v", "0", "-t", "v1.2.0")
     [line] = out.strip().splitlines()
     assert line.startswith("Rollback successfully finished")
