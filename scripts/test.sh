@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole suite on SQLite, PostgreSQL and MariaDB (servers started if they are down).
 # Extra arguments go to pytest; TEST_BACKENDS="sqlite postgresql" (for example) picks backends;
-# VENV=.venv-dj42 runs it with another virtualenv (see scripts/bootstrap.sh).
+# VENV=.venv-dj61 runs it on Django 6.1 (see scripts/bootstrap.sh). Two runs at once need their
+# own databases: PG_DATABASE_URL / MYSQL_DATABASE_URL name them, TEST_SQLITE_NAME the SQLite
+# test files (.ci/run does this for its two Django legs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${VENV:-.venv}
