@@ -65,6 +65,7 @@ def test_the_banner_sits_below_the_title_row_in_both_versions(
         assert "</div>" in page[tools_end:banner]
 
 
+@pytest.mark.django_db(transaction=True, databases=["default", "other"])
 def test_save_button_and_status_tag_link_keep_the_database(
     admin: Client, panel: PanelHistory, admin_user, rf
 ) -> None:  # type: ignore[no-untyped-def]
