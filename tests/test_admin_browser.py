@@ -128,6 +128,7 @@ def test_staff_without_permission_cannot_reach_the_rollback(
     expect(row_of(page, "v1.2.0")).to_have_count(1)
     expect(page.locator("select[name=action] option[value=rollback_to_state]")).to_have_count(0)
     expect(page.get_by_text("Save current state")).to_have_count(0)
+    shot(page, "5-view-only-changelist")
     before = panel.everything()
     response = page.goto(f"{live_server.url}{CHANGELIST}{panel.state('v1.2.0').pk}/rollback/")
     assert response is not None and response.status == 403
