@@ -11,21 +11,26 @@ bash scripts/bootstrap.sh "$venv"
 bash scripts/ensure_chromium.sh
 backends=${TEST_BACKENDS:-"sqlite postgresql mariadb"}
 django=$("$venv/bin/python" -c 'import django; print(django.get_version())')
+failed=""  # every backend runs even when one fails; the exit status says if any did
 for backend in $backends; do
   case $backend in
     sqlite)
       echo "== tests on SQLite (Django $django)"
-      env -u DATABASE_URL "$venv/bin/pytest" "$@" ;;
+      env -u DATABASE_URL "$venv/bin/pytest" "$@" || failed="$failed sqlite" ;;
     postgresql)
       bash scripts/ensure_postgres.sh
       echo "== tests on PostgreSQL (Django $django)"
       DATABASE_URL=${PG_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/django_rollback_tests} \
-        "$venv/bin/pytest" "$@" ;;
+        "$venv/bin/pytest" "$@" || failed="$failed postgresql" ;;
     mariadb)
       bash scripts/ensure_mariadb.sh
       echo "== tests on MariaDB (Django $django)"
       DATABASE_URL=${MYSQL_DATABASE_URL:-mysql://root@127.0.0.1:3306/django_rollback_tests} \
-        "$venv/bin/pytest" "$@" ;;
+        "$venv/bin/pytest" "$@" || failed="$failed mariadb" ;;
     *) echo "unknown backend: $backend" >&2; exit 2 ;;
   esac
 done
+if [ -n "$failed" ]; then
+  echo "== failed on Django $django:$failed" >&2
+  exit 1
+fi
