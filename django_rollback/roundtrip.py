@@ -27,6 +27,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 
 from . import services
+from .conf import short_commit
 from .exceptions import RollbackError, UnknownReferenceError
 from .git import GitRepository
 from .models import MigrationKey
@@ -75,11 +76,11 @@ def round_trip(
         services.save_state(
             repo_path=repo_path, database=database, commit=ref_sha, tags=repo.tags_at(ref_sha)
         )
-        say(f"Migrated to {ref} ({ref_sha[:10]}): {applied} migrations applied.")
+        say(f"Migrated to {ref} ({short_commit(ref_sha)}): {applied} migrations applied.")
         applied = _migrate_to(connection, None)
         head_schema = schema_of(connection)
         services.save_state(repo_path=repo_path, database=database, commit=head.sha)
-        say(f"Migrated to HEAD ({head.sha[:10]}): {applied} migrations applied.")
+        say(f"Migrated to HEAD ({short_commit(head.sha)}): {applied} migrations applied.")
         plan = services.plan_rollback(
             commit=ref_sha,
             deployed_commit=head.sha,

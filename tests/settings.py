@@ -12,15 +12,17 @@ DEBUG = False
 USE_TZ = True
 ALLOWED_HOSTS = ["*"]
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'tests.sqlite3'}")}
+# A file, not memory: the admin's live server gets a connection of its own, and the tests can
+# read the schema through the sqlite3 driver. TEST_SQLITE_NAME keeps two runs at once (CI's
+# Django 5.2 and 6.1 legs) on files of their own.
+SQLITE_TEST_NAME = env("TEST_SQLITE_NAME", default="test-db")
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # A file, not memory: the admin's live server gets a connection of its own, and the
-    # tests can read the schema through the sqlite3 driver.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f"{SQLITE_TEST_NAME}.sqlite3")}
 # A second database, as a project that routes nothing there yet would have: the admin tests
 # save and roll back its states separately from the default one.
 DATABASES["other"] = {**DATABASES["default"], "NAME": f"{DATABASES['default']['NAME']}_other"}
 if DATABASES["other"]["ENGINE"].endswith("sqlite3"):
-    DATABASES["other"]["TEST"] = {"NAME": str(BASE_DIR / "test-db-other.sqlite3")}
+    DATABASES["other"]["TEST"] = {"NAME": str(BASE_DIR / f"{SQLITE_TEST_NAME}-other.sqlite3")}
 else:
     DATABASES["other"]["TEST"] = {}
 INSTALLED_APPS = [

@@ -187,7 +187,7 @@ def test_preview_shows_everything_and_changes_nothing(admin: Client, panel: Pane
     assert panel.everything() == before
     current, target = panel.releases["v2.0.0"].sha, panel.releases["v1.2.0"].sha
     assert f'title="{current}"' in page and f'title="{target}"' in page
-    assert "3 migrations to unapply in 2 app(s)." in page
+    assert "3 migrations to unapply in 2 apps." in page  # plurals, not "app(s)" (issue 10)
     steps = re.findall(r"<li class=\"[^\"]*\">\s*<code>([a-z]+\.\d{4}\w*)</code>", page)
     assert sorted(steps) == [
         "inventory.0004_stock",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import django
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection
@@ -18,8 +19,15 @@ pytestmark = pytest.mark.e2e
 CHANGELIST = "/admin/django_rollback/migrationstate/"
 
 
+@pytest.fixture
+def browser_context_args(browser_context_args):  # type: ignore[no-untyped-def]
+    """A common laptop width: every column of the lists must fit without scrolling."""
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 900}}
+
+
 def shot(page: Page, name: str) -> None:
-    folder = ARTIFACTS / "screens"
+    """test-artifacts/screens/<Django X.Y>/<vendor>/<name>.png, to compare both versions."""
+    folder = ARTIFACTS / "screens" / ".".join(map(str, django.VERSION[:2])) / connection.vendor
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
@@ -39,7 +47,7 @@ def row_of(page: Page, tag: str):  # type: ignore[no-untyped-def]
 
 
 def test_operator_rolls_back_from_the_changelist(
-    browser_page: Page, live_server, panel: PanelHistory, admin_user: User
+    browser_page: Page, live_server, panel: PanelHistory, admin_user: User, settings
 ) -> None:
     page = browser_page
     log_in(page, live_server.url, "admin", "password")
@@ -47,6 +55,7 @@ def test_operator_rolls_back_from_the_changelist(
         expect(row_of(page, tag)).to_have_count(1)
     expect(row_of(page, "v2.0.0").locator(".rollback-current")).to_have_text("current")
     expect(row_of(page, "v1.2.0")).to_contain_text("−3 migrations in 2 apps")
+    assert not page.locator(".results").evaluate("el => el.scrollWidth > el.clientWidth")
     shot(page, "1-changelist")
 
     row_of(page, "v1.2.0").locator("input.action-select").check()
@@ -65,6 +74,11 @@ def test_operator_rolls_back_from_the_changelist(
     shot(page, "2-preview-dark")
     page.emulate_media(color_scheme="light")
 
+    page.click("#rollback-dry-run-button")
+    expect(page.locator("#rollback-dry-run")).to_contain_text("Dry run: nothing was changed")
+    expect(page.get_by_text("Dry run: nothing was changed")).to_have_count(1)  # said once
+    shot(page, "2-dry-run")
+
     page.click("#rollback-confirm")
     expect(page).to_have_url(re.compile(re.escape(CHANGELIST) + "$"))
     success = page.locator(".messagelist .success")
@@ -73,13 +87,33 @@ def test_operator_rolls_back_from_the_changelist(
     expect(success).to_contain_text("v1.2.0")
     expect(row_of(page, "v2.0.0")).to_have_count(0)
     expect(row_of(page, "v1.2.0").locator(".rollback-badge")).to_have_text("latest")
+    # HEAD (v2.0.0) was rolled back: until v1.2.0 is deployed the preview would refuse every
+    # target, so the list neither offers the action nor says what a rollback would undo
+    expect(page.locator("#rollback-not-offered")).to_be_visible()
+    expect(page.locator("select[name=action] option[value=rollback_to_state]")).to_have_count(0)
+    expect(page.locator("#result_list")).not_to_contain_text("−")
     shot(page, "3-after-rollback")
     assert dbtools.schema(panel.url) == panel.releases["v1.2.0"].schema
     assert dbtools.applied(panel.url) == panel.releases["v1.2.0"].applied
 
     success.locator("a").click()  # the audit entry
     expect(page.locator("body")).to_contain_text("Unapplying inventory.0004_stock... OK")
+    expect(page.locator(".field-pruned_display")).to_contain_text("v2.0.0")
+    expect(page.locator(".field-pruned_display")).not_to_contain_text("T")  # no ISO "…T08:17"
     shot(page, "4-audit-entry")
+
+    page.goto(f"{live_server.url}/admin/django_rollback/rollbacklog/")
+    expect(page.locator("#result_list tbody tr")).to_have_count(2)  # the dry run, the rollback
+    # every column visible at 1400 px: the list's box does not have to scroll sideways
+    scrolls = page.locator(".results").evaluate("el => el.scrollWidth > el.clientWidth")
+    assert not scrolls
+    shot(page, "8-log-list")
+
+    # the index with the example project's templates/ (its dashboard shows the status panel)
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [ARTIFACTS.parent / "templates"]}]
+    page.goto(f"{live_server.url}/admin/")
+    expect(page.locator("#rollback-status-panel")).to_contain_text("Deployed commit")
+    shot(page, "9-index")
 
 
 def test_staff_without_permission_cannot_reach_the_rollback(
@@ -94,6 +128,7 @@ def test_staff_without_permission_cannot_reach_the_rollback(
     expect(row_of(page, "v1.2.0")).to_have_count(1)
     expect(page.locator("select[name=action] option[value=rollback_to_state]")).to_have_count(0)
     expect(page.get_by_text("Save current state")).to_have_count(0)
+    shot(page, "5-view-only-changelist")
     before = panel.everything()
     response = page.goto(f"{live_server.url}{CHANGELIST}{panel.state('v1.2.0').pk}/rollback/")
     assert response is not None and response.status == 403

@@ -10,11 +10,13 @@ from django.contrib import admin
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import QuerySet
 from django.http import HttpRequest, QueryDict
-from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy, ngettext
 
-from ..models import MigrationKey, MigrationState, short_commit
+from ..models import MigrationKey, MigrationState
+
+# The one markup of commits and tags, shared with the templates (|rollback_commit, |rollback_tags).
+from ..templatetags.rollback_admin import commit_code as commit_code, tag_badges as tag_badges
 
 ROLLBACK_PERMISSION = f"{MigrationState._meta.app_label}.rollback_migrationstate"
 
@@ -38,21 +40,6 @@ def group_by_app(keys: frozenset[MigrationKey] | set[MigrationKey]) -> list[tupl
     for app, name in sorted(keys):
         grouped[app].append(name)
     return sorted(grouped.items())
-
-
-def tag_badges(tags: list[str]) -> str:
-    if not tags:
-        return format_html('<span class="rollback-quiet">{}</span>', "—")
-    return format_html_join(" ", '<span class="rollback-tag">{}</span>', ((t,) for t in tags))
-
-
-def commit_code(commit: str) -> str:
-    return format_html(
-        '<code class="rollback-commit" title="{}" data-commit="{}">{}</code>',
-        commit,
-        commit,
-        short_commit(commit),
-    )
 
 
 def migration_count_text(count: int) -> str:

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _, gettext_lazy, ngettext
 from .. import archive
 from ..exceptions import RollbackError
 from ..models import RollbackLog
+from ..templatetags.rollback_admin import admin_date
 from .common import (
     ROLLBACK_PERMISSION,
     AuditAdmin,
@@ -58,8 +59,10 @@ class RollbackLogAdmin(AuditAdmin):
 
     @admin.display(description=gettext_lazy("from → to"))
     def from_to(self, obj: RollbackLog) -> str:
+        # each side stays on one line; "→ to" wraps under "from" so the column stays narrow
         return format_html(
-            '<span class="rollback-nowrap">{} {} → {} {}</span>',
+            '<span class="rollback-nowrap">{} {}</span> '
+            '<span class="rollback-nowrap">→ {} {}</span>',
             commit_code(obj.from_commit),
             tag_badges(list(obj.from_tags)),
             commit_code(obj.to_commit),
@@ -108,7 +111,11 @@ class RollbackLogAdmin(AuditAdmin):
         warnings = format_html_join(
             "", '<li class="rollback-warning">{}</li>', ((w,) for w in plan.get("warnings", []))
         )
-        return format_html('<ol class="rollback-steps">{}</ol><ul>{}</ul>', items, warnings)
+        return format_html(
+            '<ol class="rollback-steps">{}</ol><ul class="rollback-plan-warnings">{}</ul>',
+            items,
+            warnings,
+        )
 
     @admin.display(description=gettext_lazy("output"))
     def output_display(self, obj: RollbackLog) -> str:
@@ -125,7 +132,7 @@ class RollbackLogAdmin(AuditAdmin):
                 (
                     commit_code(str(s.get("commit", ""))),
                     tag_badges(list(s.get("tags") or [])),
-                    s.get("saved_at", ""),
+                    admin_date(s.get("saved_at")),
                     migration_count_text(len(s.get("migrations") or [])),
                 )
                 for s in obj.pruned_states

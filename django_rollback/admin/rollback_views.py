@@ -112,10 +112,16 @@ class RollbackViewsMixin(StateModelAdmin):
             )
             return HttpResponseRedirect(self._changelist_url(request))
         database = selected_database(request)
+        # The SQL is shown by the preview and the dry run's page; the confirming POST only
+        # compares fingerprints and runs the plan, so it does not compute SQL to throw away.
+        shows_page = request.method != "POST" or "dry_run" in request.POST
         plan, error = None, None
         try:
             plan = services.plan_rollback(
-                state_id=state.pk, repo_path=conf.repo_path(), database=database, with_sql=True
+                state_id=state.pk,
+                repo_path=conf.repo_path(),
+                database=database,
+                with_sql=shows_page,
             )
         except RollbackError as exc:
             error = str(exc)
@@ -147,16 +153,7 @@ class RollbackViewsMixin(StateModelAdmin):
                 )
                 return self._render_preview(request, state, plan, None)
             log = services.record_dry_run(plan, user=user, source=RollbackLog.Source.ADMIN)
-            self.message_user(
-                request,
-                format_html(
-                    '{} <a href="{}">{}</a>',
-                    _("Dry run: nothing was changed; below is what would run."),
-                    self._log_url(request, log),
-                    _("Audit entry %(id)s") % {"id": log.pk},
-                ),
-                messages.INFO,
-            )
+            # said once, in the page's dry-run box (with the link to its audit entry)
             return self._render_preview(request, state, plan, None, dry_run=log)
         if "rehearse" in request.POST:
             return self._rehearse(request, state, plan, user)
@@ -281,6 +278,11 @@ class RollbackViewsMixin(StateModelAdmin):
             if plan
             else [],
             "changelist_url": self._changelist_url(request),
+            "app_url": reverse("admin:app_list", args=[self.opts.app_label]),
+            "state_url": with_database(
+                reverse("admin:django_rollback_migrationstate_change", args=[state.pk]), request
+            ),
+            "dry_run_url": self._log_url(request, dry_run) if dry_run else None,
             "media": self.media,
         }
         return TemplateResponse(request, self.rollback_template, context)

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _, gettext_lazy, ngettext
 from .. import conf, services
 from ..exceptions import RollbackError
 from ..models import MigrationState
+from ..templatetags.rollback_admin import DJANGO_6_MARKUP
 from .common import (
     DatabaseFilter,
     ReadOnlyAdmin,
@@ -21,6 +22,7 @@ from .common import (
     group_by_app,
     selected_database,
     tag_badges,
+    with_database,
 )
 from .rollback_views import RollbackViewsMixin
 
@@ -61,6 +63,23 @@ class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
             request._rollback_overview = found  # type: ignore[attr-defined]
         cached: services.DatabaseOverview | None = request._rollback_overview  # type: ignore[attr-defined]
         return cached
+
+    def rollback_offered(self, request: HttpRequest) -> bool:
+        """A rollback starts from the deployed commit's saved state: without one (HEAD not
+        saved, or left by a rollback until the older release is deployed) the preview would
+        refuse every target, so the list does not offer any."""
+        overview = self.get_overview(request)
+        return overview is not None and overview.current is not None
+
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 passes where the actions are shown (list or form); 5.2 knows no such thing.
+        if action_location is None:
+            actions = super().get_actions(request)
+        else:
+            actions = super().get_actions(request, action_location=action_location)  # type: ignore[call-arg]
+        if not self.rollback_offered(request):
+            actions.pop("rollback_to_state", None)
+        return actions
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
         overview = self.get_overview(request)
@@ -133,15 +152,15 @@ class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
                 _("cannot: irreversible %(migrations)s") % {"migrations": ", ".join(blocking)},
             )
 
-        return [
+        columns: list[Any] = [
             "commit_link",
             "tags_badges",
             "saved_at",
             "app_count",
             "migration_count",
             status,
-            undo,
         ]
+        return [*columns, undo] if self.rollback_offered(request) else columns
 
     @admin.display(description=gettext_lazy("commit"), ordering="commit")
     def commit_link(self, obj: MigrationState) -> str:
@@ -187,8 +206,13 @@ class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
             "drift_added": group_by_app(overview.drift[0]) if overview else [],
             "drift_removed": group_by_app(overview.drift[1]) if overview else [],
             "can_rollback": self.has_rollback_permission(request),
-            "save_url": reverse("admin:django_rollback_migrationstate_save"),
+            "rollback_offered": self.rollback_offered(request),
+            "save_url": with_database(
+                reverse("admin:django_rollback_migrationstate_save"), request
+            ),
             "database": selected_database(request),
+            # 6.x puts the object tools in the title row: the banner goes below it, not into it
+            "overview_below_title": DJANGO_6_MARKUP,
             **(extra_context or {}),
         }
         return super().changelist_view(request, context)
@@ -202,9 +226,12 @@ class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> Any:
-        context: dict[str, Any] = {"can_rollback": self.has_rollback_permission(request)}
         state = self.get_object(request, object_id)
         overview = self.get_overview(request) if state is not None else None
+        context: dict[str, Any] = {
+            "can_rollback": self.has_rollback_permission(request),
+            "rollback_offered": state is not None and self.rollback_offered(request),
+        }
         if state is not None:
             context["applied_by_app"] = [
                 (app, names) for app, names in group_by_app(state.migration_set)

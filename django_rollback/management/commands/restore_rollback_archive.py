@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from ... import archive, services
+from ...conf import short_commit
 from ...exceptions import RollbackError
 from ..base import RollbackBaseCommand
 
@@ -68,7 +69,7 @@ class Command(RollbackBaseCommand):
         result = archive.restore(log, fake=fake)
         verb = "would restore" if fake else "restored"
         self.say(
-            f"Archive of log entry {log.pk} ({log.from_commit[:10]} → {log.to_commit[:10]}"
+            f"Archive of log entry {log.pk} ({short_commit(log.from_commit)} → {short_commit(log.to_commit)}"
             f"{', rolled back ' + log.started_at.strftime('%Y-%m-%d %H:%M') + ' UTC'}):"
         )
         for outcome in result.outcomes:
@@ -110,7 +111,7 @@ class Command(RollbackBaseCommand):
         )
         for row in rows:
             self.say(
-                f"  {row['log_id']:>5}  {row['from'][:10]} → {row['to'][:10]}  "
+                f"  {row['log_id']:>5}  {short_commit(row['from'])} → {short_commit(row['to'])}  "
                 f"{row['tables']:>6}  {row['columns']:>7}  {row['rows']:>9}  "
                 f"{archive.describe_size(row['bytes']):>10}  {row['status']}"
             )

@@ -8,6 +8,7 @@ from django.core.management.base import CommandParser
 from django.utils.translation import ngettext
 
 from ... import conf, services
+from ...conf import short_commit
 from ...exceptions import RollbackError
 from ...planning import label
 from ..base import RollbackBaseCommand
@@ -131,8 +132,8 @@ class Command(RollbackBaseCommand):
         if result.restorable is not None:
             log = result.restorable
             self.say(
-                f"The archive of rollback log entry {log.pk} ({log.from_commit[:10]} → "
-                f"{log.to_commit[:10]}) can be restored now: run restore_rollback_archive "
+                f"The archive of rollback log entry {log.pk} ({short_commit(log.from_commit)} → "
+                f"{short_commit(log.to_commit)}) can be restored now: run restore_rollback_archive "
                 f"{log.pk}."
             )
         if options["log_full_data"]:
