@@ -28,6 +28,7 @@ from .exceptions import (
 from .locks import rollback_lock
 from .models import MigrationState, RollbackLog
 from .planning import PlanStep, RollbackPlan, labels
+from .progress import ProgressWriter, mark_interrupted
 from .snapshot import applied_migrations
 
 
@@ -38,11 +39,16 @@ def describe_state(state: MigrationState) -> str:
 
 @dataclass(frozen=True)
 class StepEvent:
-    """Progress of a running rollback: `started` then `finished` (with seconds) per step."""
+    """Progress of a running rollback: `started` then `finished` (with seconds) per step.
+
+    `number` counts from 1 up to `total`; `elapsed` is the time since the first step began."""
 
     kind: str
     step: PlanStep
     seconds: float = 0.0
+    number: int = 0
+    total: int = 0
+    elapsed: float = 0.0
 
 
 @dataclass
@@ -92,8 +98,12 @@ def execute(
     source: str = "command",
     progress: Callable[[StepEvent], None] | None = None,
     wait: float = 0.0,
+    log: RollbackLog | None = None,
 ) -> RollbackResult:
-    """Run the plan under the rollback lock; all or nothing where the backend allows it."""
+    """Run the plan under the rollback lock; all or nothing where the backend allows it.
+
+    `log` is an entry made beforehand (status queued, by the admin's start()); without it the
+    entry is created here. Either way it records its progress while it runs (progress.py)."""
     if plan.blockers:
         raise PlanRefusedError("Refusing to roll back: " + " ".join(plan.blockers))
     if plan.is_noop:
@@ -109,9 +119,10 @@ def execute(
         if states.filter(pk__in=[plan.current.pk, plan.target.pk]).count() != 2:
             raise StalePlanError("The saved states changed since this plan was made.")
         # Holding the lock, any row still "running" belongs to a process that died.
-        RollbackLog.objects.using(plan.database).filter(status=RollbackLog.Status.RUNNING).update(
-            status=RollbackLog.Status.INTERRUPTED, error="The rollback process stopped."
-        )
+        for dead in RollbackLog.objects.using(plan.database).filter(
+            status=RollbackLog.Status.RUNNING
+        ):
+            mark_interrupted(dead)
         newer = states.newer_than(plan.target)
         pruned = [
             {
@@ -122,15 +133,24 @@ def execute(
             }
             for s in newer
         ]
-        log = _log_row(plan, RollbackLog.Status.RUNNING, user=user or current_user(), source=source)
-        log.pruned_states = pruned
-        log.save(using=plan.database)
+        if log is None:
+            user = user or current_user()
+            log = _log_row(plan, RollbackLog.Status.RUNNING, user=user, source=source)
+        log.status, log.pruned_states = RollbackLog.Status.RUNNING, pruned
+        log.started_at, log.steps_total = timezone.now(), len(plan.steps)
+        log.fingerprint = plan.fingerprint
+        log.pid, log.host, log.heartbeat_at = os.getpid(), socket.gethostname(), log.started_at
+        log.save(using=plan.database)  # committed before the transaction: others can see it
         output: list[str] = []
         started = time.perf_counter()
         running: list[PlanStep] = []
+        writer = ProgressWriter(log)
         try:
             with _all_or_nothing(connection, plan.all_or_nothing):
-                _run_steps(plan, connection, output, running, progress)
+                try:
+                    _run_steps(plan, connection, output, running, _tee(progress, writer, output))
+                finally:
+                    writer.close()  # before the outcome is written: no late progress after it
                 actual = applied_migrations(connection)
                 if actual != plan.expected_after:
                     raise RollbackFailedError(
@@ -156,9 +176,11 @@ def execute(
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             message = f"Rollback failed{where}: {reason}; {outcome}."
             _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
+            writer.discard()
             raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started
         audit_error = _finish(log, RollbackLog.Status.SUCCEEDED, output, seconds)
+        writer.discard()
         if audit_error and not commit_audit_error:
             audit_error = None  # only the final duration is missing; the outcome is saved
     return RollbackResult(plan, log, pruned, seconds, audit_error, output)
@@ -196,10 +218,11 @@ def _run_steps(
     executor = context.executor
     states = context.states_before_steps()
     flush_deferred = plan.all_or_nothing and connection.vendor == "postgresql"
-    for migration, step in zip(context.migrations, plan.steps, strict=True):
+    total, first = len(plan.steps), time.perf_counter()
+    for number, (migration, step) in enumerate(zip(context.migrations, plan.steps, strict=True), 1):
         running.append(step)
         if progress:
-            progress(StepEvent("started", step))
+            progress(StepEvent("started", step, number=number, total=total))
         began = time.perf_counter()
         executor.unapply_migration(states[step.key], migration)
         for app, name in sorted(plan.extra_unrecords.get(step.key, ())):
@@ -211,7 +234,29 @@ def _run_steps(
         seconds = time.perf_counter() - began
         output.append(f"Unapplying {step.label}... OK")
         if progress:
-            progress(StepEvent("finished", step, seconds))
+            elapsed = time.perf_counter() - first
+            progress(StepEvent("finished", step, seconds, number, total, elapsed))
+
+
+def _tee(
+    progress: Callable[[StepEvent], None] | None, writer: ProgressWriter, output: list[str]
+) -> Callable[[StepEvent], None]:
+    """Progress events go to the caller (the command prints them) and to the log row."""
+
+    def handle(event: StepEvent) -> None:
+        if event.kind == "started":
+            writer.update(running_step=event.step.label, step_started_at=timezone.now())
+        else:
+            writer.update(
+                steps_done=event.number,
+                running_step="",
+                step_started_at=None,
+                output="\n".join(output),
+            )
+        if progress:
+            progress(event)
+
+    return handle
 
 
 def _finish(
@@ -220,11 +265,22 @@ def _finish(
     """Close the audit row; a failure here must not hide what the rollback did."""
     log.status, log.output, log.error = status, "\n".join(output), error
     log.duration, log.finished_at = round(seconds, 3), timezone.now()
+    log.steps_done = sum(1 for line in output if line.endswith("OK"))
+    log.running_step, log.step_started_at = "", None
     try:
         with transaction.atomic(using=log._state.db):  # a savepoint inside the rollback's
             log.save(
                 using=log._state.db,
-                update_fields=["status", "output", "error", "duration", "finished_at"],
+                update_fields=[
+                    "status",
+                    "output",
+                    "error",
+                    "duration",
+                    "finished_at",
+                    "steps_done",
+                    "running_step",
+                    "step_started_at",
+                ],
             )
     except DatabaseError as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

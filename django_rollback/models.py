@@ -86,6 +86,9 @@ class RollbackLog(models.Model):
         FAILED = "failed", _("failed")
         DRY_RUN = "dry_run", _("dry run")
         INTERRUPTED = "interrupted", _("interrupted")  # its process died while it ran
+        QUEUED = "queued", _("queued")  # started from the admin; its runner has not begun yet
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)  # a process is (or should be) working on it
 
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
@@ -103,6 +106,15 @@ class RollbackLog(models.Model):
     source = models.CharField(_("source"), max_length=20, blank=True)
     host = models.CharField(_("host"), max_length=255, blank=True)
     pruned_states = models.JSONField(_("pruned states"), default=list, blank=True)
+    # Progress, written while it runs from a connection of its own (see progress.py), so the
+    # admin can show it while the rollback's own transaction is still open.
+    fingerprint = models.CharField(_("plan fingerprint"), max_length=64, blank=True)
+    steps_total = models.PositiveIntegerField(_("steps"), default=0)
+    steps_done = models.PositiveIntegerField(_("steps done"), default=0)
+    running_step = models.CharField(_("running step"), max_length=255, blank=True)
+    step_started_at = models.DateTimeField(_("step started at"), null=True, blank=True)
+    pid = models.PositiveIntegerField(_("runner process id"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("runner last seen"), null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet, Subquery
 from django.utils.connection import ConnectionDoesNotExist
 
 from . import conf
+from .background import start as start_in_background  # noqa: F401  # the admin's entry point
 from .exceptions import (
     AmbiguousCommitError,
     DatabaseUnavailableError,
@@ -44,6 +45,7 @@ from .git import GitRepository, validate_commit_prefix
 from .locks import rollback_lock
 from .models import MigrationKey, MigrationState, RollbackLog
 from .planning import RollbackPlan, build_plan, labels
+from .progress import LiveProgress as LiveProgress, live_progress as live_progress
 from .snapshot import applied_migrations, squashes_on_disk
 
 # --- shared checks -------------------------------------------------------------------------

@@ -174,17 +174,22 @@ class Command(RollbackBaseCommand):
             self.emit_json({"command": "check", **report.as_dict()})
 
     def _progress(self, event: services.StepEvent) -> None:
+        # Django's "Unapplying app.name... OK", then the step's time, the steps done so far
+        # and the time since the first step began.
+        timing = (
+            f"{event.seconds:.2f}s; {event.number}/{event.total} done, {event.elapsed:.2f}s elapsed"
+        )
         if self.json_mode:
             if event.kind == "finished" and self.logger:
-                self.logger.info("Unapplying %s... OK (%.2fs)", event.step.label, event.seconds)
+                self.logger.info("Unapplying %s... OK (%s)", event.step.label, timing)
             return
         if event.kind == "started":
             self.stdout.write(f"  Unapplying {event.step.label}...", ending="")
             self.stdout.flush()
         else:
-            self.stdout.write(self.style.SUCCESS(f" OK ({event.seconds:.2f}s)"))
+            self.stdout.write(self.style.SUCCESS(f" OK ({timing})"))
             if self.logger:
-                self.logger.info("Unapplying %s... OK (%.2fs)", event.step.label, event.seconds)
+                self.logger.info("Unapplying %s... OK (%s)", event.step.label, timing)
 
     def _preview(self, plan: RollbackPlan, *, detailed: bool) -> None:
         apps = len(plan.app_changes)
