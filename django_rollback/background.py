@@ -50,7 +50,7 @@ def start(plan: RollbackPlan, *, user: str = "", source: str = "admin") -> Rollb
     log.save(using=plan.database)
     try:
         pid = launch(log)
-    except OSError as exc:
+    except (OSError, RollbackError) as exc:
         log.status, log.finished_at = RollbackLog.Status.FAILED, timezone.now()
         log.error = f"The rollback process could not be started: {exc}"
         log.save(using=plan.database, update_fields=["status", "finished_at", "error"])
@@ -79,9 +79,16 @@ def launch(log: RollbackLog) -> int | None:
     """Start `python -m django_rollback.runner LOG_ID DATABASE` detached; returns its pid.
 
     Tests replace this function to run the runner in-process."""
+    settings_module = settings.SETTINGS_MODULE or os.environ.get("DJANGO_SETTINGS_MODULE")
+    if not settings_module:
+        raise RollbackError(
+            "The admin starts rollbacks in a process of their own, which needs "
+            "DJANGO_SETTINGS_MODULE (settings.configure() cannot be passed on): run "
+            "rollback_migrations instead."
+        )
     environment = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
+        "DJANGO_SETTINGS_MODULE": settings_module,
         # The web server may have put the project on sys.path itself (gunicorn --chdir,
         # --pythonpath): hand the same path to the runner.
         "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry),

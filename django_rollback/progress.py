@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import DatabaseError, connections
+from django.db.models import Field
 from django.db.utils import load_backend
 from django.utils import timezone
 
@@ -130,6 +131,7 @@ def _update_active_row(connection: Any, pk: int, values: dict[str, Any]) -> None
     columns, params = [], []
     for name, value in values.items():
         field = opts.get_field(name)
+        assert isinstance(field, Field)  # the log's own columns, never a relation
         columns.append(f"{quote(field.column)} = %s")
         params.append(field.get_db_prep_save(value, connection=connection))
     sql = (

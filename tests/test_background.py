@@ -346,6 +346,7 @@ def test_admin_rollback_outlives_the_web_timeout_and_shows_its_progress(
         lambda d: d["running_step"] == "shelf.0003_slow",
         "showed the slow step running",
     )
+    report(f"progress JSON while the slow step runs: {json.dumps(running)}")
     assert running["status"] == "running" and running["active"] is True
     assert (running["steps_done"], running["steps_total"]) == (1, 3)
     assert "Unapplying shelf.0004_book_pages... OK" in running["output"]
