@@ -13,4 +13,5 @@ test-dj42:
 	VENV=.venv-dj42 bash scripts/test.sh
 
 lint:
-	bash scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/ruff format --check .
+	bash scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/ruff format --check . \
+		&& .venv/bin/mypy django_rollback

@@ -38,7 +38,9 @@ from .progress import live_progress
 RUNNER_MODULE = "django_rollback.runner"
 
 
-def start(plan: RollbackPlan, *, user: str = "", source: str = "admin") -> RollbackLog:
+def start_rollback(
+    plan: RollbackPlan, *, user: str = "", source: RollbackLog.Source = RollbackLog.Source.ADMIN
+) -> RollbackLog:
     """Queue the plan and start its runner; returns at once with the log entry to watch."""
     if plan.blockers:
         from .exceptions import PlanRefusedError
@@ -125,7 +127,7 @@ def run_queued(log_id: int, database: str) -> int:
                 "The database or the saved states changed since the preview; nothing was done. "
                 "Read the new preview before confirming."
             )
-        execute(plan, user=log.user, source=log.source, log=log)
+        execute(plan, user=log.user, source=RollbackLog.Source(log.source), log=log)
     except RollbackError as exc:
         _fail_if_not_started(log, str(exc))
         return 1

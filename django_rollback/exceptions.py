@@ -1,6 +1,11 @@
 """Every refusal is a RollbackError whose message is the one line the user reads."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (a driver's may span many), or its class name."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class RollbackError(Exception):
     """Base class: the message is shown to the user as is."""
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -24,6 +25,7 @@ from .exceptions import (
     RollbackError,
     RollbackFailedError,
     StalePlanError,
+    first_line,
 )
 from .locks import rollback_lock
 from .models import MigrationState, RollbackLog
@@ -43,7 +45,7 @@ class StepEvent:
 
     `number` counts from 1 up to `total`; `elapsed` is the time since the first step began."""
 
-    kind: str
+    kind: Literal["started", "finished"]
     step: PlanStep
     seconds: float = 0.0
     number: int = 0
@@ -68,7 +70,9 @@ def current_user() -> str:
         return os.environ.get("USER", "")
 
 
-def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> RollbackLog:
+def _log_row(
+    plan: RollbackPlan, status: RollbackLog.Status, *, user: str, source: RollbackLog.Source
+) -> RollbackLog:
     return RollbackLog(
         status=status,
         database=plan.database,
@@ -83,7 +87,9 @@ def _log_row(plan: RollbackPlan, status: str, *, user: str, source: str) -> Roll
     )
 
 
-def record_dry_run(plan: RollbackPlan, *, user: str = "", source: str = "command") -> RollbackLog:
+def record_dry_run(
+    plan: RollbackPlan, *, user: str = "", source: RollbackLog.Source = RollbackLog.Source.COMMAND
+) -> RollbackLog:
     """Keep the previewed plan in the audit log; nothing else is written."""
     log = _log_row(plan, RollbackLog.Status.DRY_RUN, user=user or current_user(), source=source)
     log.finished_at, log.duration = log.started_at, 0.0
@@ -95,15 +101,16 @@ def execute(
     plan: RollbackPlan,
     *,
     user: str = "",
-    source: str = "command",
+    source: RollbackLog.Source = RollbackLog.Source.COMMAND,
     progress: Callable[[StepEvent], None] | None = None,
     wait: float = 0.0,
     log: RollbackLog | None = None,
 ) -> RollbackResult:
     """Run the plan under the rollback lock; all or nothing where the backend allows it.
 
-    `log` is an entry made beforehand (status queued, by the admin's start()); without it the
-    entry is created here. Either way it records its progress while it runs (progress.py)."""
+    `log` is an entry made beforehand (status queued, by background.start_rollback());
+    without it the entry is created here. Either way it records its progress while it runs
+    (progress.py)."""
     if plan.blockers:
         raise PlanRefusedError("Refusing to roll back: " + " ".join(plan.blockers))
     if plan.is_noop:
@@ -173,8 +180,7 @@ def execute(
             else:
                 done = [line for line in output if line.endswith("OK")]
                 outcome = f"{len(done)} step(s) before it stay unapplied; saved states unchanged"
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            message = f"Rollback failed{where}: {reason}; {outcome}."
+            message = f"Rollback failed{where}: {first_line(exc)}; {outcome}."
             _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
             writer.discard()
             raise RollbackFailedError(message) from exc
@@ -260,7 +266,11 @@ def _tee(
 
 
 def _finish(
-    log: RollbackLog, status: str, output: list[str], seconds: float, error: str = ""
+    log: RollbackLog,
+    status: RollbackLog.Status,
+    output: list[str],
+    seconds: float,
+    error: str = "",
 ) -> str | None:
     """Close the audit row; a failure here must not hide what the rollback did."""
     log.status, log.output, log.error = status, "\n".join(output), error
@@ -283,6 +293,5 @@ def _finish(
                 ],
             )
     except DatabaseError as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return f"The rollback log entry {log.pk} could not be updated: {reason}"
+        return f"The rollback log entry {log.pk} could not be updated: {first_line(exc)}"
     return None

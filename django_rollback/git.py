@@ -46,7 +46,7 @@ class GitRepository:
 
     @property
     def root(self) -> str:
-        return self.repo.working_tree_dir or str(self.repo.git_dir)
+        return str(self.repo.working_tree_dir or self.repo.git_dir)
 
     def head(self) -> Commit:
         try:
@@ -68,7 +68,9 @@ class GitRepository:
     def resolve_tag(self, tag: str) -> str | None:
         """The commit a tag points at (annotated tags are peeled), or None."""
         try:
-            return self.repo.git.rev_parse("--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
+            return str(
+                self.repo.git.rev_parse("--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
+            )
         except git.GitCommandError:
             return None
 
@@ -93,6 +95,6 @@ class GitRepository:
 
     def _is_commit(self, sha: str) -> bool:
         try:
-            return self.repo.git.cat_file("-t", sha) == "commit"
+            return str(self.repo.git.cat_file("-t", sha)) == "commit"
         except git.GitCommandError:
             return False

@@ -6,8 +6,9 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import IO
 
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -19,6 +20,9 @@ LOCK_KEY = int.from_bytes(b"djrollbk", "big")
 LOCK_NAME = "django_rollback"
 POLL_SECONDS = 0.2
 _process_locks: dict[str, threading.Lock] = {}
+
+# (acquire without waiting: True when taken, release)
+LockFunctions = tuple[Callable[[], bool], Callable[[], None]]
 
 
 @contextmanager
@@ -56,7 +60,9 @@ def mysql_lock_name(database_name: str) -> str:
     return f"{LOCK_NAME}:{database_name}"[:64]
 
 
-def _sql_lock(connection, acquire_sql, release_sql, key=LOCK_KEY):  # type: ignore[no-untyped-def]
+def _sql_lock(
+    connection: BaseDatabaseWrapper, acquire_sql: str, release_sql: str, key: int | str = LOCK_KEY
+) -> LockFunctions:
     def acquire() -> bool:
         with connection.cursor() as cursor:
             cursor.execute(acquire_sql, [key])
@@ -72,13 +78,13 @@ def _sql_lock(connection, acquire_sql, release_sql, key=LOCK_KEY):  # type: igno
     return acquire, release
 
 
-def _file_lock(connection):  # type: ignore[no-untyped-def]
+def _file_lock(connection: BaseDatabaseWrapper) -> LockFunctions:
     """A lock file beside an SQLite database; a process lock for in-memory ones."""
     name = str(connection.settings_dict["NAME"])
     if name == ":memory:" or name.startswith("file:") or not os.path.isabs(name):
         lock = _process_locks.setdefault(connection.alias, threading.Lock())
         return (lambda: lock.acquire(blocking=False)), lock.release
-    held = []
+    held: list[IO[str]] = []
 
     def acquire() -> bool:
         handle = open(f"{name}.rollback-lock", "a+")  # noqa: SIM115  # closed by release()

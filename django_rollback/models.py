@@ -9,6 +9,11 @@ from django.utils.translation import gettext_lazy as _
 MigrationKey = tuple[str, str]
 
 
+def app_count(keys: Iterable[MigrationKey] | Iterable[list[str]]) -> int:
+    """How many apps these (app, name) pairs belong to."""
+    return len({key[0] for key in keys})
+
+
 class MigrationStateQuerySet(models.QuerySet["MigrationState"]):
     """Order is the database-assigned id: containers' wall clocks never decide "latest"."""
 
@@ -45,6 +50,21 @@ class MigrationState(models.Model):
         help_text=_('Squashed migrations on disk at save time: {"app.name": [[app, name], ...]}.'),
     )
     saved_at = models.DateTimeField(_("saved at"), default=timezone.now, editable=False)
+    # Only states converted from django-rollback 0.4.0 (which kept the newest migration of
+    # each app, not the full set) can have these: newest migrations whose files were not on
+    # disk at the upgrade, so their ancestors, and the full set, are unknown.
+    # Nullable so that rows written by hand or by older tools, which do not know the column,
+    # still insert; None reads as [].
+    unresolved = models.JSONField(
+        _("unresolved migrations"),
+        default=list,
+        blank=True,
+        null=True,
+        help_text=_(
+            "Converted from django-rollback 0.4.0 while these [app, name] migration files were "
+            "not on disk: the full set is unknown, so the state is no rollback target."
+        ),
+    )
 
     objects = MigrationStateQuerySet.as_manager()
 
@@ -72,6 +92,15 @@ class MigrationState(models.Model):
     def migration_set(self) -> frozenset[MigrationKey]:
         return frozenset((app, name) for app, name in self.migrations)
 
+    @property
+    def app_count(self) -> int:
+        return app_count(self.migrations)
+
+    @property
+    def unresolved_labels(self) -> str:
+        """The unresolved migrations as "app.name, ..." ("" for a complete state)."""
+        return ", ".join(f"{app}.{name}" for app, name in sorted(map(tuple, self.unresolved or [])))
+
     @staticmethod
     def serialize_migrations(keys: Iterable[MigrationKey]) -> list[list[str]]:
         return [[app, name] for app, name in sorted(keys)]
@@ -90,6 +119,12 @@ class RollbackLog(models.Model):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)  # a process is (or should be) working on it
 
+    class Source(models.TextChoices):
+        """Which skin started it."""
+
+        COMMAND = "command", _("command")
+        ADMIN = "admin", _("admin")
+
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     duration = models.FloatField(_("duration (s)"), null=True, blank=True)
@@ -103,7 +138,7 @@ class RollbackLog(models.Model):
     output = models.TextField(_("output"), blank=True)
     error = models.TextField(_("error"), blank=True)
     user = models.CharField(_("user"), max_length=150, blank=True)
-    source = models.CharField(_("source"), max_length=20, blank=True)
+    source = models.CharField(_("source"), max_length=20, blank=True, choices=Source.choices)
     host = models.CharField(_("host"), max_length=255, blank=True)
     pruned_states = models.JSONField(_("pruned states"), default=list, blank=True)
     # Progress, written while it runs from a connection of its own (see progress.py), so the

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,12 +33,16 @@ from django.db.backends.utils import truncate_name
 from django.db.migrations import operations as ops
 from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 from django.db.migrations.operations.fields import FieldOperation
 from django.db.migrations.operations.models import IndexOperation, ModelOperation
-from django.db.migrations.state import ProjectState
-from django.db.migrations.utils import resolve_relation
+from django.db.migrations.state import ModelState, ProjectState
+from django.db.migrations.utils import (  # type: ignore[attr-defined]  # (stubs: elsewhere)
+    resolve_relation,
+)
+from django.db.models import Field, Model
 
 from .exceptions import PlanRefusedError
 from .models import MigrationKey, MigrationState
@@ -353,7 +358,7 @@ def _check_sets(
     return blockers
 
 
-def _flatten(operations: list[ops.base.Operation]) -> list[ops.base.Operation]:
+def _flatten(operations: Sequence[ops.base.Operation]) -> list[ops.base.Operation]:
     out: list[ops.base.Operation] = []
     for operation in operations:
         if isinstance(operation, ops.SeparateDatabaseAndState):
@@ -396,7 +401,7 @@ def _describe_step(migration: Migration) -> PlanStep:
 
 
 def _states_before(
-    loader: Any,
+    loader: MigrationLoader,
     full_plan: list[tuple[Migration, bool]],
     applied_nodes: set[MigrationKey],
     wanted: list[Migration],
@@ -470,7 +475,7 @@ def _models_of(
     if isinstance(operation, ops.CreateModel):
         key = (app, operation.name_lower)
         fields = [f for _, f in operation.fields]
-        return {key}, _field_targets(key, fields, operation.bases)
+        return {key}, _field_targets(key, fields, operation.bases or ())
     if isinstance(operation, ops.RenameModel):
         return {(app, operation.old_name_lower), (app, operation.new_name_lower)}, set()
     if isinstance(operation, ModelOperation):
@@ -484,11 +489,15 @@ def _models_of(
     return None
 
 
-def _references(key: ModelKey, model: Any) -> set[ModelKey]:
+def _references(key: ModelKey, model: ModelState) -> set[ModelKey]:
     return _field_targets(key, model.fields.values(), model.bases)
 
 
-def _field_targets(key: ModelKey, fields: Any, bases: Any = ()) -> set[ModelKey]:
+def _field_targets(
+    key: ModelKey,
+    fields: Iterable[Field[Any, Any]],
+    bases: Sequence[str | type[Model]] = (),
+) -> set[ModelKey]:
     """Models that these fields point at (through models included) and model bases."""
     app, name = key
     out: set[ModelKey] = set()
@@ -503,7 +512,8 @@ def _field_targets(key: ModelKey, fields: Any, bases: Any = ()) -> set[ModelKey]
         if isinstance(base, str):
             out.add(resolve_relation(base, app, name))
         elif hasattr(base, "_meta") and not base._meta.abstract:
-            out.add((base._meta.app_label, base._meta.model_name))
+            base_app, base_model = base._meta.label_lower.split(".", 1)
+            out.add((base_app, base_model))
     return out
 
 
@@ -529,7 +539,7 @@ def _measure_data_loss(
                 if not _routed_here(connection, migration.app_label, operation.model_name_lower):
                     continue
                 model = state.models[(migration.app_label, operation.model_name_lower)]
-                added = operation.field.clone()
+                added = operation.field.clone()  # type: ignore[attr-defined]  # (not in stubs)
                 added.set_attributes_from_name(operation.name)
                 if added.many_to_many or not model.options.get("managed", True):
                     continue
@@ -543,7 +553,7 @@ def _routed_here(connection: BaseDatabaseWrapper, app_label: str, model_name: st
     return bool(router.allow_migrate(connection.alias, app_label, model_name=model_name))
 
 
-def _table_name(model_state: Any, max_length: int | None) -> str:
+def _table_name(model_state: ModelState, max_length: int | None) -> str:
     return model_state.options.get("db_table") or truncate_name(
         f"{model_state.app_label}_{model_state.name_lower}", max_length
     )
@@ -564,7 +574,7 @@ def _count(
         return None
 
 
-def _leaves(graph: Any, nodes: set[MigrationKey], app: str) -> tuple[str, ...]:
+def _leaves(graph: MigrationGraph, nodes: set[MigrationKey], app: str) -> tuple[str, ...]:
     in_app = {key for key in nodes if key[0] == app}
     return tuple(
         sorted(
@@ -576,7 +586,7 @@ def _leaves(graph: Any, nodes: set[MigrationKey], app: str) -> tuple[str, ...]:
 
 
 def _app_changes(
-    graph: Any,
+    graph: MigrationGraph,
     applied_nodes: set[MigrationKey],
     target_nodes: set[MigrationKey],
     to_unapply: set[MigrationKey],

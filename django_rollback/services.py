@@ -6,6 +6,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from django.db import (
     DEFAULT_DB_ALIAS,
@@ -20,16 +21,18 @@ from django.db.models import Q, QuerySet, Subquery
 from django.utils.connection import ConnectionDoesNotExist
 
 from . import conf
-from .background import start as start_in_background  # noqa: F401  # the admin's entry point
+from .background import start_rollback as start_rollback  # the admin's: outside the request
 from .exceptions import (
     AmbiguousCommitError,
     DatabaseUnavailableError,
     NotMigratedError,
+    PlanRefusedError,
     RepositoryError,
     RollbackError,
     RollbackInProgressError,
     StateNotSavedError,
     UnknownReferenceError,
+    first_line,
 )
 
 # Running a plan lives in execution.py; the skins reach it through this module.
@@ -37,13 +40,13 @@ from .execution import (
     RollbackResult as RollbackResult,
     StepEvent as StepEvent,
     current_user as current_user,
-    describe_state,
+    describe_state as describe_state,
     execute as execute,
     record_dry_run as record_dry_run,
 )
 from .git import GitRepository, validate_commit_prefix
 from .locks import rollback_lock
-from .models import MigrationKey, MigrationState, RollbackLog
+from .models import MigrationKey, MigrationState, RollbackLog, app_count
 from .planning import RollbackPlan, build_plan, labels
 from .progress import LiveProgress as LiveProgress, live_progress as live_progress
 from .snapshot import applied_migrations, squashes_on_disk
@@ -65,9 +68,8 @@ def ready_connection(
             return connection
         tables = set(connection.introspection.table_names())
     except DatabaseError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailableError(
-            f"Cannot connect to database '{database}': {first_line}"
+            f"Cannot connect to database '{database}': {first_line(exc)}"
         ) from None
     needed = {MigrationState._meta.db_table, RollbackLog._meta.db_table}
     if not needed <= tables:
@@ -84,16 +86,18 @@ def open_repository(repo_path: str | Path | None = None) -> GitRepository:
 
 FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
 
+CommitSource = Literal["option", "environment", "settings", "git"]
+
 
 @dataclass(frozen=True)
 class CurrentCommit:
-    """The commit being deployed, and where it was learnt: "option", "environment",
-    "settings" or "git". `tags_known` is false for a commit given without tags that git
-    cannot tag either (no repository, or one without that commit)."""
+    """The commit being deployed, and where it was learnt (`source`). `tags_known` is
+    false for a commit given without tags that git cannot tag either (no repository, or
+    one without that commit)."""
 
     sha: str
     tags: tuple[str, ...]
-    source: str
+    source: CommitSource
     tags_known: bool = True
     repo: GitRepository | None = field(default=None, compare=False, repr=False)
 
@@ -111,7 +115,8 @@ def current_commit(
     """The deployed commit: from `commit`, DJANGO_ROLLBACK_COMMIT, DJANGO_ROLLBACK["COMMIT"],
     in that order, and only then from git. Tags follow the same order; for a commit given
     explicitly without tags they come from git when a repository is there."""
-    sha, source = commit, "option"
+    sha = commit
+    source: CommitSource = "option"
     if not sha:
         sha, source = os.environ.get(conf.COMMIT_ENV), "environment"
     if not sha:
@@ -141,10 +146,10 @@ def current_commit(
             "characters (git rev-parse HEAD)."
         )
     sha = sha.lower()
-    repo = _repository_if_any(repo_path)
-    if given_tags is None and repo is not None and repo.has_commit(sha):
-        given_tags = repo.tags_at(sha)
-    return CurrentCommit(sha, given_tags or (), source, given_tags is not None, repo)
+    found = _repository_if_any(repo_path)
+    if given_tags is None and found is not None and found.has_commit(sha):
+        given_tags = found.tags_at(sha)
+    return CurrentCommit(sha, given_tags or (), source, given_tags is not None, found)
 
 
 def _repository_if_any(repo_path: str | Path | None) -> GitRepository | None:
@@ -228,10 +233,11 @@ def _save_locked(connection: BaseDatabaseWrapper, head: CurrentCommit) -> SaveRe
             state.tags, tags_changed = fields["tags"], True
             changed.append("tags")
         # Only the latest state describes the database now; older ones are history.
-        if latest.pk == state.pk and state.migration_set != applied:
+        if latest.pk == state.pk and (state.migration_set != applied or state.unresolved):
             state.migrations, state.squashes = fields["migrations"], squashes_on_disk()
+            state.unresolved = []  # a state converted from 0.4.0 now has its full set
             updated = True
-            changed += ["migrations", "squashes"]
+            changed += ["migrations", "squashes", "unresolved"]
         if changed:
             state.save(update_fields=changed)
     previous = states.before(state).first()
@@ -284,6 +290,15 @@ class UndoSummary:
     missing: int  # in the state but not applied now: a rollback cannot bring these back
 
 
+@dataclass(frozen=True)
+class PastRollback:
+    """The succeeded rollback that left a commit: its log entry and where it went."""
+
+    log_id: int
+    to_commit: str
+    to_tags: list[str]
+
+
 @dataclass
 class DatabaseOverview:
     """Where the database stands: HEAD, its saved state, the latest state, and drift."""
@@ -294,9 +309,8 @@ class DatabaseOverview:
     current: MigrationState | None  # the saved state of HEAD
     latest: MigrationState | None
     applied: frozenset[MigrationKey]
-    # When HEAD has no state because a rollback left it: that rollback's log entry (its id,
-    # target commit and tags only).
-    rolled_back_by: RollbackLog | None = None
+    # When HEAD has no state because a rollback left it: that rollback.
+    rolled_back_by: PastRollback | None = None
 
     @property
     def drifted(self) -> bool:
@@ -313,7 +327,7 @@ class DatabaseOverview:
         undone = self.applied - state.migration_set
         return UndoSummary(
             migrations=len(undone),
-            apps=len({app for app, _ in undone}),
+            apps=app_count(undone),
             missing=len(state.migration_set - self.applied),
         )
 
@@ -348,12 +362,13 @@ def overview(
     latest = found[0] if found else None
     current = next((s for s in found if head is not None and s.commit == head.sha), None)
     rolled_back_by = None
-    if latest is not None and current is None and getattr(latest, "rolled_back_log_id", None):
-        rolled_back_by = RollbackLog(
-            id=latest.rolled_back_log_id,  # type: ignore[attr-defined]
-            status=RollbackLog.Status.SUCCEEDED,
-            to_commit=latest.rolled_back_to,  # type: ignore[attr-defined]
-            to_tags=latest.rolled_back_to_tags or [],  # type: ignore[attr-defined]
+    # The annotations above, present on the states only when HEAD is known.
+    log_id = getattr(latest, "rolled_back_log_id", None)
+    if latest is not None and current is None and log_id:
+        rolled_back_by = PastRollback(
+            log_id=log_id,
+            to_commit=getattr(latest, "rolled_back_to", ""),
+            to_tags=list(getattr(latest, "rolled_back_to_tags", None) or []),
         )
     return DatabaseOverview(
         database=database,
@@ -383,14 +398,16 @@ def _last_rollback_from(commit: str, database: str) -> RollbackLog | None:
 # --- drift check ---------------------------------------------------------------------------
 
 
+# "ok"; "not_saved" (the current commit has no state); "not_latest" (a newer state exists:
+# an older image runs); "drifted" (the applied migrations differ from the state).
+DriftStatus = Literal["ok", "not_saved", "not_latest", "drifted"]
+
+
 @dataclass
 class DriftReport:
-    """Whether the database is what the current commit's saved state says it is.
+    """Whether the database is what the current commit's saved state says it is."""
 
-    status: "ok"; "not_saved" (the current commit has no state); "not_latest" (a newer state
-    exists: an older image runs); "drifted" (applied migrations differ from the state)."""
-
-    status: str
+    status: DriftStatus
     message: str
     commit: str
     state: MigrationState | None = None
@@ -508,6 +525,12 @@ def plan_rollback(
     target = _resolve_target(
         current_state, repo, database, tag=tag, commit=commit, state_id=state_id
     )
+    if target.unresolved:
+        raise PlanRefusedError(
+            f"Cannot roll back to {describe_state(target)}: it was converted from "
+            "django-rollback 0.4.0 while these migration files were not on disk: "
+            f"{target.unresolved_labels}; its full set of migrations is unknown."
+        )
     if target.pk > current_state.pk:
         raise RollbackError(
             f"The target {describe_state(target)} was saved after the current "

@@ -16,7 +16,7 @@ from django_rollback.locks import rollback_lock
 from django_rollback.models import MigrationState, RollbackLog
 
 from . import dbtools
-from .conftest import git
+from .gitrepo import git
 from .panel.history import PanelHistory, database_url_of
 
 CHANGELIST = "/admin/django_rollback/migrationstate/"

@@ -11,7 +11,7 @@ from django.db import connection
 from playwright.sync_api import Page, expect
 
 from . import dbtools
-from .conftest import ARTIFACTS
+from .browser import ARTIFACTS
 from .panel.history import PanelHistory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("inline_runner")]

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from . import dbtools
-from .conftest import History, Project, git
+from .gitrepo import git
+from .projects import History, Project
 
 
 def test_fake_prints_the_plan_and_changes_nothing_but_the_audit_log(shop: History) -> None:

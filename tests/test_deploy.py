@@ -19,16 +19,8 @@ from django_rollback import services
 from django_rollback.exceptions import RollbackError
 
 from . import dbtools
-from .conftest import (
-    History,
-    Project,
-    assert_refused,
-    commit_release,
-    git,
-    init_repo,
-    make_project,
-    write_release,
-)
+from .gitrepo import commit_release, git, init_repo, write_release
+from .projects import History, Project, assert_refused, make_project
 from .shop import migration, shelf_releases, warehouse_releases
 
 # Project.manage passes the environment on: make sure these come only from the tests.

@@ -20,6 +20,8 @@ from types import ModuleType
 
 import pytest
 
+from .gitrepo import git
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_HISTORY = REPO_ROOT / "demo" / "build_history.py"
 TAGS = ("v1.0.0", "v1.1.0", "v1.2.0")
@@ -62,10 +64,6 @@ def run(
 
 def manage(site: Path, *args: str, database_url: str, expect: int | None = 0):
     return run([sys.executable, "manage.py", *args], site, database_url, expect)
-
-
-def git(repo: Path, *args: str) -> str:
-    return run(["git", *args], repo).stdout.strip()
 
 
 @dataclass
@@ -202,14 +200,14 @@ def test_history_is_three_tagged_commits_checked_out_at_the_last(site: Site) -> 
 
 
 def test_final_commit_holds_the_example_project(site: Site, tmp_path: Path) -> None:
-    run(["git", "clone", "--quiet", site.path, tmp_path / "clone"], tmp_path)
+    git(tmp_path, "clone", "--quiet", site.path, tmp_path / "clone")
     assert tree(tmp_path / "clone") == build_history.release_files(TAGS[-1])
 
 
 @pytest.mark.parametrize("tag", TAGS)
 def test_each_release_is_consistent_and_migrates(site: Site, tag: str, tmp_path: Path) -> None:
     checkout = tmp_path / tag
-    run(["git", "clone", "--quiet", "--branch", tag, site.path, checkout], tmp_path)
+    git(tmp_path, "clone", "--quiet", "--branch", tag, site.path, checkout)
     on_disk = {
         path.relative_to(checkout).as_posix()
         for app in DEMO_APPS
@@ -259,7 +257,7 @@ def test_rollback_to_the_first_release(site_copy: Site, tmp_path: Path) -> None:
     assert after["catalog_product"] == {"id", "name", "price", "category_id"}
     assert after["orders_order"] == {"id", "customer_email", "created_at"}
     reference = tmp_path / "v1.0.0"
-    run(["git", "clone", "--quiet", "--branch", "v1.0.0", site, reference], tmp_path)
+    git(tmp_path, "clone", "--quiet", "--branch", "v1.0.0", site, reference)
     manage(reference, "migrate", "--noinput", database_url=sqlite_url(tmp_path / "ref.sqlite3"))
     assert schema(db) == schema(tmp_path / "ref.sqlite3")
     assert count_rows(db, "catalog_product") == 4

@@ -18,7 +18,8 @@ from urllib.parse import urlparse
 import pytest
 
 from . import dbtools
-from .conftest import History, Project, git, make_project
+from .gitrepo import git
+from .projects import History, Project, make_project
 from .shop import ID, migration, shelf_releases
 
 pytestmark = pytest.mark.skipif(

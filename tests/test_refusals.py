@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from . import dbtools
-from .conftest import History, Project, assert_refused, git, init_repo, make_project
+from .gitrepo import git, init_repo
+from .projects import History, Project, assert_refused, make_project
 from .shop import shelf_releases
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from . import dbtools
-from .conftest import History
+from .projects import History
 from .shop import SQUASH
 
 
@@ -87,7 +87,7 @@ def test_finalized_squash_to_previous(shop: History) -> None:
 
 
 def test_squash_cannot_be_split_to_reach_a_state_before_part_of_it(shop: History) -> None:
-    from .conftest import assert_refused
+    from .projects import assert_refused
 
     project = shop.deploy("v2.1.0")
     assert_refused(project, "rollback_migrations", "-t", "v1.0.0", says="squashed migration")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from . import dbtools
-from .conftest import History
+from .projects import History
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import synth  # noqa: E402
@@ -167,7 +167,7 @@ def test_relations_of_every_kind_write_the_sql_of_djangos_executor(
     # Many-to-many, multi-table inheritance, a proxy, a model that others point at with its
     # primary key type changed and then renamed,
     # a renamed field, unique_together, an altered foreign key and unique field.
-    from .conftest import make_project
+    from .projects import make_project
     from .shop import ID, migration, shelf_releases
 
     (v1, first), (v2, second) = shelf_releases(RELATIONS.replace("ID_FIELD", ID))

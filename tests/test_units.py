@@ -16,7 +16,7 @@ from django_rollback.exceptions import AmbiguousCommitError, RepositoryError, Un
 from django_rollback.git import GitRepository
 from django_rollback.models import MigrationState
 
-from .conftest import git, init_repo
+from .gitrepo import git, init_repo
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import admin
@@ -75,7 +75,14 @@ class DatabaseFilter(admin.SimpleListFilter):
         return queryset  # get_queryset() already reads the alias from the request
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+if TYPE_CHECKING:  # ModelAdmin is generic in django-stubs only, not at run time
+    AnyModelAdmin = admin.ModelAdmin[Any]
+    StateModelAdmin = admin.ModelAdmin[MigrationState]
+else:
+    AnyModelAdmin = StateModelAdmin = admin.ModelAdmin
+
+
+class ReadOnlyAdmin(AnyModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -95,7 +95,8 @@ class RollbackLogAdmin(AuditAdmin):
         return [*self.list_display, "database"] if several else list(self.list_display)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field for _title, options in self.fieldsets for field in options["fields"]]
+        # Every field is shown read-only; the fieldsets above name each one as a string.
+        return [str(field) for _title, options in self.fieldsets for field in options["fields"]]
 
     @admin.display(description=gettext_lazy("from → to"))
     def from_to(self, obj: RollbackLog) -> str:

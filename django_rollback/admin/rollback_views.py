@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -22,12 +22,13 @@ from ..models import MigrationState, RollbackLog
 from ..planning import RollbackPlan
 from .common import (
     ROLLBACK_PERMISSION,
+    StateModelAdmin,
     selected_database,
     with_database,
 )
 
 
-class RollbackViewsMixin(admin.ModelAdmin):
+class RollbackViewsMixin(StateModelAdmin):
     """Pages of MigrationStateAdmin beyond the list and the detail page."""
 
     rollback_template = "admin/django_rollback/migrationstate/rollback.html"
@@ -145,7 +146,7 @@ class RollbackViewsMixin(admin.ModelAdmin):
                     request, _("This rollback would be refused; see why below."), messages.ERROR
                 )
                 return self._render_preview(request, state, plan, None)
-            log = services.record_dry_run(plan, user=user, source="admin")
+            log = services.record_dry_run(plan, user=user, source=RollbackLog.Source.ADMIN)
             self.message_user(
                 request,
                 format_html(
@@ -160,7 +161,7 @@ class RollbackViewsMixin(admin.ModelAdmin):
         try:
             # The rollback runs in a process of its own (background.py): this request only
             # queues it, so no web server timeout can cut it short.
-            log = services.start_in_background(plan, user=user, source="admin")
+            log = services.start_rollback(plan, user=user, source=RollbackLog.Source.ADMIN)
         except RollbackError as exc:  # refused: another rollback runs, or it could not start
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(self._rollback_url(request, state.pk))

@@ -35,8 +35,13 @@ class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
     search_help_text = gettext_lazy("A commit prefix or a tag.")
     show_full_result_count = False  # one COUNT(*) less on big tables
     list_per_page = 50
-    fields = ["commit_full", "tags_badges", "saved_at", "app_count", "migration_count"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "commit_full",
+        "tags_badges",
+        "saved_at",
+        "app_count",
+        "migration_count",
+    )
 
     class Media:
         css = {"all": ["django_rollback/admin.css"]}
@@ -54,14 +59,15 @@ class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
                 messages.error(request, str(exc))
                 found = None
             request._rollback_overview = found  # type: ignore[attr-defined]
-        return request._rollback_overview  # type: ignore[attr-defined]
+        cached: services.DatabaseOverview | None = request._rollback_overview  # type: ignore[attr-defined]
+        return cached
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
         overview = self.get_overview(request)
 
         @admin.display(description=_("status"))
         def status(obj: MigrationState) -> str:
-            marks = []
+            marks: list[tuple[str, tuple[str, ...]]] = []
             if overview and overview.current and overview.current.pk == obj.pk:
                 marks.append(
                     (
@@ -130,13 +136,13 @@ class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
 
     @admin.display(description=gettext_lazy("apps"))
     def app_count(self, obj: MigrationState) -> int:
-        return len({app for app, _name in obj.migrations})
+        return obj.app_count
 
     @admin.display(description=gettext_lazy("migrations"))
     def migration_count(self, obj: MigrationState) -> int:
         return len(obj.migrations)
 
-    def get_list_display_links(self, request: HttpRequest, list_display: Any) -> list[str]:
+    def get_list_display_links(self, request: HttpRequest, list_display: Any) -> list[Any]:
         return ["commit_link"]
 
     @admin.action(permissions=["rollback"], description=gettext_lazy("Rollback to this state"))
@@ -151,7 +157,9 @@ class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
             return None
         return HttpResponseRedirect(self._rollback_url(request, chosen[0]))
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> Any:
         overview = self.get_overview(request)
         context = {
             "overview": overview,
@@ -171,7 +179,7 @@ class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
         request: HttpRequest,
         object_id: str,
         form_url: str = "",
-        extra_context: dict | None = None,
+        extra_context: dict[str, Any] | None = None,
     ) -> Any:
         context: dict[str, Any] = {"can_rollback": self.has_rollback_permission(request)}
         state = self.get_object(request, object_id)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
-from ..exceptions import RollbackError
+from ..exceptions import RollbackError, first_line
 
 
 class RollbackBaseCommand(BaseCommand):
@@ -44,9 +44,15 @@ class RollbackBaseCommand(BaseCommand):
         except RollbackError as exc:
             self.fail(str(exc))
         except DatabaseError as exc:
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            self.fail(f"Database error on '{options.get('database')}': {first_line}")
-        return None
+            self.fail(f"Database error on '{options.get('database')}': {first_line(exc)}")
+
+    @staticmethod
+    def wait_seconds(options: dict[str, Any]) -> float:
+        """The --wait option, refused when negative."""
+        wait = float(options["wait"])
+        if wait < 0:
+            raise RollbackError("--wait needs a number of seconds, 0 or more.")
+        return wait
 
     def emit_json(self, document: dict[str, Any]) -> None:
         """The one JSON document of a --json run, on stdout."""
@@ -80,7 +86,7 @@ class RollbackBaseCommand(BaseCommand):
 
     def fail(
         self, message: str, returncode: int = 1, document: dict[str, Any] | None = None
-    ) -> None:
+    ) -> NoReturn:
         """One line on stderr and a non-zero exit; with --json also an error document (the
         `document` given, with ok false and the error)."""
         if self.logger:

@@ -19,7 +19,7 @@ from django_rollback import services
 from django_rollback.models import MigrationState
 
 from .. import dbtools
-from ..conftest import commit_release, init_repo, write_release
+from ..gitrepo import commit_release, init_repo, write_release
 
 # tag -> the migration each app is at (None: not installed yet)
 RELEASES: list[tuple[str, dict[str, str | None]]] = [

@@ -65,8 +65,7 @@ class Command(RollbackBaseCommand):
         tag, commit = options["tag"], options["commit"]
         if tag is not None and commit is not None:
             raise RollbackError("Choose one target: -t/--tag or -c/--commit, not both.")
-        if options["wait"] < 0:
-            raise RollbackError("--wait needs a number of seconds, 0 or more.")
+        wait = self.wait_seconds(options)
         targeted = tag is not None or commit is not None or options["fake"] or options["sql"]
         if options["list"]:
             if targeted or options["check"]:
@@ -116,10 +115,9 @@ class Command(RollbackBaseCommand):
             )
         self._preview(plan, detailed=False)
         try:
-            result = services.execute(plan, progress=self._progress, wait=options["wait"])
+            result = services.execute(plan, progress=self._progress, wait=wait)
         except RollbackError as exc:
             self.fail(str(exc), document=self._document(plan, options, {"status": "failed"}))
-            return
         pruned = len(result.pruned)
         self.say(
             f"State for {services.describe_state(plan.target)} is now the latest saved state"
@@ -244,9 +242,10 @@ class Command(RollbackBaseCommand):
                             "commit": state.commit,
                             "tags": list(state.tags),
                             "saved_at": state.saved_at.isoformat(),
-                            "apps": len({app for app, _ in state.migrations}),
+                            "apps": state.app_count,
                             "migrations": len(state.migrations),
                             "current": state.commit == head,
+                            "unresolved": [list(key) for key in state.unresolved or []],
                         }
                         for state in listing.states
                     ],
@@ -263,12 +262,13 @@ class Command(RollbackBaseCommand):
         )
         for state in listing.states:
             marker = "*" if state.commit == head else " "
-            apps = len({app for app, _ in state.migrations})
             saved = state.saved_at.strftime("%Y-%m-%d %H:%M:%S")
             tags = ", ".join(state.tags) or "-"
+            if state.unresolved:  # converted from 0.4.0 without its full set
+                tags += f"  (not a rollback target: no file for {state.unresolved_labels})"
             self.say(
-                f"  {marker}  {state.pk:>5}  {state.commit[:10]:<10}  {saved:<19}  {apps:>4}  "
-                f"{len(state.migrations):>10}  {tags}"
+                f"  {marker}  {state.pk:>5}  {state.commit[:10]:<10}  {saved:<19}  "
+                f"{state.app_count:>4}  {len(state.migrations):>10}  {tags}"
             )
         if head and any(state.commit == head for state in listing.states):
             self.say("  * = the current commit (HEAD)")

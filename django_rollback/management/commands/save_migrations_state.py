@@ -6,7 +6,6 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from ... import conf, services
-from ...exceptions import RollbackError
 from ...planning import label
 from ..base import RollbackBaseCommand
 
@@ -51,14 +50,13 @@ class Command(RollbackBaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["wait"] < 0:
-            raise RollbackError("--wait needs a number of seconds, 0 or more.")
+        wait = self.wait_seconds(options)
         result = services.save_state(
             repo_path=options["path"],
             database=options["database"],
             commit=options["commit"],
             tags=options["tags"],
-            wait=options["wait"],
+            wait=wait,
         )
         state = services.describe_state(result.state)
         if result.created:
