@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from . import dbtools
-from .conftest import Project, commit_release, init_repo, write_release
+from .gitrepo import commit_release, init_repo, write_release
+from .projects import Project
 from .shop import ID, MANAGE, app_files, migration
 
 pytestmark = pytest.mark.skipif(
