@@ -30,7 +30,7 @@ from django.utils import timezone
 from . import conf
 from .exceptions import RollbackError, RollbackInProgressError, StalePlanError
 from .execution import _log_row, current_user, execute
-from .locks import rollback_lock
+from .locks import lock_scope, rollback_lock
 from .models import RollbackLog
 from .planning import RollbackPlan
 from .progress import live_progress
@@ -73,8 +73,12 @@ def _refuse_if_busy(database: str) -> None:
                 f"Another rollback is running on database '{database}' (log entry {other.pk}); "
                 "try again when it has finished."
             )
-    with rollback_lock(connections[database]):  # a command may hold it: refuse now, not later
-        pass
+    connection = connections[database]
+    # A command may hold the lock: refuse now, not later. Not with the transaction-scoped lock
+    # (PgBouncer): a session lock taken and released there could land on two server sessions.
+    if lock_scope(connection) == "session":
+        with rollback_lock(connection):
+            pass
 
 
 def launch(log: RollbackLog) -> int | None:

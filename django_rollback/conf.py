@@ -15,11 +15,37 @@ DEFAULTS: dict[str, Any] = {
     # variables below take precedence).
     "COMMIT": None,
     "TAGS": None,
+    # Each attempt of a rollback waits at most this long (seconds) for a table lock, so the
+    # site's queries never queue behind it for longer; 0 waits without limit.
+    "LOCK_TIMEOUT": 2.0,
+    # Attempts after the first when a table lock could not be had in time, and the wait
+    # before the first of them (doubled each time, at most 30 s).
+    "LOCK_RETRIES": 5,
+    "LOCK_RETRY_DELAY": 2.0,
+    # The rollback lock on PostgreSQL: "session" (an advisory lock held by the connection),
+    # "transaction" (held by the rollback's transaction: works behind PgBouncer in
+    # transaction-pooling mode), or "auto": "transaction" when the database has
+    # DISABLE_SERVER_SIDE_CURSORS, which Django asks for behind such a pooler.
+    "LOCK_SCOPE": "auto",
+    # The preview counts rows exactly up to this many (by the catalog's estimate); bigger
+    # tables show the estimate, marked "≈", so the preview never scans a huge table.
+    "ESTIMATE_ROWS_ABOVE": 1_000_000,
 }
 
 # Environment variables read before the settings: set them at build or deploy time.
 COMMIT_ENV = "DJANGO_ROLLBACK_COMMIT"
 TAGS_ENV = "DJANGO_ROLLBACK_TAGS"  # comma-separated; empty means "no tags"
+
+#: How many characters of a commit hash every message, list and admin page shows.
+SHORT_COMMIT_LENGTH = 10
+
+
+#: Commits that share a prefix are listed longer, so that the user can tell them apart.
+CANDIDATE_LENGTH = 12
+
+
+def short_commit(sha: str) -> str:
+    return sha[:SHORT_COMMIT_LENGTH]
 
 
 def get_setting(name: str) -> Any:

@@ -48,3 +48,24 @@ class StalePlanError(RollbackError):
 
 class RollbackFailedError(RollbackError):
     """A step failed while the rollback ran."""
+
+
+class UnappliedMigrationsError(RollbackError):
+    """Migration files on disk are not applied: saving would record a wrong state."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the commands' signal handler as Ctrl-C raises KeyboardInterrupt."""
+
+
+class RollbackInterruptedError(RollbackError):
+    """Ctrl-C or SIGTERM stopped a command; the message says what was changed, if anything."""
+
+    def __init__(self, message: str, *, terminated: bool = False) -> None:
+        super().__init__(message)
+        self.terminated = terminated
+
+    @property
+    def exit_code(self) -> int:
+        """What a shell reports for a process stopped by the signal: 128 + its number."""
+        return 143 if self.terminated else 130

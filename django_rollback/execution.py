@@ -7,50 +7,64 @@ between the preview and the confirmation.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
+from django.utils.translation import ngettext
 
+from .conf import get_setting
 from .exceptions import (
     PlanRefusedError,
     RollbackError,
     RollbackFailedError,
+    RollbackInProgressError,
+    RollbackInterruptedError,
     StalePlanError,
+    Terminated,
     first_line,
 )
-from .locks import rollback_lock
-from .models import MigrationState, RollbackLog
+from .lock_waits import (
+    WriteCounter,
+    blocked_reason,
+    is_lock_timeout,
+    lock_timeout as lock_timeout_set,
+)
+from .locks import hold_transaction_lock, lock_scope, rollback_lock
+from .models import MigrationState, RollbackLog, describe_commit
 from .planning import PlanStep, RollbackPlan, labels
-from .progress import ProgressWriter, mark_interrupted
+from .progress import ProgressWriter
 from .snapshot import applied_migrations
 
 
 def describe_state(state: MigrationState) -> str:
     """How every message names a state: the full commit and its tags."""
-    return f'commit "{state.commit}" {state.tags_display}'
+    return describe_commit(state.commit, state.tags)
 
 
 @dataclass(frozen=True)
 class StepEvent:
-    """Progress of a running rollback: `started` then `finished` (with seconds) per step.
+    """Progress of a running rollback: `started` then `finished` (with seconds) per step;
+    `waiting` (seconds: the pause, message: who holds the table) when an attempt could not
+    lock a table in time and the rollback will start over."""
 
-    `number` counts from 1 up to `total`; `elapsed` is the time since the first step began."""
-
-    kind: Literal["started", "finished"]
+    kind: Literal["started", "finished", "waiting"]
     step: PlanStep
     seconds: float = 0.0
-    number: int = 0
+    message: str = ""
+    number: int = 0  # of the step, from 1 up to `total`
     total: int = 0
-    elapsed: float = 0.0
+    elapsed: float = 0.0  # since the first step began
 
 
 @dataclass
@@ -90,7 +104,14 @@ def _log_row(
 def record_dry_run(
     plan: RollbackPlan, *, user: str = "", source: RollbackLog.Source = RollbackLog.Source.COMMAND
 ) -> RollbackLog:
-    """Keep the previewed plan in the audit log; nothing else is written."""
+    """Keep the previewed plan in the audit log; nothing else is written but the cleaning of
+    entries left "running" by a process that died (when no rollback holds the lock)."""
+    connection = connections[plan.database]
+    try:
+        with rollback_lock(connection):
+            close_stale_running(plan.database)
+    except RollbackInProgressError:
+        pass  # a rollback is really running: its entry is not stale
     log = _log_row(plan, RollbackLog.Status.DRY_RUN, user=user or current_user(), source=source)
     log.finished_at, log.duration = log.started_at, 0.0
     log.save(using=plan.database)
@@ -104,92 +125,243 @@ def execute(
     source: RollbackLog.Source = RollbackLog.Source.COMMAND,
     progress: Callable[[StepEvent], None] | None = None,
     wait: float = 0.0,
+    on_wait: Callable[[], None] | None = None,
+    lock_timeout: float | None = None,
+    retries: int | None = None,
+    retry_delay: float | None = None,
     log: RollbackLog | None = None,
 ) -> RollbackResult:
     """Run the plan under the rollback lock; all or nothing where the backend allows it.
 
     `log` is an entry made beforehand (status queued, by background.start_rollback());
-    without it the entry is created here. Either way it records its progress while it runs
-    (progress.py)."""
+    without it the entry is created here. Either way, with the session lock, it records its
+    progress while it runs (progress.py).
+
+    Each attempt waits at most `lock_timeout` seconds for a table lock (default: the
+    LOCK_TIMEOUT setting; 0: no limit). When that runs out and the attempt changed nothing,
+    it is abandoned and tried again up to `retries` times (LOCK_RETRIES), after a pause of
+    `retry_delay` seconds (LOCK_RETRY_DELAY) doubled each time.
+
+    Ctrl-C (KeyboardInterrupt) or SIGTERM (Terminated) while it runs: the log entry is
+    marked interrupted at once and RollbackInterruptedError says what was changed."""
     if plan.blockers:
         raise PlanRefusedError("Refusing to roll back: " + " ".join(plan.blockers))
     if plan.is_noop:
         raise RollbackError(f"Nothing to do: {describe_state(plan.target)} is the current state.")
     assert plan.context is not None, "plans are made by plan_rollback()"
+    timeout = float(get_setting("LOCK_TIMEOUT") if lock_timeout is None else lock_timeout)
+    tries = 1 + int(get_setting("LOCK_RETRIES") if retries is None else retries)
+    delay = float(get_setting("LOCK_RETRY_DELAY") if retry_delay is None else retry_delay)
+    if timeout < 0 or tries < 1 or delay < 0:
+        raise RollbackError("The lock timeout, the retries and their delay cannot be negative.")
     connection = connections[plan.database]
-    states = MigrationState.objects.using(plan.database)
-    with rollback_lock(connection, wait):
-        if applied_migrations(connection) != plan.applied_before:
-            raise StalePlanError(
-                "The applied migrations changed since this plan was made: preview it again."
-            )
-        if states.filter(pk__in=[plan.current.pk, plan.target.pk]).count() != 2:
-            raise StalePlanError("The saved states changed since this plan was made.")
-        # Holding the lock, any row still "running" belongs to a process that died.
-        for dead in RollbackLog.objects.using(plan.database).filter(
-            status=RollbackLog.Status.RUNNING
-        ):
-            mark_interrupted(dead)
-        newer = states.newer_than(plan.target)
-        pruned = [
-            {
-                "commit": s.commit,
-                "tags": s.tags,
-                "saved_at": s.saved_at.isoformat(),
-                "migrations": s.migrations,
-            }
-            for s in newer
-        ]
-        if log is None:
-            user = user or current_user()
-            log = _log_row(plan, RollbackLog.Status.RUNNING, user=user, source=source)
-        log.status, log.pruned_states = RollbackLog.Status.RUNNING, pruned
-        log.started_at, log.steps_total = timezone.now(), len(plan.steps)
-        log.fingerprint = plan.fingerprint
-        log.pid, log.host, log.heartbeat_at = os.getpid(), socket.gethostname(), log.started_at
-        log.save(using=plan.database)  # committed before the transaction: others can see it
-        output: list[str] = []
+    in_transaction = lock_scope(connection) == "transaction"
+    if in_transaction and not plan.all_or_nothing:
+        raise PlanRefusedError(
+            "This plan cannot run in one transaction, and the rollback lock is held by the "
+            "rollback's transaction (LOCK_SCOPE, for PgBouncer in transaction-pooling mode): "
+            'run it over a direct connection to PostgreSQL with LOCK_SCOPE "session".'
+        )
+    if log is None:
+        user = user or current_user()
+        log = _log_row(plan, RollbackLog.Status.RUNNING, user=user, source=source)
+    output: list[str] = []
+    running: list[PlanStep] = []
+    committed = False
+    session_lock = rollback_lock(connection, wait, on_wait=on_wait)
+    with nullcontext() if in_transaction else session_lock:
+        if not in_transaction:
+            newer, pruned = _prepare(plan, log)
         started = time.perf_counter()
-        running: list[PlanStep] = []
-        writer = ProgressWriter(log)
-        try:
-            with _all_or_nothing(connection, plan.all_or_nothing):
-                try:
-                    _run_steps(plan, connection, output, running, _tee(progress, writer, output))
-                finally:
-                    writer.close()  # before the outcome is written: no late progress after it
-                actual = applied_migrations(connection)
-                if actual != plan.expected_after:
-                    raise RollbackFailedError(
-                        "after the plan the applied migrations are not the expected ones "
-                        f"(unexpected: {labels(actual - plan.expected_after) or '-'}; "
-                        f"missing: {labels(plan.expected_after - actual) or '-'})"
+        for attempt in range(1, tries + 1):
+            running = []
+            writes = WriteCounter()
+            try:
+                with (
+                    connection.execute_wrapper(writes),
+                    _all_or_nothing(connection, plan.all_or_nothing),
+                    lock_timeout_set(connection, timeout, in_transaction=plan.all_or_nothing),
+                ):
+                    if in_transaction:
+                        hold_transaction_lock(connection, wait)
+                        newer, pruned = _prepare(plan, log)
+                    # Live progress needs the row committed before the transaction: not so with
+                    # the transaction-scoped lock (PgBouncer), where the page shows it at the end.
+                    writer = None if in_transaction else ProgressWriter(log)
+                    try:
+                        _run_steps(
+                            plan, connection, output, running, _tee(progress, writer, output)
+                        )
+                    finally:
+                        if writer is not None:  # before the outcome: no late progress after it
+                            writer.discard()
+                    actual = applied_migrations(connection)
+                    if actual != plan.expected_after:
+                        raise RollbackFailedError(
+                            "after the plan the applied migrations are not the expected ones "
+                            f"(unexpected: {labels(actual - plan.expected_after) or '-'}; "
+                            f"missing: {labels(plan.expected_after - actual) or '-'})"
+                        )
+                    newer.delete()
+                    # The outcome commits with the rollback: a process killed right after the
+                    # commit still leaves a log row that says it succeeded. A failure to write
+                    # it must not undo the rollback, hence the savepoint in _finish().
+                    commit_audit_error = _finish(
+                        log, RollbackLog.Status.SUCCEEDED, output, time.perf_counter() - started
                     )
-                newer.delete()
-                # The outcome commits with the rollback: a process killed right after the
-                # commit still leaves a log row that says it succeeded. A failure to write it
-                # must not undo the rollback, hence the savepoint in _finish().
-                commit_audit_error = _finish(
-                    log, RollbackLog.Status.SUCCEEDED, output, time.perf_counter() - started
-                )
-        except Exception as exc:
-            seconds = time.perf_counter() - started
-            where = f" at {running[-1].label}" if running else ""
-            if plan.all_or_nothing:
-                outcome = "the database is unchanged (the plan ran in one transaction)"
-            else:
-                done = [line for line in output if line.endswith("OK")]
-                outcome = f"{len(done)} step(s) before it stay unapplied; saved states unchanged"
-            message = f"Rollback failed{where}: {first_line(exc)}; {outcome}."
-            _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
-            writer.discard()
-            raise RollbackFailedError(message) from exc
+                committed = True
+                break
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the commands' handler
+                raise _interrupted(plan, log, output, running, committed, exc) from None
+            except Exception as exc:
+                if in_transaction:
+                    # The row went with the transaction: a refusal leaves no trace, a
+                    # failure is written anew below.
+                    log.pk, log._state.adding = None, True
+                    if isinstance(exc, RollbackError) and not running:
+                        raise
+                unchanged = plan.all_or_nothing or writes.count == 0
+                if not (is_lock_timeout(exc) and unchanged):
+                    message = _failure(plan, exc, running, output)
+                else:
+                    step = running[-1] if running else None
+                    tables = [lock.table for lock in step.locks] if step else []
+                    reason = blocked_reason(connection, tables, timeout)
+                    if attempt < tries:
+                        pause = min(delay * 2 ** (attempt - 1), MAX_RETRY_DELAY)
+                        line = (
+                            f"Attempt {attempt} of {tries}: {reason}; trying again in {pause:g}s."
+                        )
+                        output.append(line)
+                        if progress and step:
+                            progress(StepEvent("waiting", step, pause, line))
+                        time.sleep(pause)
+                        continue
+                    message = (
+                        f"Rollback gave up after {tries} attempt{'s' if tries != 1 else ''}: "
+                        f"{reason}; the database is unchanged."
+                    )
+                seconds = time.perf_counter() - started
+                _finish(log, RollbackLog.Status.FAILED, output, seconds, error=message)
+                raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started
         audit_error = _finish(log, RollbackLog.Status.SUCCEEDED, output, seconds)
-        writer.discard()
         if audit_error and not commit_audit_error:
             audit_error = None  # only the final duration is missing; the outcome is saved
     return RollbackResult(plan, log, pruned, seconds, audit_error, output)
+
+
+MAX_RETRY_DELAY = 30.0
+
+
+def _prepare(plan: RollbackPlan, log: RollbackLog) -> tuple[Any, list[dict[str, object]]]:
+    """Holding the rollback lock: refuse a stale plan, close the rows of dead rollbacks, and
+    save this one's row as running. Returns the newer states and what they held."""
+    connection = connections[plan.database]
+    states = MigrationState.objects.using(plan.database)
+    if applied_migrations(connection) != plan.applied_before:
+        raise StalePlanError(
+            "The applied migrations changed since this plan was made: preview it again."
+        )
+    if states.filter(pk__in=[plan.current.pk, plan.target.pk]).count() != 2:
+        raise StalePlanError("The saved states changed since this plan was made.")
+    close_stale_running(plan.database)
+    newer = states.newer_than(plan.target)
+    pruned: list[dict[str, object]] = [
+        {
+            "commit": s.commit,
+            "tags": s.tags,
+            "saved_at": s.saved_at.isoformat(),
+            "migrations": s.migrations,
+        }
+        for s in newer
+    ]
+    log.status, log.pruned_states = RollbackLog.Status.RUNNING, pruned
+    log.started_at, log.steps_total = timezone.now(), len(plan.steps)
+    log.fingerprint, log.steps_done = plan.fingerprint, 0
+    log.pid, log.host, log.heartbeat_at = os.getpid(), socket.gethostname(), log.started_at
+    log.save(using=plan.database)
+    return newer, pruned
+
+
+def _failure(plan: RollbackPlan, exc: Exception, running: list[PlanStep], output: list[str]) -> str:
+    where = f" at {running[-1].label}" if running else ""
+    if plan.all_or_nothing:
+        outcome = "the database is unchanged (the plan ran in one transaction)"
+    else:
+        done = [line for line in output if line.endswith("OK")]
+        outcome = (
+            ngettext(
+                "%(count)d step before it stays unapplied",
+                "%(count)d steps before it stay unapplied",
+                len(done),
+            )
+            % {"count": len(done)}
+            + "; saved states unchanged"
+        )
+    return f"Rollback failed{where}: {first_line(first_error(exc))}; {outcome}."
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The error that broke the transaction, not the one that followed it: after a failed
+    query inside an atomic block, Django refuses every further query (SQLite's schema editor
+    checks constraints on its way out) with TransactionManagementError, which says nothing
+    about the constraint that failed."""
+    while isinstance(exc, TransactionManagementError) and exc.__context__ is not None:
+        exc = exc.__context__
+    return exc
+
+
+def close_stale_running(database: str) -> int:
+    """Mark "interrupted" the log entries still "running": called under the rollback lock,
+    so they belong to processes that died."""
+    return (
+        RollbackLog.objects.using(database)
+        .filter(status=RollbackLog.Status.RUNNING)
+        .update(status=RollbackLog.Status.INTERRUPTED, error="The rollback process stopped.")
+    )
+
+
+def _interrupted(
+    plan: RollbackPlan,
+    log: RollbackLog,
+    output: list[str],
+    running: list[PlanStep],
+    committed: bool,
+    signal: KeyboardInterrupt,
+) -> RollbackInterruptedError:
+    """Close the log entry of an interrupted rollback at once, and say what was changed."""
+    terminated = isinstance(signal, Terminated)
+    if committed:
+        return RollbackInterruptedError(
+            f"Interrupted after the rollback had finished (log entry {log.pk}).",
+            terminated=terminated,
+        )
+    if plan.all_or_nothing:
+        message = "Interrupted: nothing was changed (the plan ran in one transaction)."
+    else:
+        done = sum(1 for line in output if line.endswith("OK"))
+        where = f" at {running[-1].label}" if running else ""
+        steps = ngettext(
+            "%(count)d step before it stays unapplied",
+            "%(count)d steps before it stay unapplied",
+            done,
+        ) % {"count": done}
+        message = (
+            f"Interrupted{where}: {steps}; saved states unchanged. Run the same rollback "
+            "again to finish it."
+        )
+    log.status, log.error, log.output = RollbackLog.Status.INTERRUPTED, message, "\n".join(output)
+    log.finished_at = timezone.now()
+    fields = ["status", "error", "output", "finished_at"]
+    try:
+        log.save(using=plan.database, update_fields=fields)
+    except DatabaseError:  # the signal may have broken the connection mid-query
+        connections[plan.database].close()
+        # If this fails too, the next rollback or dry run marks it, holding the lock.
+        with contextlib.suppress(DatabaseError):
+            log.save(using=plan.database, update_fields=fields)
+    return RollbackInterruptedError(message, terminated=terminated)
 
 
 @contextmanager
@@ -241,18 +413,22 @@ def _run_steps(
         output.append(f"Unapplying {step.label}... OK")
         if progress:
             elapsed = time.perf_counter() - first
-            progress(StepEvent("finished", step, seconds, number, total, elapsed))
+            progress(
+                StepEvent("finished", step, seconds, number=number, total=total, elapsed=elapsed)
+            )
 
 
 def _tee(
-    progress: Callable[[StepEvent], None] | None, writer: ProgressWriter, output: list[str]
+    progress: Callable[[StepEvent], None] | None,
+    writer: ProgressWriter | None,
+    output: list[str],
 ) -> Callable[[StepEvent], None]:
     """Progress events go to the caller (the command prints them) and to the log row."""
 
     def handle(event: StepEvent) -> None:
-        if event.kind == "started":
+        if writer is not None and event.kind == "started":
             writer.update(running_step=event.step.label, step_started_at=timezone.now())
-        else:
+        elif writer is not None and event.kind == "finished":
             writer.update(
                 steps_done=event.number,
                 running_step="",
@@ -277,21 +453,12 @@ def _finish(
     log.duration, log.finished_at = round(seconds, 3), timezone.now()
     log.steps_done = sum(1 for line in output if line.endswith("OK"))
     log.running_step, log.step_started_at = "", None
+    database = log._state.db or log.database
+    fields = ["status", "output", "error", "duration", "finished_at"]
+    fields += ["steps_done", "running_step", "step_started_at"]
     try:
-        with transaction.atomic(using=log._state.db):  # a savepoint inside the rollback's
-            log.save(
-                using=log._state.db,
-                update_fields=[
-                    "status",
-                    "output",
-                    "error",
-                    "duration",
-                    "finished_at",
-                    "steps_done",
-                    "running_step",
-                    "step_started_at",
-                ],
-            )
+        with transaction.atomic(using=database):  # a savepoint inside the rollback's
+            log.save(using=database, update_fields=None if log._state.adding else fields)
     except DatabaseError as exc:
         return f"The rollback log entry {log.pk} could not be updated: {first_line(exc)}"
     return None

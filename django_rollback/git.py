@@ -8,6 +8,7 @@ from pathlib import Path
 
 import git
 
+from .conf import CANDIDATE_LENGTH
 from .exceptions import AmbiguousCommitError, RepositoryError, UnknownReferenceError
 
 HEX_PREFIX = re.compile(r"^[0-9a-fA-F]{4,40}$")
@@ -65,6 +66,12 @@ class GitRepository:
             return ()
         return tuple(sorted(line for line in out.splitlines() if line))
 
+    def all_tags(self) -> list[str]:
+        try:
+            return [line for line in self.repo.git.tag("--list").splitlines() if line]
+        except git.GitCommandError:
+            return []
+
     def resolve_tag(self, tag: str) -> str | None:
         """The commit a tag points at (annotated tags are peeled), or None."""
         try:
@@ -83,7 +90,7 @@ class GitRepository:
             return None
         commits = [c for c in candidates if self._is_commit(c)]
         if len(commits) > 1:
-            listed = ", ".join(c[:12] for c in sorted(commits))
+            listed = ", ".join(c[:CANDIDATE_LENGTH] for c in sorted(commits))
             raise AmbiguousCommitError(
                 f'Commit prefix "{prefix}" is ambiguous in git: it matches {listed}.'
             )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +15,8 @@ from typing import IO
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .exceptions import RollbackInProgressError
+from .conf import get_setting
+from .exceptions import RollbackError, RollbackInProgressError
 
 # Advisory lock key for PostgreSQL, and lock name for MySQL/MariaDB.
 LOCK_KEY = int.from_bytes(b"djrollbk", "big")
@@ -26,8 +29,15 @@ LockFunctions = tuple[Callable[[], bool], Callable[[], None]]
 
 
 @contextmanager
-def rollback_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) -> Iterator[None]:
-    """Hold the rollback lock of this database; refuse at once, or after `wait` seconds."""
+def rollback_lock(
+    connection: BaseDatabaseWrapper,
+    wait: float = 0.0,
+    *,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[None]:
+    """Hold the rollback lock of this database; refuse at once, or after `wait` seconds.
+    `on_wait` is called once when the lock is taken and the caller starts waiting, so that
+    a command can say why it seems to hang."""
     if connection.vendor == "postgresql":
         acquire, release = _sql_lock(
             connection, "SELECT pg_try_advisory_lock(%s)", "SELECT pg_advisory_unlock(%s)"
@@ -42,17 +52,59 @@ def rollback_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) -> Iterato
     else:
         acquire, release = _file_lock(connection)
     deadline = time.monotonic() + wait
+    waiting = False
     while not acquire():
         if time.monotonic() >= deadline:
-            raise RollbackInProgressError(
-                f"Another rollback is running on database '{connection.alias}'; "
-                "try again when it has finished."
-            )
+            raise _in_progress(connection)
+        if not waiting and on_wait is not None:
+            on_wait()
+        waiting = True
         time.sleep(POLL_SECONDS)
     try:
         yield
     finally:
         release()
+
+
+def lock_scope(connection: BaseDatabaseWrapper) -> str:
+    """ "session" or "transaction": who holds the rollback lock on PostgreSQL (LOCK_SCOPE).
+
+    Behind PgBouncer in transaction-pooling mode a session lock is taken on whichever server
+    connection ran that statement, and later statements may run on another one: the lock
+    would stay behind in the pool. A transaction-scoped lock lives exactly as long as the
+    rollback's transaction, which PgBouncer keeps on one server connection."""
+    if connection.vendor != "postgresql":
+        return "session"
+    scope = str(get_setting("LOCK_SCOPE"))
+    if scope == "auto":
+        pooled = connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
+        return "transaction" if pooled else "session"
+    if scope not in ("session", "transaction"):
+        raise RollbackError(
+            f'DJANGO_ROLLBACK["LOCK_SCOPE"] is "{scope}": use "auto", "session" or "transaction".'
+        )
+    return scope
+
+
+def hold_transaction_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) -> None:
+    """Take the rollback lock for the rest of the current transaction (PostgreSQL); refuse
+    at once, or after `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
+            if cursor.fetchone()[0]:
+                return
+        if time.monotonic() >= deadline:
+            raise _in_progress(connection)
+        time.sleep(POLL_SECONDS)
+
+
+def _in_progress(connection: BaseDatabaseWrapper) -> RollbackInProgressError:
+    return RollbackInProgressError(
+        f"Another rollback is running on database '{connection.alias}'; "
+        "try again when it has finished."
+    )
 
 
 def mysql_lock_name(database_name: str) -> str:
@@ -78,16 +130,26 @@ def _sql_lock(
     return acquire, release
 
 
+def sqlite_lock_path(database_name: str) -> str:
+    """The lock file of an SQLite database: in the system temporary directory, named after
+    the database's real path, so that it is never a stray file beside the database that a
+    `git add -A` commits."""
+    real = os.path.realpath(database_name)
+    digest = hashlib.sha256(real.encode()).hexdigest()[:24]
+    return os.path.join(tempfile.gettempdir(), f"django-rollback-{digest}.lock")
+
+
 def _file_lock(connection: BaseDatabaseWrapper) -> LockFunctions:
-    """A lock file beside an SQLite database; a process lock for in-memory ones."""
+    """A lock file for an SQLite database; a process lock for in-memory ones."""
     name = str(connection.settings_dict["NAME"])
     if name == ":memory:" or name.startswith("file:") or not os.path.isabs(name):
         lock = _process_locks.setdefault(connection.alias, threading.Lock())
         return (lambda: lock.acquire(blocking=False)), lock.release
     held: list[IO[str]] = []
+    path = sqlite_lock_path(name)
 
     def acquire() -> bool:
-        handle = open(f"{name}.rollback-lock", "a+")  # noqa: SIM115  # closed by release()
+        handle = open(path, "a+")  # noqa: SIM115  # closed by release()
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

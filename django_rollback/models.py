@@ -6,7 +6,20 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .conf import SHORT_COMMIT_LENGTH as SHORT_COMMIT_LENGTH, short_commit as short_commit
+
 MigrationKey = tuple[str, str]
+
+
+def tags_text(tags: Iterable[str] | None) -> str:
+    """How messages show a commit's tags: ['v1.2.0', 'hotfix'], or (no tags)."""
+    listed = list(tags or [])
+    return str(listed) if listed else "(no tags)"
+
+
+def describe_commit(sha: str, tags: Iterable[str] | None) -> str:
+    """How every message names a commit: the full hash and its tags."""
+    return f'commit "{sha}" {tags_text(tags)}'
 
 
 def app_count(keys: Iterable[MigrationKey] | Iterable[list[str]]) -> int:
@@ -82,11 +95,11 @@ class MigrationState(models.Model):
 
     @property
     def short_commit(self) -> str:
-        return self.commit[:8]
+        return short_commit(self.commit)
 
     @property
     def tags_display(self) -> str:
-        return str(list(self.tags)) if self.tags else "[]"
+        return tags_text(self.tags)
 
     @property
     def migration_set(self) -> frozenset[MigrationKey]:
@@ -154,7 +167,7 @@ class RollbackLog(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name = _("rollback log entry")
-        verbose_name_plural = _("rollback log")
+        verbose_name_plural = _("rollback log entries")
 
     def __str__(self) -> str:
-        return f"{self.from_commit[:8]} → {self.to_commit[:8]} ({self.status})"
+        return f"{short_commit(self.from_commit)} → {short_commit(self.to_commit)} ({self.status})"

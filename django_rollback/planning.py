@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError, router, transaction
+from django.db import router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import truncate_name
 from django.db.migrations import operations as ops
@@ -43,9 +43,12 @@ from django.db.migrations.utils import (  # type: ignore[attr-defined]  # (stubs
     resolve_relation,
 )
 from django.db.models import Field, Model
+from django.utils.translation import gettext, ngettext
 
+from .conf import get_setting
 from .exceptions import PlanRefusedError
 from .models import MigrationKey, MigrationState
+from .radius import Sizer, StepLocks, TableLock, TableSize, undo_locks
 from .snapshot import SquashMap, applied_migrations, parse_squashes, squashes_on_disk, with_squashes
 
 
@@ -64,12 +67,25 @@ class DataLoss:
     table: str
     column: str | None = None  # None: the whole table
     rows: int | None = None  # rows of the table, or non-null values of the column
+    estimated: bool = False  # rows is the catalog's estimate ("≈"), not a count
 
     def describe(self) -> str:
-        count = "unknown number of" if self.rows is None else str(self.rows)
         if self.column is None:
-            return f'drops table "{self.table}" ({count} rows)'
-        return f'drops column "{self.table}"."{self.column}" ({count} non-null values)'
+            what = f'drops table "{self.table}"'
+            count = (
+                ngettext("%(count)d row", "%(count)d rows", self.rows) % {"count": self.rows}
+                if self.rows is not None
+                else gettext("unknown number of rows")
+            )
+        else:
+            what = f'drops column "{self.table}"."{self.column}"'
+            count = (
+                ngettext("%(count)d non-null value", "%(count)d non-null values", self.rows)
+                % {"count": self.rows}
+                if self.rows is not None
+                else gettext("unknown number of non-null values")
+            )
+        return f"{what} ({'≈ ' if self.estimated else ''}{count})"
 
 
 @dataclass
@@ -81,6 +97,7 @@ class PlanStep:
     irreversible: list[str] = field(default_factory=list)
     data_loss: list[DataLoss] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    locks: list[TableLock] = field(default_factory=list)  # the blast radius (radius.py)
 
     @property
     def key(self) -> MigrationKey:
@@ -97,9 +114,11 @@ class PlanStep:
             "atomic": self.atomic,
             "irreversible": self.irreversible,
             "data_loss": [
-                {"table": d.table, "column": d.column, "rows": d.rows} for d in self.data_loss
+                {"table": d.table, "column": d.column, "rows": d.rows, "estimated": d.estimated}
+                for d in self.data_loss
             ],
             "notes": self.notes,
+            "locks": [lock.as_dict() for lock in self.locks],
         }
 
 
@@ -154,6 +173,8 @@ class RollbackPlan:
     # Replaced migrations a step must also mark unapplied (squashes known from saved states).
     extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]] = field(default_factory=dict)
     sql: list[str] | None = None
+    # Size of every table a step locks (measured with the preview's counts).
+    tables: dict[str, TableSize] = field(default_factory=dict)
     context: ExecutionContext | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -168,6 +189,13 @@ class RollbackPlan:
     @property
     def data_loss(self) -> list[tuple[PlanStep, DataLoss]]:
         return [(step, loss) for step in self.steps for loss in step.data_loss]
+
+    @property
+    def blast_radius(self) -> list[tuple[PlanStep, TableLock, TableSize | None]]:
+        """Every table each step locks, with the lock and the table's size."""
+        return [
+            (step, lock, self.tables.get(lock.table)) for step in self.steps for lock in step.locks
+        ]
 
     @property
     def fingerprint(self) -> str:
@@ -193,6 +221,7 @@ class RollbackPlan:
             "steps": [s.as_dict() for s in self.steps],
             "warnings": self.warnings,
             "blockers": self.blockers,
+            "tables": {name: size.as_dict() for name, size in sorted(self.tables.items())},
         }
 
 
@@ -204,8 +233,11 @@ def build_plan(
     *,
     with_sql: bool = False,
     count_rows: bool = True,
+    exact_counts: bool = False,
 ) -> RollbackPlan:
-    """Everything needed to preview and run the rollback from `current` to `target`."""
+    """Everything needed to preview and run the rollback from `current` to `target`.
+    With count_rows, the blast radius and data loss are measured (estimated above the
+    ESTIMATE_ROWS_ABOVE setting unless exact_counts)."""
     executor = _load_executor(connection)
     recorded = applied_migrations(connection)
     squashes = parse_squashes(*known_squashes, squashes_on_disk(executor.loader))
@@ -223,8 +255,9 @@ def build_plan(
 
     all_or_nothing = connection.features.can_rollback_ddl and all(m.atomic for m in ordered)
     context = ExecutionContext(executor, full_plan, sets.applied_nodes, ordered)
+    tables: dict[str, TableSize] = {}
     if count_rows and steps:
-        _measure_data_loss(connection, context, steps)
+        tables = _measure(connection, context, steps, exact=exact_counts)
 
     plan = RollbackPlan(
         database=connection.alias,
@@ -241,6 +274,7 @@ def build_plan(
         applied_before=recorded,
         expected_after=sets.expected_after,
         extra_unrecords=sets.extra_unrecords,
+        tables=tables,
         context=context,
     )
     plan.warnings = _warnings(plan, connection, ordered, recorded)
@@ -517,16 +551,33 @@ def _field_targets(
     return out
 
 
-def _measure_data_loss(
-    connection: BaseDatabaseWrapper, context: ExecutionContext, steps: list[PlanStep]
-) -> None:
+def _measure(
+    connection: BaseDatabaseWrapper,
+    context: ExecutionContext,
+    steps: list[PlanStep],
+    *,
+    exact: bool,
+) -> dict[str, TableSize]:
+    """Fill in each step's locks and data loss; return the sizes of the tables involved."""
+    sizer = Sizer(connection, exact=exact, threshold=int(get_setting("ESTIMATE_ROWS_ABOVE")))
     states = context.states_before_steps()
-    existing = set(connection.introspection.table_names())
     max_length = connection.ops.max_name_length()
     for migration, step in zip(context.migrations, steps, strict=True):
         state = states[step.key]
+        locks = StepLocks(connection.vendor)
         for operation in migration.operations:
+            before = _before(state, migration.app_label, operation)
             operation.state_forwards(migration.app_label, state)
+            if _routed_here(connection, migration.app_label, _model_of(operation)):
+                undo_locks(
+                    connection,
+                    migration.app_label,
+                    operation,
+                    before,
+                    state,
+                    locks,
+                    lambda model: _table_name(model, max_length),
+                )
             if isinstance(operation, ops.CreateModel):
                 if not _routed_here(connection, migration.app_label, operation.name_lower):
                     continue
@@ -534,7 +585,8 @@ def _measure_data_loss(
                 if model.options.get("proxy") or not model.options.get("managed", True):
                     continue
                 table = _table_name(model, max_length)
-                step.data_loss.append(DataLoss(table, None, _count(connection, existing, table)))
+                size = sizer.table(table)
+                step.data_loss.append(DataLoss(table, None, size.rows, size.estimated))
             elif isinstance(operation, ops.AddField):
                 if not _routed_here(connection, migration.app_label, operation.model_name_lower):
                     continue
@@ -544,11 +596,42 @@ def _measure_data_loss(
                 if added.many_to_many or not model.options.get("managed", True):
                     continue
                 table = _table_name(model, max_length)
-                rows = _count(connection, existing, table, added.column)
-                step.data_loss.append(DataLoss(table, added.column, rows))
+                rows, estimated = sizer.column(table, added.column)
+                step.data_loss.append(DataLoss(table, added.column, rows, estimated))
+        step.locks = locks.result()
+        for lock in step.locks:
+            sizer.table(lock.table)
+    return sizer.sizes
 
 
-def _routed_here(connection: BaseDatabaseWrapper, app_label: str, model_name: str) -> bool:
+# Operations whose undo needs the model as it was before them (what they removed or changed).
+NEEDS_BEFORE = (
+    ops.DeleteModel,
+    ops.RemoveField,
+    ops.AlterField,
+    ops.RemoveIndex,
+    ops.RemoveConstraint,
+)
+
+
+def _before(state: ProjectState, app: str, operation: ops.base.Operation) -> ProjectState:
+    """What undo_locks needs of the state before `operation`: a copy of the one model it
+    changes (the others are shared: it does not touch them); cloning the whole state for
+    every operation would cost as much as the plan itself on a big project."""
+    if not isinstance(operation, NEEDS_BEFORE):
+        return state
+    models = dict(state.models)
+    key = (app, _model_of(operation) or "")
+    if key in models:
+        models[key] = models[key].clone()
+    return ProjectState(models=models, real_apps=state.real_apps)
+
+
+def _model_of(operation: ops.base.Operation) -> str | None:
+    return getattr(operation, "model_name_lower", None) or getattr(operation, "name_lower", None)
+
+
+def _routed_here(connection: BaseDatabaseWrapper, app_label: str, model_name: str | None) -> bool:
     """Whether the routers let this model into this database (else its steps do nothing)."""
     return bool(router.allow_migrate(connection.alias, app_label, model_name=model_name))
 
@@ -557,21 +640,6 @@ def _table_name(model_state: ModelState, max_length: int | None) -> str:
     return model_state.options.get("db_table") or truncate_name(
         f"{model_state.app_label}_{model_state.name_lower}", max_length
     )
-
-
-def _count(
-    connection: BaseDatabaseWrapper, existing: set[str], table: str, column: str | None = None
-) -> int | None:
-    if table not in existing:
-        return None
-    quote = connection.ops.quote_name
-    counted = "*" if column is None else quote(column)
-    try:
-        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT({counted}) FROM {quote(table)}")
-            return int(cursor.fetchone()[0])
-    except DatabaseError:
-        return None
 
 
 def _leaves(graph: MigrationGraph, nodes: set[MigrationKey], app: str) -> tuple[str, ...]:

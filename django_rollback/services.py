@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,6 +21,7 @@ from django.db import (
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q, QuerySet, Subquery
 from django.utils.connection import ConnectionDoesNotExist
+from django.utils.translation import gettext as _, ngettext
 
 from . import conf
 from .background import start_rollback as start_rollback  # the admin's: outside the request
@@ -31,6 +34,7 @@ from .exceptions import (
     RollbackError,
     RollbackInProgressError,
     StateNotSavedError,
+    UnappliedMigrationsError,
     UnknownReferenceError,
     first_line,
 )
@@ -46,10 +50,17 @@ from .execution import (
 )
 from .git import GitRepository, validate_commit_prefix
 from .locks import rollback_lock
-from .models import MigrationKey, MigrationState, RollbackLog, app_count
+from .models import (
+    MigrationKey,
+    MigrationState,
+    RollbackLog,
+    app_count,
+    describe_commit,
+    short_commit,
+)
 from .planning import RollbackPlan, build_plan, labels
 from .progress import LiveProgress as LiveProgress, live_progress as live_progress
-from .snapshot import applied_migrations, squashes_on_disk
+from .snapshot import applied_migrations, squashes_on_disk, unapplied_on_disk
 
 # --- shared checks -------------------------------------------------------------------------
 
@@ -91,19 +102,29 @@ CommitSource = Literal["option", "environment", "settings", "git"]
 
 @dataclass(frozen=True)
 class CurrentCommit:
-    """The commit being deployed, and where it was learnt (`source`). `tags_known` is
-    false for a commit given without tags that git cannot tag either (no repository, or
-    one without that commit)."""
+    """The commit being deployed, and where it was learnt: "option", "environment",
+    "settings" or "git". `tags_known` is false for a commit given without tags that git
+    cannot tag either (no repository, or one without that commit). `tag_warning`: the tags
+    given disagree with git's."""
 
     sha: str
     tags: tuple[str, ...]
     source: CommitSource
     tags_known: bool = True
     repo: GitRepository | None = field(default=None, compare=False, repr=False)
+    tag_warning: str | None = None
 
     @property
     def tag_list(self) -> list[str]:
         return list(self.tags)
+
+    @property
+    def described(self) -> str:
+        return describe_commit(self.sha, self.tags)
+
+    @property
+    def short_sha(self) -> str:
+        return short_commit(self.sha)
 
 
 def current_commit(
@@ -111,24 +132,36 @@ def current_commit(
     repo_path: str | Path | None = None,
     commit: str | None = None,
     tags: list[str] | tuple[str, ...] | None = None,
+    replace_tags: bool = False,
+    option: str = "--commit",
 ) -> CurrentCommit:
-    """The deployed commit: from `commit`, DJANGO_ROLLBACK_COMMIT, DJANGO_ROLLBACK["COMMIT"],
-    in that order, and only then from git. Tags follow the same order; for a commit given
-    explicitly without tags they come from git when a repository is there."""
+    """The deployed commit: from `commit` (the flag named `option`), DJANGO_ROLLBACK_COMMIT,
+    DJANGO_ROLLBACK["COMMIT"], in that order, and only then from git.
+
+    Tags: `tags` (the --tag flag) are added to git's tags of the commit, or replace them with
+    `replace_tags`; otherwise DJANGO_ROLLBACK_TAGS, then the setting, replace them; otherwise
+    git's."""
     sha = commit
     source: CommitSource = "option"
     if not sha:
         sha, source = os.environ.get(conf.COMMIT_ENV), "environment"
     if not sha:
         sha, source = conf.get_setting("COMMIT"), "settings"
+    flag_tags = conf.split_tags(tags) if tags else None
     given_tags: tuple[str, ...] | None = None
-    if tags:
-        given_tags = conf.split_tags(tags)
-    elif conf.TAGS_ENV in os.environ:
+    if flag_tags is not None and replace_tags:
+        given_tags = flag_tags
+    elif flag_tags is None and conf.TAGS_ENV in os.environ:
         given_tags = conf.split_tags(os.environ[conf.TAGS_ENV])
-    elif conf.get_setting("TAGS") is not None:
+    elif flag_tags is None and conf.get_setting("TAGS") is not None:
         given_tags = conf.split_tags(conf.get_setting("TAGS"))
     if not sha:
+        path = Path(repo_path or conf.repo_path())
+        if not path.exists():  # a typo in -p/REPO_PATH, not a missing DJANGO_ROLLBACK_COMMIT
+            raise RepositoryError(
+                f"The current commit is unknown: the repository path {path} does not exist; "
+                "check -p/--path or DJANGO_ROLLBACK['REPO_PATH']."
+            )
         try:
             repo = open_repository(repo_path)
         except RepositoryError as exc:
@@ -137,19 +170,51 @@ def current_commit(
                 "(save_migrations_state --commit SHA, rollback_migrations --current-commit SHA)."
             ) from None
         head = repo.head()
-        tags = head.tags if given_tags is None else given_tags
-        return CurrentCommit(head.sha, tags, "git", repo=repo)
-    origin = {"option": "--commit", "environment": conf.COMMIT_ENV, "settings": "the setting"}
+        found, warning = _with_flag_tags(head.sha, head.tags, flag_tags, given_tags)
+        return CurrentCommit(head.sha, found, "git", repo=repo, tag_warning=warning)
+    origin = {"option": option, "environment": conf.COMMIT_ENV, "settings": "the setting"}
     if not FULL_SHA.match(sha):
         raise UnknownReferenceError(
             f'{origin[source]} "{sha}" is not a full commit hash: give all 40 hexadecimal '
             "characters (git rev-parse HEAD)."
         )
     sha = sha.lower()
-    found = _repository_if_any(repo_path)
-    if given_tags is None and found is not None and found.has_commit(sha):
-        given_tags = found.tags_at(sha)
-    return CurrentCommit(sha, given_tags or (), source, given_tags is not None, found)
+    maybe_repo = _repository_if_any(repo_path)
+    has_it = maybe_repo is not None and maybe_repo.has_commit(sha)
+    git_tags = maybe_repo.tags_at(sha) if maybe_repo is not None and has_it else None
+    if git_tags is None:  # no git to ask: the tags given, if any
+        known = given_tags if given_tags is not None else flag_tags
+        return CurrentCommit(sha, known or (), source, known is not None, maybe_repo)
+    tags_found, warning = _with_flag_tags(sha, git_tags, flag_tags, given_tags)
+    return CurrentCommit(sha, tags_found, source, True, maybe_repo, warning)
+
+
+def _with_flag_tags(
+    sha: str,
+    git_tags: tuple[str, ...],
+    flag_tags: tuple[str, ...] | None,
+    given_tags: tuple[str, ...] | None,
+) -> tuple[tuple[str, ...], str | None]:
+    """(tags, warning): git's tags plus those of --tag; a warning names the --tag values git
+    does not put on the commit. Tags from the environment or settings replace git's."""
+    if given_tags is not None:
+        return given_tags, _tag_disagreement(sha, git_tags, given_tags)
+    if not flag_tags:
+        return git_tags, None
+    return (
+        tuple(sorted(set(git_tags) | set(flag_tags))),
+        _tag_disagreement(sha, git_tags, flag_tags),
+    )
+
+
+def _tag_disagreement(sha: str, git_tags: tuple[str, ...], given: tuple[str, ...]) -> str | None:
+    unknown = sorted(set(given) - set(git_tags))
+    if not unknown:
+        return None
+    return (
+        f"git does not tag commit {short_commit(sha)} with {', '.join(unknown)} "
+        f"(git's tags there: {', '.join(git_tags) or 'none'}); saved as given."
+    )
 
 
 def _repository_if_any(repo_path: str | Path | None) -> GitRepository | None:
@@ -176,6 +241,8 @@ class SaveResult:
     previous: MigrationState | None
     added: frozenset[MigrationKey] = frozenset()  # compared with the previous state
     removed: frozenset[MigrationKey] = frozenset()
+    tag_warning: str | None = None  # the tags given disagree with git's
+    unapplied: tuple[MigrationKey, ...] = ()  # on disk, not applied (saved anyway on request)
 
     @property
     def is_latest(self) -> bool:
@@ -189,17 +256,24 @@ def save_state(
     commit: str | None = None,
     tags: list[str] | tuple[str, ...] | None = None,
     wait: float = SAVE_WAIT_SECONDS,
+    replace_tags: bool = False,
+    allow_unapplied: bool = False,
+    on_wait: Callable[[], None] | None = None,
 ) -> SaveResult:
     """Save what is applied now as the state of the current commit (see current_commit()).
 
     Runs under the rollback lock, so a save never records a half-finished rollback: it waits
-    up to `wait` seconds for a running one. Many processes saving the same commit at once
-    leave one state."""
+    up to `wait` seconds for a running one (`on_wait` is called when it starts waiting). Many
+    processes saving the same commit at once leave one state.
+
+    Refuses when migration files on disk are not applied (unless `allow_unapplied`): right
+    after a rollback the newer code is still deployed, and its commit would be saved with the
+    older migrations."""
     connection = ready_connection(database)
-    head = current_commit(repo_path=repo_path, commit=commit, tags=tags)
+    head = current_commit(repo_path=repo_path, commit=commit, tags=tags, replace_tags=replace_tags)
     try:
-        with rollback_lock(connection, wait):
-            return _save_locked(connection, head)
+        with rollback_lock(connection, wait, on_wait=on_wait):
+            return _save_locked(connection, head, allow_unapplied)
     except RollbackInProgressError:
         raise RollbackInProgressError(
             f"A rollback is running on database '{database}' (waited {wait:g}s): the state "
@@ -207,9 +281,31 @@ def save_state(
         ) from None
 
 
-def _save_locked(connection: BaseDatabaseWrapper, head: CurrentCommit) -> SaveResult:
+def _save_locked(
+    connection: BaseDatabaseWrapper, head: CurrentCommit, allow_unapplied: bool
+) -> SaveResult:
     database = connection.alias
     applied = applied_migrations(connection)
+    unapplied = unapplied_on_disk(applied)
+    if unapplied and not allow_unapplied:
+        raise UnappliedMigrationsError(
+            ngettext(
+                "Not saved: %(count)d migration on disk is not applied in database "
+                "'%(database)s' (%(names)s). Right after a rollback, deploy the release it "
+                "went back to; or run migrate to return to this one (--allow-unapplied saves "
+                "anyway).",
+                "Not saved: %(count)d migrations on disk are not applied in database "
+                "'%(database)s' (%(names)s). Right after a rollback, deploy the release it "
+                "went back to; or run migrate to return to this one (--allow-unapplied saves "
+                "anyway).",
+                len(unapplied),
+            )
+            % {
+                "count": len(unapplied),
+                "database": database,
+                "names": labels(unapplied[:5]) + (", ..." if len(unapplied) > 5 else ""),
+            }
+        )
     fields = {
         "tags": head.tag_list,
         "migrations": MigrationState.serialize_migrations(applied),
@@ -251,6 +347,8 @@ def _save_locked(connection: BaseDatabaseWrapper, head: CurrentCommit) -> SaveRe
         previous=previous,
         added=state.migration_set - before,
         removed=before - state.migration_set,
+        tag_warning=head.tag_warning,
+        unapplied=tuple(unapplied),
     )
 
 
@@ -262,6 +360,7 @@ class StateListing:
     states: list[MigrationState]
     head: CurrentCommit | None
     head_error: str | None = None
+    standing: Standing | None = None
 
 
 def list_states(
@@ -270,15 +369,17 @@ def list_states(
     database: str = DEFAULT_DB_ALIAS,
     commit: str | None = None,
 ) -> StateListing:
-    """Saved states, newest first, with the current commit when it is known."""
+    """Saved states, newest first, with the current commit when it is known and where the
+    database stands (the same sentence as --check and the admin)."""
     ready_connection(database)
     head, head_error = None, None
     try:
-        head = current_commit(repo_path=repo_path, commit=commit)
+        head = current_commit(repo_path=repo_path, commit=commit, option="--current-commit")
     except RollbackError as exc:
         head_error = str(exc)
+    view = overview(repo_path=repo_path, database=database, head=head, head_error=head_error)
     states = list(MigrationState.objects.using(database).order_by("-id"))
-    return StateListing(states, head, head_error)
+    return StateListing(states, head, head_error, view.standing)
 
 
 @dataclass(frozen=True)
@@ -299,6 +400,124 @@ class PastRollback:
     to_tags: list[str]
 
 
+StandingStatus = Literal[
+    "ok", "drifted", "not_latest", "rolled_back", "not_saved", "unknown_commit"
+]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where the database stands, in one sentence: what `--check`, `--list`, the admin's
+    status panel and the states list all say, in the same words.
+
+    status: "ok" (HEAD's state is the latest and matches what is applied); "drifted" (it is the
+    latest but the applied migrations differ); "not_latest" (a newer state exists: an older
+    release runs); "rolled_back" (a rollback left HEAD: deploy the release it went back to);
+    "not_saved" (HEAD was never saved, or nothing was); "unknown_commit"."""
+
+    status: StandingStatus
+    message: str
+    missing: frozenset[MigrationKey] = frozenset()  # in HEAD's state, not applied now
+    unexpected: frozenset[MigrationKey] = frozenset()  # applied now, not in HEAD's state
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def badge(self) -> str:
+        """The short word beside the commit in the admin."""
+        return {
+            "ok": _("saved"),
+            "drifted": _("drift"),
+            "not_latest": _("not the latest"),
+            "rolled_back": _("rolled back"),
+            "not_saved": _("not saved"),
+            "unknown_commit": _("unknown"),
+        }[self.status]
+
+
+def migrations_text(count: int) -> str:
+    return ngettext("%(count)d migration", "%(count)d migrations", count) % {"count": count}
+
+
+def _standing(view: DatabaseOverview) -> Standing:
+    database, head, state, latest = view.database, view.head, view.current, view.latest
+    if head is None:
+        return Standing("unknown_commit", view.head_error or _("The current commit is unknown."))
+    name = _("The current %(commit)s") % {"commit": head.described}
+    if state is None and view.rolled_back_by is not None:
+        log = view.rolled_back_by
+        return Standing(
+            "rolled_back",
+            _(
+                "%(name)s has no saved state in database '%(database)s': it was rolled back "
+                "to %(target)s (log entry %(log)s): deploy that release now, or run migrate "
+                "to return to this one."
+            )
+            % {
+                "name": name,
+                "database": database,
+                "target": describe_commit(log.to_commit, log.to_tags),
+                "log": log.log_id,
+            },
+        )
+    if state is None and latest is None:
+        return Standing(
+            "not_saved",
+            _(
+                "No migration state is saved in database '%(database)s' yet: run "
+                "save_migrations_state after migrate."
+            )
+            % {"database": database},
+        )
+    if state is None:
+        return Standing(
+            "not_saved",
+            _("%(name)s has no saved state in database '%(database)s': run save_migrations_state.")
+            % {"name": name, "database": database},
+        )
+    assert latest is not None
+    if latest.pk != state.pk:
+        return Standing(
+            "not_latest",
+            _(
+                "%(name)s is not the latest saved state in database '%(database)s' (the "
+                "latest is %(latest)s): an older release is running."
+            )
+            % {"name": name, "database": database, "latest": describe_state(latest)},
+        )
+    missing, unexpected = state.migration_set - view.applied, view.applied - state.migration_set
+    if missing or unexpected:
+        parts = [_("%(count)d saved but not applied") % {"count": len(missing)}] if missing else []
+        if unexpected:
+            parts.append(_("%(count)d applied but not saved") % {"count": len(unexpected)})
+        return Standing(
+            "drifted",
+            _(
+                "Database '%(database)s' no longer matches the saved state of %(name)s: "
+                "%(parts)s (e.g. %(example)s)."
+            )
+            % {
+                "database": database,
+                "name": head.described,
+                "parts": ", ".join(parts),
+                "example": labels(sorted(missing | unexpected)[:3]),
+            },
+            frozenset(missing),
+            frozenset(unexpected),
+        )
+    return Standing(
+        "ok",
+        _("OK: database '%(database)s' matches the saved state of %(name)s (%(migrations)s).")
+        % {
+            "database": database,
+            "name": head.described,
+            "migrations": migrations_text(len(view.applied)),
+        },
+    )
+
+
 @dataclass
 class DatabaseOverview:
     """Where the database stands: HEAD, its saved state, the latest state, and drift."""
@@ -311,6 +530,11 @@ class DatabaseOverview:
     applied: frozenset[MigrationKey]
     # When HEAD has no state because a rollback left it: that rollback.
     rolled_back_by: PastRollback | None = None
+
+    @property
+    def standing(self) -> Standing:
+        """The one sentence every skin shows (see Standing)."""
+        return _standing(self)
 
     @property
     def drifted(self) -> bool:
@@ -333,17 +557,22 @@ class DatabaseOverview:
 
 
 def overview(
-    *, repo_path: str | Path | None = None, database: str = DEFAULT_DB_ALIAS
+    *,
+    repo_path: str | Path | None = None,
+    database: str = DEFAULT_DB_ALIAS,
+    head: CurrentCommit | None = None,
+    head_error: str | None = None,
 ) -> DatabaseOverview:
     """Two queries: the latest state with HEAD's (and the rollback that left HEAD, when one
-    did), and the applied migrations. The admin changelist calls it on every page."""
+    did), and the applied migrations. The admin changelist calls it on every page.
+    `head` (or `head_error`): the current commit when the caller has asked already (a
+    command's flags)."""
     connection = ready_connection(database, check_tables=False)
-    head: CurrentCommit | None = None
-    head_error = None
-    try:  # flags are not there in the admin; the environment, settings or git tell
-        head = current_commit(repo_path=repo_path)
-    except RollbackError as exc:
-        head_error = str(exc)
+    if head is None and head_error is None:
+        try:  # flags are not there in the admin; the environment, settings or git tell
+            head = current_commit(repo_path=repo_path)
+        except RollbackError as exc:
+            head_error = str(exc)
     states = MigrationState.objects.using(database)
     latest_id = states.order_by("-id").values("id")[:1]
     wanted = Q(id=Subquery(latest_id))
@@ -398,16 +627,16 @@ def _last_rollback_from(commit: str, database: str) -> RollbackLog | None:
 # --- drift check ---------------------------------------------------------------------------
 
 
-# "ok"; "not_saved" (the current commit has no state); "not_latest" (a newer state exists:
-# an older image runs); "drifted" (the applied migrations differ from the state).
-DriftStatus = Literal["ok", "not_saved", "not_latest", "drifted"]
+# The statuses of --check: those of Standing (a commit --check cannot tell is a refusal).
+DriftStatus = StandingStatus
 
 
 @dataclass
 class DriftReport:
-    """Whether the database is what the current commit's saved state says it is."""
+    """Whether the database is what the current commit's saved state says it is: the
+    Standing of the database (status and message as the admin shows them) for --check."""
 
-    status: DriftStatus
+    status: StandingStatus
     message: str
     commit: str
     state: MigrationState | None = None
@@ -439,50 +668,18 @@ def check_drift(
     commit: str | None = None,
 ) -> DriftReport:
     """Compare the database with the saved state of the current commit. Never writes."""
-    connection = ready_connection(database)
-    head = current_commit(repo_path=repo_path, commit=commit)
-    states = MigrationState.objects.using(database)
-    state = states.filter(commit=head.sha).first()
-    latest = states.latest_state()
-    name = f'commit "{head.sha}" {head.tag_list}'
-    if state is None:
-        return DriftReport(
-            "not_saved",
-            f"{name} has no saved state in database '{database}': run save_migrations_state.",
-            head.sha,
-            latest=latest,
-        )
-    if latest is not None and latest.pk != state.pk:
-        return DriftReport(
-            "not_latest",
-            f"{name} is not the latest saved state in database '{database}' (the latest is "
-            f"{describe_state(latest)}).",
-            head.sha,
-            state,
-            latest,
-        )
-    applied = applied_migrations(connection)
-    missing, unexpected = state.migration_set - applied, applied - state.migration_set
-    if missing or unexpected:
-        parts = [f"{len(missing)} saved but not applied"] if missing else []
-        parts += [f"{len(unexpected)} applied but not saved"] if unexpected else []
-        example = labels(sorted(missing | unexpected)[:3])
-        return DriftReport(
-            "drifted",
-            f"Database '{database}' no longer matches the saved state of {name}: "
-            f"{', '.join(parts)} (e.g. {example}).",
-            head.sha,
-            state,
-            latest,
-            frozenset(missing),
-            frozenset(unexpected),
-        )
+    ready_connection(database)
+    head = current_commit(repo_path=repo_path, commit=commit, option="--current-commit")
+    view = overview(repo_path=repo_path, database=database, head=head)
+    standing = view.standing
     return DriftReport(
-        "ok",
-        f"OK: database '{database}' matches the saved state of {name} ({len(applied)} migrations).",
+        standing.status,
+        standing.message,
         head.sha,
-        state,
-        latest,
+        view.current,
+        view.latest,
+        standing.missing,
+        standing.unexpected,
     )
 
 
@@ -499,13 +696,14 @@ def plan_rollback(
     with_sql: bool = False,
     count_rows: bool = True,
     deployed_commit: str | None = None,
+    exact_counts: bool = False,
 ) -> RollbackPlan:
     """The plan from the saved state of the current commit to the chosen one (default: the
     previous one). `deployed_commit` names the current commit when git cannot (current_commit)."""
     if sum(x is not None for x in (tag, commit, state_id)) > 1:
         raise RollbackError("Choose one target: a tag or a commit, not both.")
     connection = ready_connection(database)
-    head = current_commit(repo_path=repo_path, commit=deployed_commit)
+    head = current_commit(repo_path=repo_path, commit=deployed_commit, option="--current-commit")
     repo = head.repo
     states = MigrationState.objects.using(database)
     current_state = states.filter(commit=head.sha).first()
@@ -513,14 +711,13 @@ def plan_rollback(
         rolled_back = _last_rollback_from(head.sha, database)
         if rolled_back is not None:
             raise StateNotSavedError(
-                f'The current commit "{head.sha}" {head.tag_list} was already rolled back to '
-                f'commit "{rolled_back.to_commit}" {rolled_back.to_tags} (log entry '
+                f"The current {head.described} was already rolled back to "
+                f"{describe_commit(rolled_back.to_commit, rolled_back.to_tags)} (log entry "
                 f"{rolled_back.pk}): deploy that release, or run migrate and "
                 "save_migrations_state to return to this one."
             )
         raise StateNotSavedError(
-            f'The current commit "{head.sha}" {head.tag_list} has no saved state: '
-            "run save_migrations_state first."
+            f"The current {head.described} has no saved state: run save_migrations_state first."
         )
     target = _resolve_target(
         current_state, repo, database, tag=tag, commit=commit, state_id=state_id
@@ -538,8 +735,30 @@ def plan_rollback(
         )
     known_squashes = [s.squashes for s in states.only("squashes") if s.squashes]
     return build_plan(
-        connection, current_state, target, known_squashes, with_sql=with_sql, count_rows=count_rows
+        connection,
+        current_state,
+        target,
+        known_squashes,
+        with_sql=with_sql,
+        count_rows=count_rows,
+        exact_counts=exact_counts,
     )
+
+
+def _nearest_tags(tag: str, states: QuerySet[MigrationState], repo: GitRepository | None) -> str:
+    """' Nearest known tags: ...' from the saved states and git, or the known ones when
+    none is close (a typo is the usual cause of an unknown tag)."""
+    known = {t for state in states.only("tags") for t in (state.tags or [])}
+    if repo is not None:
+        known |= set(repo.all_tags())
+    if not known:
+        return " No tag is known at all: roll back by commit (-c) instead."
+    nearest = difflib.get_close_matches(tag, sorted(known), n=3, cutoff=0.6)
+    if nearest:
+        return f" Nearest known tags: {', '.join(nearest)}."
+    listed = sorted(known, reverse=True)
+    more = ", ..." if len(listed) > 5 else ""
+    return f" Known tags: {', '.join(listed[:5])}{more}."
 
 
 def _resolve_target(
@@ -567,12 +786,13 @@ def _resolve_target(
             if tagged:  # the same tag stored on several states and git cannot say which
                 raise AmbiguousCommitError(
                     f'Tag "{tag}" is stored with several states: '
-                    + ", ".join(s.commit[:12] for s in tagged)
+                    + ", ".join(s.commit[: conf.CANDIDATE_LENGTH] for s in tagged)
                     + "; roll back by commit instead."
                 )
             elsewhere = "git has no such tag" if repo is not None else "there is no git to ask"
             raise UnknownReferenceError(
                 f'Unknown tag "{tag}": no saved state carries it and {elsewhere}.'
+                + _nearest_tags(tag, states, repo)
             )
         found = states.filter(commit=sha).first()
         if found is None:
@@ -586,7 +806,7 @@ def _resolve_target(
         if len(matches) > 1:
             raise AmbiguousCommitError(
                 f'Commit prefix "{prefix}" is ambiguous: it matches saved commits '
-                + ", ".join(s.commit[:12] for s in matches)
+                + ", ".join(s.commit[: conf.CANDIDATE_LENGTH] for s in matches)
                 + "; give more characters."
             )
         if matches:

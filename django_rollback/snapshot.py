@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pkgutil
+from collections.abc import Iterator
 from importlib import import_module
 
 from django.apps import apps
@@ -40,11 +41,9 @@ def squashes_on_disk(loader: MigrationLoader | None = None) -> SquashMap:
     }
 
 
-def _squashes_in_files() -> SquashMap:
-    """What MigrationLoader.load_disk() would say about squashes, without importing every
-    migration module (on a big project that is most of the time of a save): a module can
-    only declare `replaces` if its source says so, so only those modules are imported."""
-    found: SquashMap = {}
+def _migration_files() -> Iterator[tuple[str, str, str, str | None]]:
+    """(app label, migrations module, migration name, folder) for every migration module on
+    disk, as MigrationLoader.load_disk() would find them, without importing them."""
     for app_config in apps.get_app_configs():
         module_name, _ = MigrationLoader.migrations_module(app_config.label)
         if module_name is None:
@@ -61,18 +60,50 @@ def _squashes_in_files() -> SquashMap:
             if info.ispkg or info.name[0] in "_~":
                 continue
             folder = getattr(info.module_finder, "path", None)
-            if folder is not None:
-                try:
-                    with open(os.path.join(folder, f"{info.name}.py"), "rb") as source:
-                        if b"replaces" not in source.read():
-                            continue
-                except OSError:
-                    pass  # no source file next to it: import it to find out
-            migration = getattr(import_module(f"{module_name}.{info.name}"), "Migration", None)
-            replaces = getattr(migration, "replaces", None) or []
-            if replaces:
-                found[f"{app_config.label}.{info.name}"] = [[a, n] for a, n in replaces]
+            yield app_config.label, module_name, info.name, folder
+
+
+def _squashes_in_files() -> SquashMap:
+    """What MigrationLoader.load_disk() would say about squashes, without importing every
+    migration module (on a big project that is most of the time of a save): a module can
+    only declare `replaces` if its source says so, so only those modules are imported."""
+    found: SquashMap = {}
+    for label, module_name, name, folder in _migration_files():
+        if folder is not None:
+            try:
+                with open(os.path.join(folder, f"{name}.py"), "rb") as source:
+                    if b"replaces" not in source.read():
+                        continue
+            except OSError:
+                pass  # no source file next to it: import it to find out
+        migration = getattr(import_module(f"{module_name}.{name}"), "Migration", None)
+        replaces = getattr(migration, "replaces", None) or []
+        if replaces:
+            found[f"{label}.{name}"] = [[a, n] for a, n in replaces]
     return found
+
+
+def unapplied_on_disk(
+    applied: frozenset[MigrationKey], squashes: SquashMap | None = None
+) -> list[MigrationKey]:
+    """Migration files on disk that are not applied, sorted: what `migrate` would apply.
+
+    A squashed migration counts as applied when everything it replaces is, and the files it
+    replaces when it is (as the loader sees them). Only file names are listed; the files are
+    read (for squashes) only when some name is not applied, so a routine save stays cheap."""
+    candidates = [
+        (label, name)
+        for label, _module, name, _folder in _migration_files()
+        if (label, name) not in applied
+    ]
+    if not candidates:
+        return []
+    replaced_by = parse_squashes(squashes if squashes is not None else _squashes_in_files())
+    done = with_squashes(applied, replaced_by)
+    for squash, replaced in replaced_by.items():
+        if squash in done:
+            done |= replaced
+    return sorted(key for key in candidates if key not in done)
 
 
 def parse_squashes(*maps: SquashMap) -> dict[MigrationKey, frozenset[MigrationKey]]:

@@ -123,16 +123,18 @@ def read_old_states(connection: BaseDatabaseWrapper) -> list[OldState]:
             f"FROM {quote(OLD_TABLE)} ORDER BY {quote('id')}"
         )
         rows = cursor.fetchall()
-    states = [
-        OldState(
-            id=int(row_id),
-            commit=str(commit).strip().lower(),
-            newest=tuple(sorted({key for key, _ in _newest(migrations)})),
-            last_row_id=max((i for _, i in _newest(migrations) if i is not None), default=None),
-            saved_at=_aware(timestamp),
+    states = []
+    for row_id, commit, migrations, timestamp in rows:
+        newest = _newest(migrations)
+        states.append(
+            OldState(
+                id=int(row_id),
+                commit=str(commit).strip().lower(),
+                newest=tuple(sorted({key for key, _ in newest})),
+                last_row_id=max((i for _, i in newest if i is not None), default=None),
+                saved_at=_aware(timestamp),
+            )
         )
-        for row_id, commit, migrations, timestamp in rows
-    ]
     # 0.4.0 ordered its states by save time; the id breaks ties (and orders rows without it).
     return sorted(states, key=lambda s: (s.saved_at is None, s.saved_at or _EPOCH, s.id))
 

@@ -16,6 +16,7 @@ for backend in $backends; do
       env -u DATABASE_URL "$venv/bin/pytest" "$@" ;;
     postgresql)
       bash scripts/ensure_postgres.sh
+      bash scripts/ensure_pgbouncer.sh
       echo "== tests on PostgreSQL (Django $django)"
       DATABASE_URL=${PG_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/django_rollback_tests} \
         "$venv/bin/pytest" "$@" ;;

@@ -289,10 +289,10 @@ SHA = re.compile(r"[0-9a-f]{40}")
 @contextmanager
 def rollback_lock_held(url: str) -> Iterator[None]:
     """Hold django_rollback's lock on this database from outside, as a running rollback does."""
-    from django_rollback.locks import LOCK_KEY, mysql_lock_name
+    from django_rollback.locks import LOCK_KEY, mysql_lock_name, sqlite_lock_path
 
     if BACKEND == "sqlite":
-        with open(urlparse(url).path + ".rollback-lock", "a+") as handle:
+        with open(sqlite_lock_path("/" + urlparse(url).path.lstrip("/")), "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
         return

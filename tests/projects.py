@@ -27,6 +27,7 @@ class Project:
         return subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=self.path,
+            stdin=subprocess.DEVNULL,  # never a terminal: a real rollback would ask otherwise
             capture_output=True,
             text=True,
             timeout=300,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+from contextlib import closing
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -204,6 +205,15 @@ def test_preview_shows_everything_and_changes_nothing(admin: Client, panel: Pane
         assert "All or nothing: the whole plan runs in one transaction" in page
     else:
         assert "Not all or nothing" in page and "DDL is not transactional" in page
+    radius = page[page.index('id="rollback-blast-radius"') :]
+    mode = {"postgresql": "ACCESS EXCLUSIVE", "mysql": "EXCLUSIVE"}.get(
+        connection.vendor, "EXCLUSIVE (whole database)"
+    )
+    assert re.search(
+        r"<code>inventory\.0004_stock</code></td>\s*<td><code>inventory_stock</code></td>\s*"
+        rf"<td>{re.escape(mode)}</td>\s*<td>drops the table</td>\s*<td[^>]*>3</td>",
+        radius,
+    ), radius[:2000]
     assert 'id="rollback-sql"' in page and "DROP TABLE" in page
     assert 'id="rollback-confirm"' in page and "Yes, roll back" in page
     confirm = re.search(r'<input[^>]*id="rollback-confirm"[^>]*>', page, re.S)
@@ -370,6 +380,52 @@ def test_failure_leaves_the_database_untouched(admin: Client, panel: PanelHistor
             cursor.execute("ALTER TABLE inventory_stock_away RENAME TO inventory_stock")
 
 
+@pytest.mark.skipif(dbtools.BACKEND == "sqlite", reason="lock timeouts need a database server")
+def test_a_blocked_table_makes_the_admin_give_up_cleanly_and_name_the_session(
+    admin: Client, panel: PanelHistory, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """The admin goes through the same lock timeout and retries as the command."""
+    settings.DJANGO_ROLLBACK = {
+        **settings.DJANGO_ROLLBACK,
+        "LOCK_TIMEOUT": 0.5,
+        "LOCK_RETRIES": 1,
+        "LOCK_RETRY_DELAY": 0.1,
+    }
+    target = panel.state("v1.2.0")
+    token = fingerprint(admin, target)
+    before = panel.everything()
+    connect = dbtools._my_connect if dbtools.BACKEND == "mysql" else dbtools._pg_connect
+    with closing(connect(str(connection.settings_dict["NAME"]))) as other:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "SELECT CONNECTION_ID()"
+                if dbtools.BACKEND == "mysql"
+                else "SELECT pg_backend_pid()"
+            )
+            pid = cursor.fetchone()[0]
+            cursor.execute("BEGIN")
+            for table in ("inventory_warehouse", "inventory_stock", "ledger_entry"):
+                cursor.execute(f'SELECT COUNT(*) FROM "{table}"')  # every table of the plan
+                cursor.fetchall()
+        try:
+            response = admin.post(
+                preview_url(target), {"confirm": "1", "fingerprint": token}, follow=True
+            )
+        finally:
+            with other.cursor() as cursor:
+                cursor.execute("ROLLBACK")
+    [message] = [m for m in messages_of(response) if "gave up" in m]
+    assert "Rollback gave up after 2 attempts" in message, message
+    assert re.search(
+        r'could not lock table "(inventory_warehouse|inventory_stock|ledger_entry)"', message
+    )
+    assert f"pid {pid} " in message, message
+    after = panel.everything()
+    assert after.pop("logs") != before.pop("logs")
+    assert after == before
+    assert RollbackLog.objects.get().status == "failed"
+
+
 # --- saving from the admin -----------------------------------------------------------------
 
 
@@ -503,7 +559,8 @@ def test_each_database_has_its_own_states_and_rollbacks(admin: Client, panel: Pa
     other_url = database_url_of("other")
     migrate_other("inventory", "0004_stock")  # 'other' is one release behind
     old, new = panel.releases["v1.2.0"].sha, panel.releases["v2.0.0"].sha
-    services.save_state(database="other", commit=old, tags=["v1.2.0"])
+    # One code base plays both releases: v2.0.0's file is on disk while 'other' is at v1.2.0.
+    services.save_state(database="other", commit=old, tags=["v1.2.0"], allow_unapplied=True)
     at_old = dbtools.everything(other_url)
     migrate_other()
     services.save_state(database="other", commit=new, tags=["v2.0.0"])

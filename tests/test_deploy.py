@@ -111,7 +111,8 @@ def test_without_git_or_commit_the_refusal_says_what_to_set(shop: History, tmp_p
         assert "DJANGO_ROLLBACK_COMMIT" in result.stderr and "--commit" in result.stderr
     assert_refused(image, "save_migrations_state", "--commit", "abc123", says="not a full commit")
     result = image.manage("rollback_migrations", "--list")
-    assert result.returncode == 0 and "the current commit is unknown" in result.stdout
+    # Issue 10: the sentence is said once ("The current commit is unknown: ..."), not doubled.
+    assert result.returncode == 0 and "the current commit is unknown" in result.stdout.lower()
 
 
 def test_commit_and_tags_from_settings_come_after_the_environment(
@@ -142,7 +143,8 @@ def test_saving_again_without_tags_keeps_the_stored_ones(shop: History, tmp_path
     assert f"State for commit \"{sha}\" ['hotfix'] was already saved." in out
     assert "refreshed" not in out
     out = manage_env(image, {"DJANGO_ROLLBACK_TAGS": ""}, "save_migrations_state", "--commit", sha)
-    assert f'Tags of commit "{sha}" [] refreshed.' in out  # an explicit empty list clears
+    # an explicit empty list clears (issue 10: never a literal "[]")
+    assert f'Tags of commit "{sha}" (no tags) refreshed.' in out
 
 
 def test_commit_given_with_git_present_still_gets_its_tags_from_git(shop: History) -> None:
@@ -344,7 +346,9 @@ def test_json_errors_are_documents_too(shop: History) -> None:
     error = run_json(project, "rollback_migrations", "-t", "nope", code=1)
     assert error == {
         "ok": False,
-        "error": 'Unknown tag "nope": no saved state carries it and git has no such tag.',
+        # Issue 10: an unknown tag lists the known ones.
+        "error": 'Unknown tag "nope": no saved state carries it and git has no such tag. '
+        "Known tags: v2.1.0, v2.0.0, v1.3.0, v1.2.0, v1.1.0, ....",
     }
     assert dbtools.everything(project.url) == before
     nothing = run_json(project, "rollback_migrations", "-t", "v1.1.0")

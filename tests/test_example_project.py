@@ -265,6 +265,11 @@ def test_rollback_to_the_first_release(site_copy: Site, tmp_path: Path) -> None:
 
     # The states of the releases rolled back are gone; v1.0.0 is the latest one.
     out = manage(site, "rollback_migrations", "--list", database_url=url).stdout
+    # Issue 10: the list ends with where the database stands (HEAD, v1.2.0, was rolled back).
+    *table, standing = out.strip().splitlines()
+    assert standing.startswith("The current commit") and "['v1.2.0']" in standing, out
+    assert "it was rolled back to commit" in standing and "['v1.0.0']" in standing, out
+    out = "\n".join(table)
     assert "v1.0.0" in out and "v1.1.0" not in out and "v1.2.0" not in out, out
 
 

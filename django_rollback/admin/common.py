@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy, ngettext
 
-from ..models import MigrationKey, MigrationState
+from ..models import MigrationKey, MigrationState, short_commit
 
 ROLLBACK_PERMISSION = f"{MigrationState._meta.app_label}.rollback_migrationstate"
 
@@ -51,7 +51,7 @@ def commit_code(commit: str) -> str:
         '<code class="rollback-commit" title="{}" data-commit="{}">{}</code>',
         commit,
         commit,
-        commit[:10],
+        short_commit(commit),
     )
 
 

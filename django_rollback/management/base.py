@@ -4,12 +4,36 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
-from ..exceptions import RollbackError, first_line
+from .. import __version__
+from ..exceptions import RollbackError, RollbackInterruptedError, Terminated, first_line
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (docker stop, kill) stops the command the way Ctrl-C does, so that a rollback
+    can close its log entry and say what it changed instead of dying silently."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class RollbackBaseCommand(BaseCommand):
@@ -18,6 +42,11 @@ class RollbackBaseCommand(BaseCommand):
 
     logger: logging.Logger | None = None
     json_mode = False
+    verbosity = 1
+
+    def get_version(self) -> str:
+        """`--version` names this package, not Django."""
+        return f"django-rollback {__version__}"
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -38,9 +67,17 @@ class RollbackBaseCommand(BaseCommand):
 
     def execute(self, *args: Any, **options: Any) -> str | None:
         self.json_mode = bool(options.get("json"))
+        self.verbosity = int(options.get("verbosity", 1))
         try:
             self.logger = self._make_logger(options.get("logger"), options.get("log_level"))
-            return super().execute(*args, **options)
+            with sigterm_as_interrupt():
+                return super().execute(*args, **options)
+        except RollbackInterruptedError as exc:
+            self.fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt as exc:  # before anything was written
+            self.fail(
+                "Interrupted: nothing was changed.", 143 if isinstance(exc, Terminated) else 130
+            )
         except RollbackError as exc:
             self.fail(str(exc))
         except DatabaseError as exc:
@@ -72,17 +109,32 @@ class RollbackBaseCommand(BaseCommand):
         return logger
 
     def say(
-        self, line: str = "", level: int = logging.INFO, style: Any = None, *, err: bool = False
+        self,
+        line: str = "",
+        level: int = logging.INFO,
+        style: Any = None,
+        *,
+        err: bool = False,
+        verbosity: int = 1,
     ) -> None:
         """Write a line for the operator and send it to the logger at `level`; with --json
-        stdout holds only the document, so the line goes to the logger alone."""
-        if not self.json_mode:
+        stdout holds only the document, so the line goes to the logger alone. Shown when
+        -v/--verbosity is at least `verbosity` (0: the last line of a command, 2: details)."""
+        if not self.json_mode and self.verbosity >= verbosity:
             (self.stderr if err else self.stdout).write(style(line) if style else line)
         if self.logger and line.strip():
             self.logger.log(level, line.strip())
 
     def warn(self, line: str) -> None:
-        self.say(line, logging.WARNING, self.style.WARNING, err=True)
+        self.say(line, logging.WARNING, self.style.WARNING, err=True, verbosity=0)
+
+    def waiting_for_lock(self, database: str, wait: float) -> None:
+        """Said once when a command starts waiting for the rollback lock."""
+        self.say(
+            f"Waiting up to {wait:g}s for the rollback running on database '{database}'...",
+            verbosity=0,
+        )
+        self.stdout.flush()
 
     def fail(
         self, message: str, returncode: int = 1, document: dict[str, Any] | None = None

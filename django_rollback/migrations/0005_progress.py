@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("django_rollback", "0002_upgrade_from_0_4_0"),
+        ("django_rollback", "0003_traps"),
     ]
 
     operations = [

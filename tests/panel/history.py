@@ -109,7 +109,8 @@ def build(root: Path) -> PanelHistory:
             if target is not None:
                 _migrate(app, target)
         _add_data(tag)
-        services.save_state(repo_path=repo)
+        # One code base plays every release: the files of the later ones are already on disk.
+        services.save_state(repo_path=repo, allow_unapplied=True)
         history.releases[tag] = Snapshot(
             sha=sha,
             schema=dbtools.schema(history.url),

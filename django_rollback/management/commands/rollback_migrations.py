@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import itertools
 import logging
+import sys
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.utils.translation import ngettext
 
 from ... import conf, services
-from ...exceptions import RollbackError
+from ...exceptions import RollbackError, RollbackInterruptedError
+from ...models import SHORT_COMMIT_LENGTH
 from ...planning import RollbackPlan
 from ..base import RollbackBaseCommand
 
@@ -32,10 +36,29 @@ class Command(RollbackBaseCommand):
         )
         parser.add_argument(
             "--fake",
+            "--dry-run",
+            dest="fake",
             action="store_true",
             help="Dry run: print what would happen (steps, data lost, warnings); change nothing.",
         )
-        parser.add_argument("--sql", action="store_true", help="Also print the SQL of the plan.")
+        parser.add_argument(
+            "--sql",
+            action="store_true",
+            help="Only print the SQL of the plan, like sqlmigrate; change nothing. With --fake: "
+            "the dry run and its SQL. To print it AND roll back, add --execute.",
+        )
+        parser.add_argument(
+            "--execute",
+            action="store_true",
+            help="With --sql: roll back for real and print the SQL (never implied by --sql).",
+        )
+        parser.add_argument(
+            "--no-input",
+            "--noinput",
+            dest="interactive",
+            action="store_false",
+            help="Do not ask for confirmation on a terminal (without one it never asks).",
+        )
         parser.add_argument(
             "--current-commit",
             metavar="SHA",
@@ -48,6 +71,28 @@ class Command(RollbackBaseCommand):
             default=0.0,
             metavar="SECONDS",
             help="If another rollback is running, wait this long for it instead of refusing.",
+        )
+        parser.add_argument(
+            "--lock-timeout",
+            type=float,
+            metavar="SECONDS",
+            help="Wait at most this long for each table lock, so the site's queries never queue "
+            "behind the rollback for longer; 0 waits without limit "
+            f"(default: DJANGO_ROLLBACK['LOCK_TIMEOUT'], {conf.DEFAULTS['LOCK_TIMEOUT']:g}).",
+        )
+        parser.add_argument(
+            "--retries",
+            type=int,
+            metavar="N",
+            help="When a table lock cannot be had in time, start over up to N more times, "
+            "waiting longer each time (default: DJANGO_ROLLBACK['LOCK_RETRIES'], "
+            f"{conf.DEFAULTS['LOCK_RETRIES']}).",
+        )
+        parser.add_argument(
+            "--exact-counts",
+            action="store_true",
+            help="Count the rows of every affected table, however big; by default tables above "
+            "DJANGO_ROLLBACK['ESTIMATE_ROWS_ABOVE'] rows show the catalog's estimate (≈).",
         )
         parser.add_argument(
             "--check",
@@ -66,6 +111,15 @@ class Command(RollbackBaseCommand):
         if tag is not None and commit is not None:
             raise RollbackError("Choose one target: -t/--tag or -c/--commit, not both.")
         wait = self.wait_seconds(options)
+        if options["lock_timeout"] is not None and options["lock_timeout"] < 0:
+            raise RollbackError("--lock-timeout needs a number of seconds, 0 or more.")
+        if options["retries"] is not None and options["retries"] < 0:
+            raise RollbackError("--retries needs a number, 0 or more.")
+        if options["execute"] and (not options["sql"] or options["fake"]):
+            raise RollbackError(
+                "--execute only goes with --sql (print the SQL and roll back); without it a "
+                "rollback runs anyway, and --fake never executes."
+            )
         targeted = tag is not None or commit is not None or options["fake"] or options["sql"]
         if options["list"]:
             if targeted or options["check"]:
@@ -86,13 +140,18 @@ class Command(RollbackBaseCommand):
             database=options["database"],
             with_sql=options["sql"],
             deployed_commit=options["current_commit"],
+            exact_counts=options["exact_counts"],
         )
         if plan.is_noop:
             self.say(
                 f"Nothing to do: {services.describe_state(plan.target)} is already "
-                "the current state."
+                "the current state.",
+                verbosity=0,
             )
             self._emit(plan, options, {"status": "nothing_to_do"})
+            return
+        if options["sql"] and not options["fake"] and not options["execute"]:
+            self._print_sql(plan, options)
             return
         if options["fake"]:
             self._preview(plan, detailed=True)
@@ -103,8 +162,14 @@ class Command(RollbackBaseCommand):
                 )
             log = services.record_dry_run(plan)
             self.say(
-                f"Dry run finished: {len(plan.steps)} migrations would be unapplied; "
-                "nothing was changed."
+                "Dry run finished: "
+                + ngettext(
+                    "%(count)d migration would be unapplied; nothing was changed.",
+                    "%(count)d migrations would be unapplied; nothing was changed.",
+                    len(plan.steps),
+                )
+                % {"count": len(plan.steps)},
+                verbosity=0,
             )
             self._emit(plan, options, {"status": "dry_run", "log_id": log.pk})
             return
@@ -113,21 +178,40 @@ class Command(RollbackBaseCommand):
                 "Refusing to roll back: " + " ".join(plan.blockers),
                 document=self._document(plan, options, {"status": "refused"}),
             )
-        self._preview(plan, detailed=False)
+        self._preview(plan, detailed=self.verbosity >= 2)
+        if options["interactive"] and not self.json_mode and sys.stdin.isatty():
+            self._confirm(plan)
         try:
-            result = services.execute(plan, progress=self._progress, wait=wait)
+            result = services.execute(
+                plan,
+                progress=self._progress,
+                wait=wait,
+                on_wait=lambda: self.waiting_for_lock(options["database"], wait),
+                lock_timeout=options["lock_timeout"],
+                retries=options["retries"],
+            )
+        except RollbackInterruptedError:
+            raise
         except RollbackError as exc:
+            if self._line_open:  # end the "Unapplying ..." line the failure cut short
+                self.stdout.write(self.style.ERROR(" failed"))
             self.fail(str(exc), document=self._document(plan, options, {"status": "failed"}))
         pruned = len(result.pruned)
+        removed = ngettext(
+            " (%(count)d newer state removed).", " (%(count)d newer states removed).", pruned
+        )
         self.say(
             f"State for {services.describe_state(plan.target)} is now the latest saved state"
-            + (f" ({pruned} newer state{'s' if pruned != 1 else ''} removed)." if pruned else "."),
+            + (removed % {"count": pruned} if pruned else "."),
         )
         if result.audit_error:
             self.warn(f"Warning: {result.audit_error}")
+        if self.verbosity >= 2:
+            self._say_applied(plan.expected_after)
         self.say(
             f"Rollback successfully finished in {result.seconds:.2f}s (log entry {result.log.pk}).",
             style=self.style.SUCCESS,
+            verbosity=0,
         )
         self._emit(
             plan,
@@ -141,13 +225,45 @@ class Command(RollbackBaseCommand):
             },
         )
 
+    def _confirm(self, plan: RollbackPlan) -> None:
+        """Ask on a terminal, as flush does. The preview above it shows the one-line summary
+        and the data it drops (its warnings); with -v 0 they are shown here."""
+        if self.verbosity < 1:
+            self.stdout.write(self._summary(plan))
+            for step, loss in plan.data_loss:
+                self.stdout.write(f"  {step.label}: {loss.describe()}")
+        if not plan.data_loss:
+            self.stdout.write("No table or column with data is dropped.")
+        try:
+            answer = input("Type 'yes' to roll back, anything else to cancel: ")
+        except EOFError:
+            answer = ""
+        if answer.strip() != "yes":
+            self.fail("Rollback cancelled: nothing was changed.")
+
+    def _print_sql(self, plan: RollbackPlan, options: dict[str, Any]) -> None:
+        """--sql alone: the SQL the rollback would run, and nothing else (like sqlmigrate)."""
+        if self.json_mode:
+            self.emit_json({"ok": True, **self._document(plan, options, {"status": "sql"})})
+            return
+        self.say(f"-- {self._summary(plan)}", verbosity=2)
+        for statement in plan.sql or []:
+            self.say(statement, logging.DEBUG, verbosity=0)
+        for blocker in plan.blockers:
+            self.warn(f"Warning: this rollback would be refused: {blocker}")
+
+    def _say_applied(self, applied: frozenset[tuple[str, str]]) -> None:
+        self.say(f"Applied now ({services.migrations_text(len(applied))}):", verbosity=2)
+        for app, names in itertools.groupby(sorted(applied), key=lambda key: key[0]):
+            self.say(f"  {app}: {', '.join(name for _app, name in names)}", verbosity=2)
+
     def _document(
         self, plan: RollbackPlan, options: dict[str, Any], result: dict[str, Any]
     ) -> dict[str, Any]:
         """The JSON document of a dry run or a rollback (schema: docs/json.md)."""
         document: dict[str, Any] = {
             "command": "rollback",
-            "dry_run": bool(options["fake"]),
+            "dry_run": bool(options["fake"]) or (bool(options["sql"]) and not options["execute"]),
             "plan": plan.as_dict(),
             "result": result,
         }
@@ -171,6 +287,8 @@ class Command(RollbackBaseCommand):
         if self.json_mode:
             self.emit_json({"command": "check", **report.as_dict()})
 
+    _line_open = False  # an "Unapplying ..." line waits for its outcome
+
     def _progress(self, event: services.StepEvent) -> None:
         # Django's "Unapplying app.name... OK", then the step's time, the steps done so far
         # and the time since the first step began.
@@ -181,6 +299,18 @@ class Command(RollbackBaseCommand):
             if event.kind == "finished" and self.logger:
                 self.logger.info("Unapplying %s... OK (%s)", event.step.label, timing)
             return
+        if self.verbosity < 1:
+            if event.kind == "finished" and self.logger:
+                self.logger.info("Unapplying %s... OK (%s)", event.step.label, timing)
+            if event.kind == "waiting" and self.logger:
+                self.logger.warning(event.message)
+            return
+        self._line_open = event.kind == "started"
+        if event.kind == "waiting":
+            # The attempt was abandoned mid-line: end it, and say why and for how long.
+            self.stdout.write(self.style.WARNING(" lock not available"))
+            self.say(f"  {event.message}", logging.WARNING, self.style.WARNING)
+            return
         if event.kind == "started":
             self.stdout.write(f"  Unapplying {event.step.label}...", ending="")
             self.stdout.flush()
@@ -189,13 +319,24 @@ class Command(RollbackBaseCommand):
             if self.logger:
                 self.logger.info("Unapplying %s... OK (%s)", event.step.label, timing)
 
-    def _preview(self, plan: RollbackPlan, *, detailed: bool) -> None:
+    def _summary(self, plan: RollbackPlan) -> str:
         apps = len(plan.app_changes)
-        self.say(
+        return (
             f"Rollback from {services.describe_state(plan.current)} to "
-            f"{services.describe_state(plan.target)}: {len(plan.steps)} migrations in {apps} "
-            f"app{'s' if apps != 1 else ''} to unapply."
+            f"{services.describe_state(plan.target)}: "
+            + ngettext(
+                "%(count)d migration in %(apps)s to unapply.",
+                "%(count)d migrations in %(apps)s to unapply.",
+                len(plan.steps),
+            )
+            % {
+                "count": len(plan.steps),
+                "apps": ngettext("%(count)d app", "%(count)d apps", apps) % {"count": apps},
+            }
         )
+
+    def _preview(self, plan: RollbackPlan, *, detailed: bool) -> None:
+        self.say(self._summary(plan))
         for change in plan.app_changes:
             self.say(f"  {change.describe()}")
         if not plan.steps:
@@ -211,6 +352,10 @@ class Command(RollbackBaseCommand):
                     self.say(f"       {operation}")
                 for note in step.notes:
                     self.say(f"       note: {note}")
+                for lock in step.locks:
+                    size = plan.tables.get(lock.table)
+                    sized = f" [{size.describe()}]" if size else ""
+                    self.say(f"       locks {lock.describe()}{sized}")
         for warning in plan.warnings:
             self.say(f"Warning: {warning}", logging.WARNING, self.style.WARNING)
         if detailed:
@@ -236,6 +381,12 @@ class Command(RollbackBaseCommand):
                     "database": options["database"],
                     "current_commit": head,
                     "current_commit_error": listing.head_error,
+                    "standing": {
+                        "status": listing.standing.status,
+                        "message": listing.standing.message,
+                    }
+                    if listing.standing
+                    else None,
                     "states": [
                         {
                             "id": state.pk,
@@ -252,13 +403,14 @@ class Command(RollbackBaseCommand):
                 }
             )
             return
+        standing = listing.standing
         if not listing.states:
-            self.say("No migration states saved yet: run save_migrations_state after migrate.")
+            self.say(standing.message if standing else "No migration states saved yet.")
             return
         self.say(f"Saved migration states in database '{options['database']}', newest first:")
         self.say(
-            f"     {'ID':>5}  {'COMMIT':<10}  {'SAVED AT (UTC)':<19}  {'APPS':>4}  "
-            f"{'MIGRATIONS':>10}  TAGS"
+            f"     {'ID':>5}  {'COMMIT':<{SHORT_COMMIT_LENGTH}}  {'SAVED AT (UTC)':<19}  "
+            f"{'APPS':>4}  {'MIGRATIONS':>10}  TAGS"
         )
         for state in listing.states:
             marker = "*" if state.commit == head else " "
@@ -267,12 +419,12 @@ class Command(RollbackBaseCommand):
             if state.unresolved:  # converted from 0.4.0 without its full set
                 tags += f"  (not a rollback target: no file for {state.unresolved_labels})"
             self.say(
-                f"  {marker}  {state.pk:>5}  {state.commit[:10]:<10}  {saved:<19}  "
-                f"{state.app_count:>4}  {len(state.migrations):>10}  {tags}"
+                f"  {marker}  {state.pk:>5}  {state.short_commit:<{SHORT_COMMIT_LENGTH}}  "
+                f"{saved:<19}  {state.app_count:>4}  {len(state.migrations):>10}  {tags}"
             )
         if head and any(state.commit == head for state in listing.states):
             self.say("  * = the current commit (HEAD)")
-        elif head:
-            self.say(f'  The current commit "{head}" has no saved state.')
-        elif listing.head_error:
-            self.say(f"  (the current commit is unknown: {listing.head_error})")
+        # Where the database stands, in the words of --check and the admin; when all is well
+        # the star says it (and the JSON document carries the sentence).
+        if standing is not None and not standing.ok:
+            self.say(standing.message, style=self.style.WARNING, verbosity=0)

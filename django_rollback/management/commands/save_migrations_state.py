@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.utils.translation import ngettext
 
 from ... import conf, services
+from ...exceptions import RollbackError
 from ...planning import label
 from ..base import RollbackBaseCommand
 
@@ -37,8 +40,21 @@ class Command(RollbackBaseCommand):
             action="append",
             dest="tags",
             metavar="TAG",
-            help=f"A tag of that commit; repeat for several (default: ${conf.TAGS_ENV}, "
-            "DJANGO_ROLLBACK['TAGS'], then git).",
+            help="A tag of that commit, added to git's tags of it; repeat for several "
+            f"(default: ${conf.TAGS_ENV}, DJANGO_ROLLBACK['TAGS'], which replace git's; then "
+            "git's).",
+        )
+        parser.add_argument(
+            "--replace-tags",
+            action="store_true",
+            help="Save only the --tag values, instead of adding them to git's tags.",
+        )
+        parser.add_argument(
+            "--allow-unapplied",
+            action="store_true",
+            help="Save even though migration files on disk are not applied (normally refused: "
+            "right after a rollback it would record the older migrations under the newer "
+            "commit).",
         )
         parser.add_argument(
             "--wait",
@@ -51,23 +67,45 @@ class Command(RollbackBaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         wait = self.wait_seconds(options)
+        if options["replace_tags"] and not options["tags"]:
+            raise RollbackError("--replace-tags needs the tags to save: give --tag TAG.")
         result = services.save_state(
             repo_path=options["path"],
             database=options["database"],
             commit=options["commit"],
             tags=options["tags"],
             wait=wait,
+            replace_tags=options["replace_tags"],
+            allow_unapplied=options["allow_unapplied"],
+            on_wait=lambda: self.waiting_for_lock(options["database"], wait),
         )
         state = services.describe_state(result.state)
+        if result.tag_warning:
+            self.warn(f"Warning: {result.tag_warning}")
+        if result.unapplied:
+            self.warn(
+                "Warning: saved although "
+                + ngettext(
+                    "%(count)d migration on disk is not applied (--allow-unapplied).",
+                    "%(count)d migrations on disk are not applied (--allow-unapplied).",
+                    len(result.unapplied),
+                )
+                % {"count": len(result.unapplied)}
+            )
+        if self.verbosity >= 2:
+            self._say_applied(result)
         if result.created:
-            self.say(f"State successfully created for {state}.", style=self.style.SUCCESS)
+            self.say(
+                f"State successfully created for {state}.", style=self.style.SUCCESS, verbosity=0
+            )
         elif result.updated:
             self.say(
                 f"State updated for {state}: the applied migrations changed since it was saved.",
                 style=self.style.SUCCESS,
+                verbosity=0,
             )
         else:
-            self.say(f"State for {state} was already saved.")
+            self.say(f"State for {state} was already saved.", verbosity=0)
         if result.tags_changed and not result.created:
             self.say(f"Tags of {state} refreshed.")
         if not result.is_latest:
@@ -100,3 +138,10 @@ class Command(RollbackBaseCommand):
             self.say(f"  + {label(key)}")
         for key in sorted(result.removed):
             self.say(f"  - {label(key)}")
+
+    def _say_applied(self, result: services.SaveResult) -> None:
+        """-v 2: the full applied set, app by app."""
+        applied = sorted(result.state.migration_set)
+        self.say(f"Applied ({services.migrations_text(len(applied))}):", verbosity=2)
+        for app, names in itertools.groupby(applied, key=lambda key: key[0]):
+            self.say(f"  {app}: {', '.join(name for _app, name in names)}", verbosity=2)
