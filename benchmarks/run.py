@@ -28,7 +28,7 @@ from pathlib import Path
 import synth
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = ["rollback", "onestep", "save", "dryrun", "changelist", "scale"]
+PARTS = ["rollback", "onestep", "save", "dryrun", "changelist", "scale", "data", "floor"]
 
 PER_APP = """
 import django, sys, json
@@ -46,6 +46,54 @@ from django.db.migrations.executor import MigrationExecutor
 targets = [tuple(t) for t in json.loads(sys.argv[1])]
 executor = MigrationExecutor(connection)
 executor.migrate(targets, plan=executor.migration_plan(targets))
+"""
+
+
+# The cheap deploy (default; --real-deploy for Django's forward `migrate`): Django's own
+# migrations run for real, the synthetic apps' tables, columns and indexes are created from
+# models.py (which always matches the migrations) and their migrations recorded as applied,
+# like `migrate --fake`. Django's forward migrate of the "user" variant takes ~18 minutes for
+# 2,000 migrations; this takes seconds, and writes the same schema (the schema editor names
+# tables, columns, constraints and indexes the same way both times).
+DEPLOY = """
+import sys
+import django
+django.setup()
+from django.apps import apps
+from django.core.management.sql import emit_post_migrate_signal
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+executor = MigrationExecutor(connection)
+graph = executor.loader.graph
+ours = lambda key: key[0].startswith("app")
+django_leaves = [key for key in graph.leaf_nodes() if not ours(key)]
+executor.migrate(django_leaves, plan=executor.migration_plan(django_leaves))
+applied = executor.recorder.applied_migrations()
+todo = [key for key in graph.nodes if ours(key) and key not in applied]
+changed = {app for app, _ in todo}
+tables = set(connection.introspection.table_names())
+# One transaction per statement: thousands of tables in one exhaust the lock table.
+with connection.schema_editor(atomic=False) as editor, connection.cursor() as cursor:
+    for model in apps.get_models():
+        meta = model._meta
+        if meta.app_label not in changed:
+            continue
+        if meta.db_table not in tables:
+            editor.create_model(model)
+            continue
+        described = connection.introspection.get_table_description(cursor, meta.db_table)
+        columns = {column.name for column in described}
+        for field in meta.local_fields:
+            if field.column not in columns:
+                editor.add_field(model, field)
+        names = set(connection.introspection.get_constraints(cursor, meta.db_table))
+        for index in meta.indexes:
+            if index.name not in names:
+                editor.add_index(model, index)
+Recorded = executor.recorder.Migration
+Recorded.objects.bulk_create([Recorded(app=app, name=name) for app, name in todo])
+if sys.argv[1:] == ["head"]:  # content types and permissions, as migrate leaves them
+    emit_post_migrate_signal(0, False, "default")
 """
 
 
@@ -126,7 +174,9 @@ class Bench:
 
     def deploy(self, variant: str, spec: synth.Spec) -> tuple[Path, str]:
         project = self.workdir / variant
-        kept = f"drbench_{variant}_{spec.apps}x{spec.migrations}_r{spec.rollback_apps}"
+        kind = "u" if spec.user_fks else "p"
+        kind += "d" if spec.data_steps else ""
+        kept = f"drbench_{variant}_{kind}{spec.apps}x{spec.migrations}_r{spec.rollback_apps}"
         if self.options.reuse and (project / ".git").exists() and self.pg.exists(kept):
             spec.build()
             synth.git(project, "checkout", "-q", "head")
@@ -144,9 +194,13 @@ class Bench:
         url = self.pg.url_of(db)
         for tag in ("base", "minus1", "head"):
             synth.git(project, "checkout", "-q", tag)
-            seconds = timed(manage("migrate", "--no-input"), project, url)
+            if self.options.real_deploy:
+                seconds = timed(manage("migrate", "--no-input"), project, url)
+            else:
+                seconds = timed([sys.executable, "-c", DEPLOY, tag], project, url)
             timed(manage("save_migrations_state"), project, url)
-            print(f"[{variant}] deployed {tag}: migrate took {seconds:.1f}s")
+            how = "migrate" if self.options.real_deploy else "cheap deploy (see DEPLOY)"
+            print(f"[{variant}] deployed {tag}: {how} took {seconds:.1f}s")
         if self.options.reuse:  # Django's forward migrate of the "user" variant takes long
             self.pg.drop(kept)
             self.pg._run(f'ALTER DATABASE "{db}" RENAME TO "{kept}"')
@@ -258,6 +312,115 @@ class Bench:
         for what, ratio in ratios.items():
             print(f"  ratio {what:<50} {ratio:6.2f}")
             self.rows.append((variant, f"ratio: {what}", ratio, ratio))
+
+    def rounds(self, runs: dict[str, tuple[list[str], Path, str, set | None]]) -> dict:
+        """Like interleaved(), across projects: each command once per round, each on a
+        fresh copy of its project's deployed database (checked afterwards when an expected
+        set of applied migrations is given). Returns {name: median}."""
+        samples: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(self.options.repeat):
+            for name, (command, project, template, expected) in runs.items():
+                slow = "MigrationExecutor" in name  # minutes per run on the "user" variant
+                if slow and len(samples[name]) >= self.options.executor_repeat:
+                    continue
+                db = self.fresh(template)
+                samples[name].append(timed(command, project, self.pg.url_of(db)))
+                print(f"    {name}: {samples[name][-1]:.2f}s", flush=True)
+                if expected is not None and self.pg.applied(db) != expected:
+                    raise SystemExit(f"{name}: the applied migrations are not the expected ones")
+                self.pg.drop(db)
+        return {
+            name: self.record("", name, values) if values else float("nan")
+            for name, values in samples.items()
+        }
+
+    def _project(self, variant: str, apps: int, data: bool) -> tuple[synth.Spec, Path, str]:
+        spec = synth.Spec(
+            apps=apps,
+            migrations=self.options.migrations,
+            rollback_apps=self.options.rollback_apps,
+            user_fks=True,
+            data_steps=data,
+        )
+        project, template = self.deploy(variant, spec)
+        return spec, project, template
+
+    def data(self) -> None:
+        """The "user" variant with a RunPython step (reverse code asking apps.get_model for
+        its own model) in each of the rolled-back migrations: our rollback next to one plain
+        MigrationExecutor plan, and next to the same rollback without the data steps."""
+        n = self.options.rollback_apps
+        spec, data_project, data_db = self._project("userdata", self.options.apps, True)
+        _, plain_project, plain_db = self._project("user", self.options.apps, False)
+        targets = [[spec.app(i), synth.previous_migration(spec, spec.app(i))] for i in range(n)]
+        base_data = self._applied_at(data_project, data_db, "base", spec)
+        base_plain = self._applied_at(plain_project, plain_db, "base", spec)
+        print(f"[data] roll back the last migration of {n} apps, each with a data step")
+        medians = self.rounds(
+            {
+                "data steps: rollback_migrations -t base": (
+                    manage("rollback_migrations", "-t", "base"),
+                    data_project,
+                    data_db,
+                    base_data,
+                ),
+                "data steps: one MigrationExecutor plan": (
+                    [sys.executable, "-c", EXECUTOR, json.dumps(targets)],
+                    data_project,
+                    data_db,
+                    base_data,
+                ),
+                "no data steps: rollback_migrations -t base": (
+                    manage("rollback_migrations", "-t", "base"),
+                    plain_project,
+                    plain_db,
+                    base_plain,
+                ),
+            }
+        )
+        ours, executor, without = medians.values()
+        self.ratio(
+            "data", "rollback with data steps / one executor plan (goal <= 0.1)", ours / executor
+        )
+        self.ratio("data", "rollback with data steps / without (goal <= 1.3)", ours / without)
+
+    def floor(self) -> None:
+        """The rollback next to what Django pays before it can do anything (`manage.py
+        migrate` with nothing to do), on 2,000 and 6,000 migrations ("user" variant)."""
+        runs: dict[str, tuple[list[str], Path, str, set | None]] = {}
+        for apps in self.options.floor_apps:
+            variant = "user" if apps == self.options.apps else f"user{apps}"
+            spec, project, template = self._project(variant, apps, False)
+            total = apps * spec.migrations
+            expected = self._applied_at(project, template, "base", spec)
+            runs[f"{total}: rollback_migrations -t base"] = (
+                manage("rollback_migrations", "-t", "base"),
+                project,
+                template,
+                expected,
+            )
+            runs[f"{total}: manage.py migrate (nothing to do)"] = (
+                manage("migrate"),
+                project,
+                template,
+                None,
+            )
+        print(f"[floor] {self.options.rollback_apps}-app rollback vs migrate with nothing to do")
+        medians = self.rounds(runs)
+        values = list(medians.values())
+        for (name, _), ours, migrate in zip(
+            list(runs.items())[::2], values[::2], values[1::2], strict=True
+        ):
+            total = name.split(":")[0]
+            self.ratio(
+                "floor",
+                f"{total} migrations: rollback / migrate no-op (goal <= 1.3)",
+                ours / migrate,
+            )
+
+    def ratio(self, variant: str, what: str, value: float) -> None:
+        print(f"  ratio {what:<60} {value:6.3f}")
+        self.rows.append((variant, f"ratio: {what}", value, value))
 
     def scale(self) -> None:
         """How our time grows with the number of migrations (projects of 10, 25 and 50 apps
@@ -406,7 +569,11 @@ def main() -> None:
     parser.add_argument("--rollback-apps", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement")
     parser.add_argument("--variants", default="plain,user", help="plain, user or both")
-    parser.add_argument("--only", default=",".join(PARTS), help=f"any of {', '.join(PARTS)}")
+    parser.add_argument(
+        "--only",
+        default="rollback,onestep,save,dryrun,changelist,scale",
+        help=f"any of {', '.join(PARTS)}",
+    )
     parser.add_argument("--states", type=int, default=10_000, help="saved states (changelist)")
     parser.add_argument(
         "--state-migrations",
@@ -418,6 +585,22 @@ def main() -> None:
         "--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
     )
     parser.add_argument("--workdir", help="where to write the projects (default: a temp dir)")
+    parser.add_argument(
+        "--floor-apps",
+        default="50,150",
+        help="project sizes (apps of --migrations each) for the floor part",
+    )
+    parser.add_argument(
+        "--executor-repeat",
+        type=int,
+        default=3,
+        help="runs of Django's executor in the data part (each takes minutes; 0: none)",
+    )
+    parser.add_argument(
+        "--real-deploy",
+        action="store_true",
+        help="deploy with Django's forward migrate instead of the cheap deploy (slow)",
+    )
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument(
         "--reuse",
@@ -427,6 +610,7 @@ def main() -> None:
     )
     options = parser.parse_args()
     options.only = [p.strip() for p in options.only.split(",") if p.strip()]
+    options.floor_apps = [int(a) for a in options.floor_apps.split(",")]
     unknown = set(options.only) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
@@ -439,7 +623,11 @@ def main() -> None:
     try:
         if "scale" in options.only:
             bench.scale()
-        if set(options.only) - {"changelist", "scale"}:
+        if "data" in options.only:
+            bench.data()
+        if "floor" in options.only:
+            bench.floor()
+        if set(options.only) - {"changelist", "scale", "data", "floor"}:
             for variant in options.variants.split(","):
                 bench.run_variant(variant.strip())
         if "changelist" in options.only:

@@ -98,6 +98,7 @@ class Step:
     name: str
     dependencies: list[tuple[str, str]]
     op: tuple
+    data: bool = False  # also a RunPython step whose reverse code updates the model
 
 
 @dataclass
@@ -106,6 +107,7 @@ class Spec:
     migrations: int = 40
     user_fks: bool = False
     rollback_apps: int = 20
+    data_steps: bool = False  # a data step in the last migration of the rolled-back apps
     seed: int = 1
     steps: dict[str, list[Step]] = field(default_factory=dict)
 
@@ -150,7 +152,8 @@ class Spec:
                 else:
                     model = rng.choice(models)
                     op, name = ("index", model, f"{app}_i{n}"), f"{n:04d}_{model.lower()}_i{n}"
-                steps.append(Step(app, name, deps, op))
+                data = self.data_steps and n == self.migrations and i < self.rollback_apps
+                steps.append(Step(app, name, deps, op, data))
             self.steps[app] = steps
         return self
 
@@ -189,9 +192,21 @@ def migration_source(step: Step) -> str:
             f"migrations.AddIndex(model_name={model.lower()!r}, "
             f"index=models.Index(fields=['name'], name={arg!r}))"
         )
+    code: list[str] = []
+    if step.data:
+        # A data step as releases have them: its reverse code asks for its own model.
+        code = [
+            "",
+            "",
+            "def undo_data(apps, schema_editor):",
+            f"    model = apps.get_model({step.app!r}, {model!r})",
+            "    model.objects.filter(name='').update(name='-')",
+        ]
+        operation += ", migrations.RunPython(migrations.RunPython.noop, undo_data)"
     return "\n".join(
         [
             *HEADER,
+            *code,
             "",
             "",
             "class Migration(migrations.Migration):",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,15 +38,13 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 from django.db.migrations.operations.fields import FieldOperation
 from django.db.migrations.operations.models import IndexOperation, ModelOperation
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ModelState, ProjectState
-from django.db.migrations.utils import (  # type: ignore[attr-defined]  # (stubs: elsewhere)
-    resolve_relation,
-)
-from django.db.models import Field, Model
 from django.utils.translation import gettext, ngettext
 
 from .conf import get_setting
 from .exceptions import PlanRefusedError
+from .lazy_state import LazyProjectState, ModelKey, field_targets, references
 from .models import MigrationKey, MigrationState
 from .radius import Sizer, StepLocks, TableLock, TableSize, undo_locks
 from .snapshot import SquashMap, applied_migrations, parse_squashes, squashes_on_disk, with_squashes
@@ -283,9 +281,39 @@ def build_plan(
     return plan
 
 
+class GraphLoader(MigrationLoader):
+    """Django's MigrationLoader, with the first and latest migration of each app looked up
+    once per graph. Django looks them up for every dependency on `__first__`, and
+    `swappable_dependency(settings.AUTH_USER_MODEL)` is one: with thousands of migrations
+    that each depend on the user model, its loader spends seconds scanning every node of the
+    graph again for each of them. While the graph is built, an app's first and latest
+    migrations depend only on the edges inside the app, all added before the dependencies
+    between apps are resolved, so one lookup per app gives the same graph."""
+
+    def build_graph(self) -> None:
+        self._ends: dict[tuple[str, str], Any] = {}
+        super().build_graph()
+
+    def check_key(self, key: tuple[str, str], current_app: str) -> Any:
+        if key[1] not in ("__first__", "__latest__") or key[0] == current_app:
+            return super().check_key(key, current_app)
+        if key not in self._ends:
+            self._ends[key] = super().check_key(key, current_app)
+        return self._ends[key]
+
+
+class _Executor(MigrationExecutor):
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        # MigrationExecutor.__init__, with GraphLoader.
+        self.connection = connection
+        self.loader = GraphLoader(connection)
+        self.recorder = MigrationRecorder(connection)
+        self.progress_callback = None
+
+
 def _load_executor(connection: BaseDatabaseWrapper) -> MigrationExecutor:
     try:
-        return MigrationExecutor(connection)
+        return _Executor(connection)
     except (NodeNotFoundError, BadMigrationError) as exc:
         raise PlanRefusedError(f"Cannot load the migration files: {exc}") from None
 
@@ -431,6 +459,14 @@ def _describe_step(migration: Migration) -> PlanStep:
             step.notes.append(f"re-creates {operation.name} empty; its old rows are not restored")
     if not migration.atomic:
         step.notes.append("not atomic: runs outside a transaction")
+    foreign = sorted(
+        {type(op).__name__ for op in migration.operations if _models_of(step.app, op) is None}
+    )
+    if foreign:
+        step.notes.append(
+            f"{', '.join(foreign)}: not one of Django's operations, so this step gets the "
+            "whole project state rendered, as in Django"
+        )
     return step
 
 
@@ -444,10 +480,14 @@ def _states_before(
     backwards run does, and keep what each step needs. Django renders the state at the
     first step and then mutates the rendered state, which re-renders every related model
     at every later migration: with thousands of migrations and a model that everything
-    points at (the user model), that walk is most of the time of a rollback."""
+    points at (the user model), that walk is most of the time of a rollback.
+
+    Data steps keep the whole state, shared with the walk rather than copied: from then on
+    the walk clones a model state before a migration changes it (copy on write)."""
     remaining = {(m.app_label, m.name) for m in wanted}
     states: dict[MigrationKey, ProjectState] = {}
     state = ProjectState(real_apps=loader.unmigrated_apps)
+    owned: set[ModelKey] | None = None  # model states not shared with a kept state; None: all
     for migration, _ in full_plan:
         if not remaining:
             break
@@ -457,19 +497,45 @@ def _states_before(
         if key in remaining:
             remaining.discard(key)
             states[key] = _state_for_step(state, migration)
+            if isinstance(states[key], LazyProjectState):
+                owned = set()
+        if owned is not None:
+            changed = _changed_models(migration)
+            if changed is None:  # RenameModel or an unknown operation: may change any model
+                changed = set(state.models)
+            for model_key in changed - owned:
+                if model_key in state.models:
+                    state.models[model_key] = state.models[model_key].clone()
+            owned |= changed
         migration.mutate_state(state, preserve=False)
     return states
 
 
-ModelKey = tuple[str, str]  # (app_label, model_name in lower case)
+def _changed_models(migration: Migration) -> set[ModelKey] | None:
+    """The model states that the migration's operations change in place; None: any."""
+    changed: set[ModelKey] = set()
+    for operation in migration.operations:
+        if isinstance(operation, ops.RenameModel):
+            return None  # also repoints the fields of every model pointing at it
+        models = _models_of(migration.app_label, operation)
+        if models is None:
+            return None
+        changed |= models[0]
+    return changed
+
+
+def _has_code(operations: Sequence[ops.base.Operation]) -> bool:
+    return any(isinstance(operation, ops.RunPython) for operation in _flatten(operations))
 
 
 def _state_for_step(state: ProjectState, migration: Migration) -> ProjectState:
     """A copy of `state` with what unapplying `migration` can touch: the models its
     operations change, the models that point at those, and everything these point at or
     inherit from (rendering needs the targets of every relation). Rendering a few models
-    instead of the whole project is what makes each step cheap. Code (RunPython, RunSQL)
-    and operations from outside Django may look at any model: they get the whole state."""
+    instead of the whole project is what makes each step cheap. RunSQL needs no model.
+    RunPython code may ask for any model: it gets the whole state with a registry that
+    renders a model when the code asks for it (LazyProjectState). Operations from outside
+    Django may do anything: they get the whole state, rendered in full as in Django."""
     changed: set[ModelKey] = set()
     needed: set[ModelKey] = set()
     for operation in migration.operations:
@@ -478,19 +544,25 @@ def _state_for_step(state: ProjectState, migration: Migration) -> ProjectState:
             return state.clone()
         changed |= models[0]
         needed |= models[1]
+    if _has_code(migration.operations):
+        return LazyProjectState(
+            dict(state.models),
+            state.real_apps,
+            None if _changed_models(migration) is None else changed,
+        )
     # Models pointing at a changed one (their foreign keys may be altered with it); not
     # those pointing at a mere target, or every step would need everything that points
     # at the user model.
     needed |= changed
     for key, model in state.models.items():
-        if key not in needed and _references(key, model) & changed:
+        if key not in needed and references(key, model) & changed:
             needed.add(key)
     frontier = list(needed)
     while frontier:
         model = state.models.get(frontier.pop())
         if model is None:
             continue
-        for target in _references((model.app_label, model.name_lower), model) - needed:
+        for target in references((model.app_label, model.name_lower), model) - needed:
             needed.add(target)
             frontier.append(target)
     return ProjectState(
@@ -502,14 +574,30 @@ def _state_for_step(state: ProjectState, migration: Migration) -> ProjectState:
 def _models_of(
     app: str, operation: ops.base.Operation
 ) -> tuple[set[ModelKey], set[ModelKey]] | None:
-    """The models a schema operation of Django's changes, and the models that the fields it
-    adds point at; None when it is not one of those operations."""
+    """The models an operation of Django's changes, and the models that the fields it
+    adds point at; None when it is not one of Django's operations. Data operations
+    change no model (RunSQL: unless its state_operations do)."""
     if not type(operation).__module__.startswith("django.db.migrations.operations."):
         return None
+    if isinstance(operation, ops.RunPython):
+        return set(), set()
+    if isinstance(operation, (ops.RunSQL, ops.SeparateDatabaseAndState)):
+        inner = list(operation.state_operations)
+        if isinstance(operation, ops.SeparateDatabaseAndState):
+            inner += operation.database_operations
+        changed: set[ModelKey] = set()
+        needed: set[ModelKey] = set()
+        for each in inner:
+            models = _models_of(app, each)
+            if models is None:
+                return None
+            changed |= models[0]
+            needed |= models[1]
+        return changed, needed
     if isinstance(operation, ops.CreateModel):
         key = (app, operation.name_lower)
         fields = [f for _, f in operation.fields]
-        return {key}, _field_targets(key, fields, operation.bases or ())
+        return {key}, field_targets(key, fields, operation.bases or ())
     if isinstance(operation, ops.RenameModel):
         return {(app, operation.old_name_lower), (app, operation.new_name_lower)}, set()
     if isinstance(operation, ModelOperation):
@@ -517,38 +605,10 @@ def _models_of(
     if isinstance(operation, FieldOperation):
         key = (app, operation.model_name_lower)
         added = getattr(operation, "field", None)
-        return {key}, _field_targets(key, [added]) if added is not None else set()
+        return {key}, field_targets(key, [added]) if added is not None else set()
     if isinstance(operation, IndexOperation):  # indexes and constraints
         return {(app, operation.model_name_lower)}, set()
     return None
-
-
-def _references(key: ModelKey, model: ModelState) -> set[ModelKey]:
-    return _field_targets(key, model.fields.values(), model.bases)
-
-
-def _field_targets(
-    key: ModelKey,
-    fields: Iterable[Field[Any, Any]],
-    bases: Sequence[str | type[Model]] = (),
-) -> set[ModelKey]:
-    """Models that these fields point at (through models included) and model bases."""
-    app, name = key
-    out: set[ModelKey] = set()
-    for model_field in fields:
-        remote = getattr(model_field, "remote_field", None)
-        if remote is None:
-            continue
-        out.add(resolve_relation(remote.model, app, name))
-        if getattr(remote, "through", None) is not None:
-            out.add(resolve_relation(remote.through, app, name))
-    for base in bases:
-        if isinstance(base, str):
-            out.add(resolve_relation(base, app, name))
-        elif hasattr(base, "_meta") and not base._meta.abstract:
-            base_app, base_model = base._meta.label_lower.split(".", 1)
-            out.add((base_app, base_model))
-    return out
 
 
 def _measure(

@@ -57,6 +57,12 @@ def sql(context, states):
         out.append([key[0] + "." + key[1], editor.collected_sql])
     return out
 
+# The rollback's loader builds exactly Django's graph.
+from django.db.migrations.loader import MigrationLoader
+from django_rollback.planning import GraphLoader
+edges = lambda loader: {k: sorted(p.key for p in n.parents) for k, n in loader.graph.node_map.items()}
+assert edges(GraphLoader(connection)) == edges(MigrationLoader(connection))
+
 plans = []
 for target in json.loads(sys.argv[1]):
     if target.startswith("tag:"):
