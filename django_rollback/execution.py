@@ -45,6 +45,7 @@ from .lock_waits import (
 from .locks import hold_transaction_lock, lock_scope, rollback_lock
 from .models import MigrationState, RollbackLog, describe_commit
 from .planning import PlanStep, RollbackPlan, labels
+from .progress import ProgressWriter
 from .snapshot import applied_migrations
 
 
@@ -63,6 +64,9 @@ class StepEvent:
     step: PlanStep
     seconds: float = 0.0
     message: str = ""
+    number: int = 0  # of the step, from 1 up to `total`
+    total: int = 0
+    elapsed: float = 0.0  # since the first step began
 
 
 @dataclass
@@ -130,8 +134,13 @@ def execute(
     retries: int | None = None,
     retry_delay: float | None = None,
     rehearse: bool = False,
+    log: RollbackLog | None = None,
 ) -> RollbackResult:
     """Run the plan under the rollback lock; all or nothing where the backend allows it.
+
+    `log` is an entry made beforehand (status queued, by background.start_rollback());
+    without it the entry is created here. Either way, with the session lock, it records its
+    progress while it runs (progress.py).
 
     Each attempt waits at most `lock_timeout` seconds for a table lock (default: the
     LOCK_TIMEOUT setting; 0: no limit). When that runs out and the attempt changed nothing,
@@ -170,7 +179,9 @@ def execute(
             "rollback's transaction (LOCK_SCOPE, for PgBouncer in transaction-pooling mode): "
             'run it over a direct connection to PostgreSQL with LOCK_SCOPE "session".'
         )
-    log = _log_row(plan, RollbackLog.Status.RUNNING, user=user or current_user(), source=source)
+    if log is None:
+        user = user or current_user()
+        log = _log_row(plan, RollbackLog.Status.RUNNING, user=user, source=source)
     output: list[str] = []
     step_seconds: dict[str, float] = {}
     running: list[PlanStep] = []
@@ -193,7 +204,22 @@ def execute(
                     if in_transaction:
                         hold_transaction_lock(connection, wait)
                         newer, pruned = _prepare(plan, log)
-                    _run_steps(plan, connection, output, running, progress, step_seconds, archiver)
+                    # Live progress needs the row committed before the transaction: not so with
+                    # the transaction-scoped lock (PgBouncer), where the page shows it at the end.
+                    writer = None if in_transaction else ProgressWriter(log)
+                    try:
+                        _run_steps(
+                            plan,
+                            connection,
+                            output,
+                            running,
+                            _tee(progress, writer, output),
+                            step_seconds,
+                            archiver,
+                        )
+                    finally:
+                        if writer is not None:  # before the outcome: no late progress after it
+                            writer.discard()
                     _check_result(connection, plan)
                     newer.delete()
                     # The outcome commits with the rollback: a process killed right after the
@@ -338,7 +364,10 @@ def _prepare(plan: RollbackPlan, log: RollbackLog) -> tuple[Any, list[dict[str, 
         }
         for s in newer
     ]
-    log.pruned_states = pruned
+    log.status, log.pruned_states = RollbackLog.Status.RUNNING, pruned
+    log.started_at, log.steps_total = timezone.now(), len(plan.steps)
+    log.fingerprint, log.steps_done = plan.fingerprint, 0
+    log.pid, log.host, log.heartbeat_at = os.getpid(), socket.gethostname(), log.started_at
     log.save(using=plan.database)
     return newer, pruned
 
@@ -485,10 +514,11 @@ def _run_steps(
     states = context.states_before_steps()
     flush_deferred = plan.all_or_nothing and connection.vendor == "postgresql"
     own_transaction = plan.all_or_nothing and connection.vendor == "sqlite"
-    for migration, step in zip(context.migrations, plan.steps, strict=True):
+    total, first = len(plan.steps), time.perf_counter()
+    for number, (migration, step) in enumerate(zip(context.migrations, plan.steps, strict=True), 1):
         running.append(step)
         if progress:
-            progress(StepEvent("started", step))
+            progress(StepEvent("started", step, number=number, total=total))
         began = time.perf_counter()
         if own_transaction:
             # Inside our transaction a step needs no atomic block of its own, and on SQLite
@@ -513,7 +543,33 @@ def _run_steps(
         how = f" ({step.override.describe()})" if step.override else ""
         output.append(f"Unapplying {step.label}... OK{how}")
         if progress:
-            progress(StepEvent("finished", step, seconds))
+            elapsed = time.perf_counter() - first
+            progress(
+                StepEvent("finished", step, seconds, number=number, total=total, elapsed=elapsed)
+            )
+
+
+def _tee(
+    progress: Callable[[StepEvent], None] | None,
+    writer: ProgressWriter | None,
+    output: list[str],
+) -> Callable[[StepEvent], None]:
+    """Progress events go to the caller (the command prints them) and to the log row."""
+
+    def handle(event: StepEvent) -> None:
+        if writer is not None and event.kind == "started":
+            writer.update(running_step=event.step.label, step_started_at=timezone.now())
+        elif writer is not None and event.kind == "finished":
+            writer.update(
+                steps_done=event.number,
+                running_step="",
+                step_started_at=None,
+                output="\n".join(output),
+            )
+        if progress:
+            progress(event)
+
+    return handle
 
 
 def _finish(
@@ -527,11 +583,14 @@ def _finish(
     """Close the audit row; a failure here must not hide what the rollback did."""
     log.status, log.output, log.error = status, "\n".join(output), error
     log.duration, log.finished_at = round(seconds, 3), timezone.now()
+    log.steps_done = sum(1 for line in output if "... OK" in line)
+    log.running_step, log.step_started_at = "", None
     database = log._state.db or log.database
     fields = ["status", "output", "error", "duration", "finished_at"]
     if archiver is not None and archiver.items:
         log.archive = archiver.document()
         fields.append("archive")
+    fields += ["steps_done", "running_step", "step_started_at"]
     try:
         with transaction.atomic(using=database):  # a savepoint inside the rollback's
             log.save(using=database, update_fields=None if log._state.adding else fields)

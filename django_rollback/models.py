@@ -138,6 +138,9 @@ class RollbackLog(models.Model):
         DRY_RUN = "dry_run", _("dry run")
         INTERRUPTED = "interrupted", _("interrupted")  # its process died while it ran
         REHEARSAL = "rehearsal", _("rehearsal")  # ran in a transaction that was rolled back
+        QUEUED = "queued", _("queued")  # started from the admin; its runner has not begun yet
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)  # a process is (or should be) working on it
 
     class Source(models.TextChoices):
         """Which skin started it."""
@@ -166,6 +169,15 @@ class RollbackLog(models.Model):
     # Null, not {}, when there is none: rows written by code that predates the field (a
     # raw INSERT, an older release during a rolling deploy) stay valid.
     archive = models.JSONField(_("archive"), null=True, blank=True, default=None)
+    # Progress, written while it runs from a connection of its own (see progress.py), so the
+    # admin can show it while the rollback's own transaction is still open.
+    fingerprint = models.CharField(_("plan fingerprint"), max_length=64, blank=True)
+    steps_total = models.PositiveIntegerField(_("steps"), default=0)
+    steps_done = models.PositiveIntegerField(_("steps done"), default=0)
+    running_step = models.CharField(_("running step"), max_length=255, blank=True)
+    step_started_at = models.DateTimeField(_("step started at"), null=True, blank=True)
+    pid = models.PositiveIntegerField(_("runner process id"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("runner last seen"), null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _, ngettext
 
 from . import conf, overrides
 from .archive import enabled as archiving_enabled, restorable_now
+from .background import start_rollback as start_rollback  # the admin's: outside the request
 from .exceptions import (
     AmbiguousCommitError,
     DatabaseUnavailableError,
@@ -61,6 +62,7 @@ from .models import (
     short_commit,
 )
 from .planning import RollbackPlan, build_plan, label, labels
+from .progress import LiveProgress as LiveProgress, live_progress as live_progress
 from .snapshot import SquashMap, applied_migrations, squashes_on_disk, unapplied_on_disk
 
 # --- shared checks -------------------------------------------------------------------------

@@ -72,3 +72,20 @@ def browser_page(page, request):  # type: ignore[no-untyped-def]
         folder.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(folder / "page.png"), full_page=True)
         (folder / "page.html").write_text(page.content())
+
+
+# --- rollbacks started from the admin -------------------------------------------------------
+
+
+@pytest.fixture
+def inline_runner(monkeypatch):  # type: ignore[no-untyped-def]
+    """Run the admin's rollbacks inside the request instead of in a process of their own: a
+    separate process would not see the test database. (tests/test_background.py starts real
+    runners behind a real gunicorn.)"""
+    from django_rollback import background
+
+    def run_now(log):  # type: ignore[no-untyped-def]
+        background.run_queued(log.pk, log._state.db)
+        return None
+
+    monkeypatch.setattr(background, "launch", run_now)

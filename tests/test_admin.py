@@ -22,6 +22,7 @@ from .panel.history import PanelHistory, database_url_of
 
 CHANGELIST = "/admin/django_rollback/migrationstate/"
 LOG_LIST = "/admin/django_rollback/rollbacklog/"
+pytestmark = pytest.mark.usefixtures("inline_runner")
 
 
 def preview_url(state: MigrationState) -> str:
@@ -255,7 +256,8 @@ def test_confirm_rolls_back_to_exactly_the_target_release(
     target = panel.state("v1.2.0")
     token = fingerprint(admin, target)
     response = admin.post(preview_url(target), {"confirm": "1", "fingerprint": token})
-    assert response.status_code == 302 and response["Location"] == CHANGELIST
+    log = RollbackLog.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"{LOG_LIST}{log.pk}/change/"
     release = panel.releases["v1.2.0"]
     assert dbtools.schema(panel.url) == release.schema
     assert dbtools.applied(panel.url) == release.applied
@@ -266,10 +268,12 @@ def test_confirm_rolls_back_to_exactly_the_target_release(
     assert (log.status, log.user, log.source) == ("succeeded", "admin", "admin")
     assert log.to_commit == release.sha and log.to_tags == ["v1.2.0"]
     assert [s["tags"] for s in log.pruned_states] == [["v2.0.0"]]
+    page = admin.get(response["Location"]).content.decode()  # the entry's page
+    assert "Rollback to commit" in page and "started" in page and release.sha in page
+    assert 'class="rollback-badge rollback-status-succeeded"' in page
+    assert 'id="rollback-live-steps">3 of 3 done<' in page
     page = admin.get(CHANGELIST).content.decode()
     assert release.sha in page and "v1.2.0" in page
-    assert reverse("admin:django_rollback_rollbacklog_change", args=[log.pk]) in page
-    assert "Rolled back to commit" in page
     assert ">rolled back<" in page and "deploy that release now" in page
 
 
@@ -359,8 +363,10 @@ def test_failure_leaves_the_database_untouched(admin: Client, panel: PanelHistor
         response = admin.post(
             preview_url(target), {"confirm": "1", "fingerprint": token}, follow=True
         )
-        failed = [m for m in messages_of(response) if "Rollback failed" in m]
-        assert failed and "inventory.0004_stock" in failed[0], messages_of(response)
+        # The rollback runs after the request: its outcome is on the entry's page.
+        assert response.redirect_chain[-1][0].startswith(LOG_LIST)
+        failed = re.findall(r'id="rollback-live-error">([^<]*)<', response.content.decode())
+        assert failed and "Rollback failed" in failed[0] and "inventory.0004_stock" in failed[0]
         after = panel.everything()
         assert after.pop("logs") != before.pop("logs")  # the failed run is in the audit log
         assert RollbackLog.objects.get().status == "failed"
@@ -569,7 +575,9 @@ def test_each_database_has_its_own_states_and_rollbacks(admin: Client, panel: Pa
     token = re.search(r'name="fingerprint" value="([0-9a-f]+)"', form)
     assert token, form
     response = admin.post(url, {"confirm": "1", "fingerprint": token.group(1)})
-    assert response.status_code == 302 and response["Location"] == f"{CHANGELIST}?database=other"
+    entry = RollbackLog.objects.using("other").get()
+    assert response.status_code == 302
+    assert response["Location"] == f"{LOG_LIST}{entry.pk}/change/?database=other"
     after = dbtools.everything(other_url)
     assert after["schema"] == at_old["schema"] and after["applied"] == at_old["applied"]
     assert panel.everything() == default_before  # the default database did not move

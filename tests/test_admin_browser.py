@@ -15,8 +15,9 @@ from . import dbtools
 from .browser import ARTIFACTS
 from .panel.history import PanelHistory
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("inline_runner")]
 CHANGELIST = "/admin/django_rollback/migrationstate/"
+LOG_LIST = "/admin/django_rollback/rollbacklog/"
 
 
 @pytest.fixture
@@ -80,11 +81,21 @@ def test_operator_rolls_back_from_the_changelist(
     shot(page, "2-dry-run")
 
     page.click("#rollback-confirm")
-    expect(page).to_have_url(re.compile(re.escape(CHANGELIST) + "$"))
-    success = page.locator(".messagelist .success")
-    expect(success).to_contain_text("Rolled back to commit")
-    expect(success).to_contain_text(panel.releases["v1.2.0"].sha)
-    expect(success).to_contain_text("v1.2.0")
+    # The rollback runs outside the request; the page that follows it is its log entry.
+    expect(page).to_have_url(re.compile(re.escape(LOG_LIST) + r"\d+/change/$"))
+    started = page.locator(".messagelist .info")
+    expect(started).to_contain_text("Rollback to commit")
+    expect(started).to_contain_text(panel.releases["v1.2.0"].sha)
+    expect(page.locator("#rollback-live-status")).to_have_text("succeeded")
+    expect(page.locator("#rollback-live-steps")).to_have_text("3 of 3 done")
+    expect(page.locator("body")).to_contain_text("Unapplying inventory.0004_stock... OK")
+    expect(page.locator(".field-pruned_display")).to_contain_text("v2.0.0")
+    expect(page.locator(".field-pruned_display")).not_to_contain_text("T")  # no ISO "…T08:17"
+    shot(page, "4-audit-entry")
+    assert dbtools.schema(panel.url) == panel.releases["v1.2.0"].schema
+    assert dbtools.applied(panel.url) == panel.releases["v1.2.0"].applied
+
+    page.goto(f"{live_server.url}{CHANGELIST}")
     expect(row_of(page, "v2.0.0")).to_have_count(0)
     expect(row_of(page, "v1.2.0").locator(".rollback-badge")).to_have_text("latest")
     # HEAD (v2.0.0) was rolled back: until v1.2.0 is deployed the preview would refuse every
@@ -93,14 +104,6 @@ def test_operator_rolls_back_from_the_changelist(
     expect(page.locator("select[name=action] option[value=rollback_to_state]")).to_have_count(0)
     expect(page.locator("#result_list")).not_to_contain_text("−")
     shot(page, "3-after-rollback")
-    assert dbtools.schema(panel.url) == panel.releases["v1.2.0"].schema
-    assert dbtools.applied(panel.url) == panel.releases["v1.2.0"].applied
-
-    success.locator("a").click()  # the audit entry
-    expect(page.locator("body")).to_contain_text("Unapplying inventory.0004_stock... OK")
-    expect(page.locator(".field-pruned_display")).to_contain_text("v2.0.0")
-    expect(page.locator(".field-pruned_display")).not_to_contain_text("T")  # no ISO "…T08:17"
-    shot(page, "4-audit-entry")
 
     page.goto(f"{live_server.url}/admin/django_rollback/rollbacklog/")
     expect(page.locator("#result_list tbody tr")).to_have_count(2)  # the dry run, the rollback
@@ -114,6 +117,31 @@ def test_operator_rolls_back_from_the_changelist(
     page.goto(f"{live_server.url}/admin/")
     expect(page.locator("#rollback-status-panel")).to_contain_text("Deployed commit")
     shot(page, "9-index")
+
+
+def test_the_live_page_follows_a_rollback_running_elsewhere(
+    browser_page: Page, live_server, panel: PanelHistory, admin_user: User, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The entry's page polls its JSON and updates itself when the runner moves on."""
+    from django_rollback import background
+    from django_rollback.models import RollbackLog
+
+    queued: list[RollbackLog] = []
+    monkeypatch.setattr(background, "launch", lambda log: queued.append(log))
+    page = browser_page
+    log_in(page, live_server.url, "admin", "password")
+    page.goto(f"{live_server.url}{CHANGELIST}{panel.state('v1.2.0').pk}/rollback/")
+    page.click("#rollback-confirm")
+    expect(page).to_have_url(re.compile(re.escape(LOG_LIST) + r"\d+/change/$"))
+    expect(page.locator("#rollback-live-status")).to_have_text("queued")
+    expect(page.locator("#rollback-live-steps")).to_have_text("0 of 3 done")
+    shot(page, "8-live-queued")
+    assert len(queued) == 1
+    background.run_queued(queued[0].pk, "default")  # the runner, here, while the page watches
+    expect(page.locator("#rollback-live-status")).to_have_text("succeeded")
+    expect(page.locator("#rollback-live-steps")).to_have_text("3 of 3 done")
+    expect(page.locator("#rollback-live-output")).to_contain_text("Unapplying inventory.0004_stock")
+    shot(page, "9-live-succeeded")
 
 
 def test_staff_without_permission_cannot_reach_the_rollback(

@@ -224,8 +224,9 @@ def test_second_rollback_while_one_runs_is_refused(v110: Project) -> None:
         v110.url,
         "INSERT INTO django_rollback_rollbacklog (started_at, status, database, from_commit, "
         'from_tags, to_commit, to_tags, plan, output, error, "user", source, host, '
-        "pruned_states) VALUES (CURRENT_TIMESTAMP, 'running', 'default', 'a', '[]', 'b', '[]', "
-        "'[]', '', '', '', 'command', '', '[]')",
+        "pruned_states, fingerprint, steps_total, steps_done, running_step) VALUES "
+        "(CURRENT_TIMESTAMP, 'running', 'default', 'a', '[]', 'b', '[]', "
+        "'[]', '', '', '', 'command', '', '[]', '', 0, 0, '')",
     )
     v110.ok("rollback_migrations")  # the lock is free again
     assert [row[0] for row in dbtools.logs(v110.url)] == ["interrupted", "succeeded"]

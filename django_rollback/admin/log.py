@@ -8,14 +8,20 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import connections
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _, gettext_lazy, ngettext
 
-from .. import archive
+from .. import archive, services
 from ..exceptions import RollbackError
 from ..models import RollbackLog
 from ..templatetags.rollback_admin import admin_date
@@ -46,8 +52,62 @@ class RollbackLogAdmin(AuditAdmin):
     ]
     restore_template = "admin/django_rollback/rollbacklog/restore.html"
 
+    change_form_template = "admin/django_rollback/rollbacklog/change_form.html"
+    refresh_seconds = 2  # how often the page reloads itself while the rollback runs (no JS)
+
     class Media:
         css = {"all": ["django_rollback/admin.css"]}
+        js = ["django_rollback/live.js"]
+
+    def get_urls(self) -> list[URLPattern]:
+        app, model = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name=f"{app}_{model}_progress",
+            ),
+            path(
+                "<path:object_id>/restore/",
+                self.admin_site.admin_view(self.restore_view),
+                name=f"{app}_{model}_restore",
+            ),
+            *super().get_urls(),
+        ]
+
+    def progress_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The entry's progress as JSON, polled by its live page (same view permission)."""
+        log = self.get_object(request, object_id)
+        if log is None:
+            raise Http404
+        if not self.has_view_permission(request, log):
+            raise PermissionDenied
+        return JsonResponse(services.live_progress(log).as_dict())
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        context: dict[str, Any] = {}
+        log = self.get_object(request, object_id)
+        if log is not None and self.has_view_permission(request, log):
+            # Before the page is built: a dead runner's entry becomes "interrupted" here.
+            live = services.live_progress(log)
+            context.update(
+                live=live,
+                live_steps_percent=(
+                    round(100 * live.steps_done / live.steps_total) if live.steps_total else 0
+                ),
+                refresh_seconds=self.refresh_seconds if live.active else None,
+                progress_url=with_database(
+                    reverse("admin:django_rollback_rollbacklog_progress", args=[log.pk]), request
+                ),
+            )
+        context.update(extra_context or {})
+        return super().change_view(request, object_id, form_url, context)
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
         several = len(settings.DATABASES) > 1
@@ -183,16 +243,6 @@ class RollbackLogAdmin(AuditAdmin):
             items,
             action,
         )
-
-    def get_urls(self) -> list[URLPattern]:
-        return [
-            path(
-                "<path:object_id>/restore/",
-                self.admin_site.admin_view(self.restore_view),
-                name="django_rollback_rollbacklog_restore",
-            ),
-            *super().get_urls(),
-        ]
 
     def restore_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """GET: what would come back and what would be skipped (a restore rolled back).

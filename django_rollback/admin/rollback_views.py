@@ -158,33 +158,25 @@ class RollbackViewsMixin(StateModelAdmin):
         if "rehearse" in request.POST:
             return self._rehearse(request, state, plan, user)
         try:
-            result = services.execute(plan, user=user, source=RollbackLog.Source.ADMIN)
-        except RollbackError as exc:  # refused (lock held, stale) or failed and undone
+            # The rollback runs in a process of its own (background.py): this request only
+            # queues it, so no web server timeout can cut it short.
+            log = services.start_rollback(plan, user=user, source=RollbackLog.Source.ADMIN)
+        except RollbackError as exc:  # refused: another rollback runs, or it could not start
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(self._rollback_url(request, state.pk))
-        log_url = self._log_url(request, result.log)
         self.message_user(
             request,
-            format_html(
-                '{} <a href="{}">{}</a>',
-                ngettext(
-                    "Rolled back to %(state)s: %(count)d migration unapplied in %(seconds).2f s.",
-                    "Rolled back to %(state)s: %(count)d migrations unapplied in %(seconds).2f s.",
-                    len(plan.steps),
-                )
-                % {
-                    "state": services.describe_state(plan.target),
-                    "count": len(plan.steps),
-                    "seconds": result.seconds,
-                },
-                log_url,
-                _("Audit entry %(id)s") % {"id": result.log.pk},
-            ),
-            messages.SUCCESS,
+            ngettext(
+                "Rollback to %(state)s started: %(count)d migration to unapply. This page "
+                "follows it; closing it does not stop the rollback.",
+                "Rollback to %(state)s started: %(count)d migrations to unapply. This page "
+                "follows it; closing it does not stop the rollback.",
+                len(plan.steps),
+            )
+            % {"state": services.describe_state(plan.target), "count": len(plan.steps)},
+            messages.INFO,
         )
-        if result.audit_error:
-            self.message_user(request, result.audit_error, messages.WARNING)
-        return HttpResponseRedirect(self._changelist_url(request))
+        return HttpResponseRedirect(self._log_url(request, log))
 
     def _rehearse(
         self, request: HttpRequest, state: MigrationState, plan: RollbackPlan, user: str

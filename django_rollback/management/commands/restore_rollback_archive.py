@@ -69,7 +69,8 @@ class Command(RollbackBaseCommand):
         result = archive.restore(log, fake=fake)
         verb = "would restore" if fake else "restored"
         self.say(
-            f"Archive of log entry {log.pk} ({short_commit(log.from_commit)} → {short_commit(log.to_commit)}"
+            f"Archive of log entry {log.pk} "
+            f"({short_commit(log.from_commit)} → {short_commit(log.to_commit)}"
             f"{', rolled back ' + log.started_at.strftime('%Y-%m-%d %H:%M') + ' UTC'}):"
         )
         for outcome in result.outcomes:

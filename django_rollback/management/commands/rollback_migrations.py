@@ -408,13 +408,18 @@ class Command(RollbackBaseCommand):
         self._line_open = False
 
     def _progress(self, event: services.StepEvent) -> None:
+        # Django's "Unapplying app.name... OK", then the step's time, the steps done so far
+        # and the time since the first step began.
+        timing = (
+            f"{event.seconds:.2f}s; {event.number}/{event.total} done, {event.elapsed:.2f}s elapsed"
+        )
         if self.json_mode:
             if event.kind == "finished" and self.logger:
-                self.logger.info("Unapplying %s... OK (%.2fs)", event.step.label, event.seconds)
+                self.logger.info("Unapplying %s... OK (%s)", event.step.label, timing)
             return
         if self.verbosity < 1:
             if event.kind == "finished" and self.logger:
-                self.logger.info("Unapplying %s... OK (%.2fs)", event.step.label, event.seconds)
+                self.logger.info("Unapplying %s... OK (%s)", event.step.label, timing)
             if event.kind == "waiting" and self.logger:
                 self.logger.warning(event.message)
             return
@@ -428,9 +433,9 @@ class Command(RollbackBaseCommand):
             self.stdout.write(f"  Unapplying {event.step.label}...", ending="")
             self.stdout.flush()
         else:
-            self.stdout.write(self.style.SUCCESS(f" OK ({event.seconds:.2f}s)"))
+            self.stdout.write(self.style.SUCCESS(f" OK ({timing})"))
             if self.logger:
-                self.logger.info("Unapplying %s... OK (%.2fs)", event.step.label, event.seconds)
+                self.logger.info("Unapplying %s... OK (%s)", event.step.label, timing)
 
     def _summary(self, plan: RollbackPlan) -> str:
         apps = len(plan.app_changes)
