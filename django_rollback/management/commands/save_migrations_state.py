@@ -58,9 +58,6 @@ class Command(RollbackBaseCommand):
             "commit).",
         )
         parser.add_argument(
-            "--json", action="store_true", help="Print one JSON document on stdout."
-        )
-        parser.add_argument(
             "--wait",
             type=float,
             default=services.SAVE_WAIT_SECONDS,
@@ -77,7 +74,10 @@ class Command(RollbackBaseCommand):
         parser.add_argument(
             "--json",
             action="store_true",
-            help="Print one JSON document on stdout: the save and its rollback readiness.",
+            help=(
+                "Print one JSON document on stdout: the save, its rollback readiness and "
+                "any archive that can be restored now."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
