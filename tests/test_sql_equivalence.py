@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import django
 import pytest
 
 from . import dbtools
@@ -176,6 +177,11 @@ def test_relations_of_every_kind_write_the_sql_of_djangos_executor(
     from .projects import make_project
     from .shop import ID, migration, shelf_releases
 
+    if dbtools.BACKEND == "sqlite" and django.VERSION >= (6, 0):
+        # Django 6's SQLite schema editor reads the live constraints to write the undo of
+        # unique_together, which a collect-only run has not created: its own executor's
+        # states fail the same way (checked), so there is no SQL of Django's to compare with.
+        pytest.skip("Django 6 cannot collect this plan's SQL on SQLite without running it")
     (v1, first), (v2, second) = shelf_releases(RELATIONS.replace("ID_FIELD", ID))
     # A step of its own that changes only a model others point at: the through table of
     # the many-to-many renames its column, which only the models pointing at it tell.
