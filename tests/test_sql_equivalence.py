@@ -108,8 +108,8 @@ def assert_same_sql(plans: list[dict]) -> list[str]:
     statements = []
     for plan in plans:
         assert [step for step, _ in plan["ours"]] == [step for step, _ in plan["django"]]
-        for (step, ours), (_, django) in zip(plan["ours"], plan["django"], strict=True):
-            assert ours == django, f"{plan['target']}: {step}"
+        for (step, ours), (_, djangos) in zip(plan["ours"], plan["django"], strict=True):
+            assert ours == djangos, f"{plan['target']}: {step}"
             statements += ours
     return statements
 
