@@ -483,7 +483,7 @@ def _flatten(operations: Sequence[ops.base.Operation]) -> list[ops.base.Operatio
 
 
 def _describe_step(
-    migration: Migration, reverse_overrides: dict[str, overrides.ReverseOverride]
+    migration: Migration, reverse_overrides: dict[str, overrides.ReverseOverride] | None = None
 ) -> PlanStep:
     step = PlanStep(
         app=migration.app_label,
@@ -494,19 +494,14 @@ def _describe_step(
     if migration.replaces:
         step.notes.append(f"squashed migration: replaces {len(migration.replaces)} migrations")
     step.irreversible = overrides.irreversible_reasons(migration.operations)
-    override = reverse_overrides.get(step.label)
+    override = (reverse_overrides or {}).get(step.label)
     if step.irreversible and override is not None:
         step.override, step.irreversible = override, []
         step.notes.append(override.describe())
     for operation in _flatten(migration.operations):
         if not operation.reversible:
-            if isinstance(operation, ops.RunPython):
-                step.irreversible.append("RunPython without reverse_code")
-            elif isinstance(operation, ops.RunSQL):
-                step.irreversible.append("RunSQL without reverse_sql")
-            else:
-                step.irreversible.append(f"{type(operation).__name__} is not reversible")
-        elif isinstance(operation, ops.RunPython) and operation.reverse_code is ops.RunPython.noop:
+            continue  # named in step.irreversible above, or run by the override
+        if isinstance(operation, ops.RunPython) and operation.reverse_code is ops.RunPython.noop:
             step.notes.append("runs a data migration whose reverse code does nothing")
         elif isinstance(operation, ops.RunPython):
             step.notes.append(

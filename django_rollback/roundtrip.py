@@ -93,6 +93,7 @@ def round_trip(
             repo_path=repo_path,
             database=database,
             count_rows=False,
+            archive=False,  # a scratch database: nothing to keep, and no tables beside REF's
         )
         try:
             services.execute(plan)

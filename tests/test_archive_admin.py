@@ -17,6 +17,8 @@ from .test_admin import OPERATOR, VIEW, fingerprint, preview_url, staff
 
 STOCK = "SELECT id, item_id, quantity FROM inventory_stock ORDER BY id"
 CITIES = "SELECT id, name, city FROM inventory_warehouse ORDER BY id"
+# The confirmation starts the rollback outside the request; here it runs in it.
+pytestmark = pytest.mark.usefixtures("inline_runner")
 
 
 @pytest.fixture

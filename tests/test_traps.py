@@ -463,8 +463,9 @@ def test_tag_adds_to_gits_tags_and_warns_when_git_disagrees(shop: History, tmp_p
 def test_plurals(shelf: tuple[Project, dict[str, str]]) -> None:
     from django_rollback.planning import DataLoss
 
-    assert DataLoss("t", None, 1).describe() == 'drops table "t" (1 row)'
-    assert DataLoss("t", "c", 1).describe() == 'drops column "t"."c" (1 non-null value)'
+    # (": lost" since issue 12: a DataLoss not archived says so)
+    assert DataLoss("t", None, 1).describe() == 'drops table "t" (1 row): lost'
+    assert DataLoss("t", "c", 1).describe() == 'drops column "t"."c" (1 non-null value): lost'
     project, _shas = shelf
     out = project.ok("rollback_migrations", "--fake", "-t", "v1")
     assert "2 migrations in 1 app to unapply." in out
