@@ -198,12 +198,15 @@ def test_a_database_of_the_previous_version_gets_the_same_tables(shop: History) 
     dbtools.execute(
         project.url, 'ALTER TABLE "django_rollback_migrationstate" DROP COLUMN "unresolved"'
     )
-    # Nor the `archive` column of the migration after it (0005_archive).
-    dbtools.execute(project.url, 'ALTER TABLE "django_rollback_rollbacklog" DROP COLUMN "archive"')
-    # Nor the column of a later migration (0004_readiness).
-    dbtools.execute(
-        project.url, 'ALTER TABLE "django_rollback_migrationstate" DROP COLUMN "readiness"'
-    )
+    # Nor the columns of the later migrations (0004_readiness, 0005_archive, 0006_progress).
+    later = {
+        "django_rollback_migrationstate": ["readiness"],
+        "django_rollback_rollbacklog": ["archive", "fingerprint", "steps_total", "steps_done"]
+        + ["running_step", "step_started_at", "pid", "heartbeat_at"],
+    }
+    for table, columns in later.items():
+        for column in columns:
+            dbtools.execute(project.url, f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
     project.ok("migrate", "--no-input")
     v110 = shop.releases["v1.1.0"]
     assert dbtools.schema(project.url) == v110.schema
