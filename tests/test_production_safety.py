@@ -404,7 +404,14 @@ def test_preview_estimates_big_tables_and_counts_on_request(shelf: Shelf) -> Non
         for loss in step["data_loss"]
         if loss["column"] == "isbn"
     ]
-    assert isbn_exact == {"table": "shelf_book", "column": "isbn", "rows": 2000, "estimated": False}
+    assert isbn_exact == {
+        "table": "shelf_book",
+        "column": "isbn",
+        "rows": 2000,
+        "estimated": False,
+        "archived": True,
+        "join_table": False,
+    }
     text = project.manage("rollback_migrations", "--fake", env=base)
     assert 'drops column "shelf_book"."isbn" (≈ ' in text.stderr + text.stdout
     assert "rows" in text.stdout and "≈ " in text.stdout
