@@ -19,10 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from contextlib import closing
 from pathlib import Path
-from urllib.parse import urlparse
+
+from run import Postgres  # the benchmarks' PostgreSQL helper: create, clone and drop databases
 
 MANAGE = """\
 import os, sys
@@ -72,40 +71,6 @@ def git(path: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
 
 
-class Server:
-    def __init__(self, url: str) -> None:
-        parsed = urlparse(url.rstrip("/"))
-        self.base = url.rstrip("/")
-        self.args = dict(
-            host=parsed.hostname or "127.0.0.1",
-            port=parsed.port or 5432,
-            user=parsed.username or "postgres",
-            password=parsed.password,
-        )
-        self.created: list[str] = []
-
-    def run(self, sql: str, dbname: str = "postgres") -> list[tuple]:
-        import psycopg2
-
-        with closing(psycopg2.connect(dbname=dbname, **self.args)) as conn:
-            conn.autocommit = True
-            with conn.cursor() as cursor:
-                cursor.execute(sql)
-                return cursor.fetchall() if cursor.description else []
-
-    def create(self, label: str, template: str | None = None) -> str:
-        name = f"drbench_archive_{label}_{uuid.uuid4().hex[:6]}"
-        self.run(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-        self.created.append(name)
-        return name
-
-    def drop(self, name: str) -> None:
-        self.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def url(self, name: str) -> str:
-        return urlparse(self.base)._replace(path=f"/{name}").geturl()
-
-
 def manage(path: Path, url: str, *args: str) -> float:
     started = time.perf_counter()
     result = subprocess.run(
@@ -121,7 +86,7 @@ def manage(path: Path, url: str, *args: str) -> float:
     return seconds
 
 
-def project(root: Path, server: Server, kind: str, rows: int) -> str:
+def project(root: Path, server: Postgres, kind: str, rows: int) -> str:
     """The project at v2, deployed; returns the template database holding its rows."""
     root.mkdir(parents=True)
     files = {"manage.py": MANAGE, "bench/__init__.py": "", "bench/settings.py": SETTINGS}
@@ -130,7 +95,7 @@ def project(root: Path, server: Server, kind: str, rows: int) -> str:
     git(root, "config", "user.email", "bench@example.com")
     git(root, "config", "user.name", "bench")
     name = server.create(kind)
-    url = server.url(name)
+    url = server.url_of(name)
     for tag, release in (
         ("v1", {**files, **V1}),
         ("v2", V2_TABLE if kind == "table" else V2_COLUMN),
@@ -159,7 +124,7 @@ def main() -> None:
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--only", choices=["table", "column"], help="One of the two cases.")
     options = parser.parse_args()
-    server = Server(options.pg_url)
+    server = Postgres(options.pg_url)
     print(
         f"PostgreSQL {server.run('SHOW server_version')[0][0]}, {options.rows:,} rows, "
         f"medians of {options.repeat} runs (fresh process, fresh database copy)"
@@ -177,12 +142,12 @@ def main() -> None:
                         args = ["rollback_migrations"] + (
                             ["--no-archive"] if variant == "plain" else []
                         )
-                        times[variant].append(manage(root, server.url(copy), *args))
+                        times[variant].append(manage(root, server.url_of(copy), *args))
                         if variant == "archive":
                             git(root, "checkout", "-q", "v2")
-                            manage(root, server.url(copy), "migrate", "--no-input")
+                            manage(root, server.url_of(copy), "migrate", "--no-input")
                             restore.append(
-                                manage(root, server.url(copy), "restore_rollback_archive")
+                                manage(root, server.url_of(copy), "restore_rollback_archive")
                             )
                         server.drop(copy)
                 plain = statistics.median(times["plain"])
@@ -194,8 +159,7 @@ def main() -> None:
                     f"restore {statistics.median(restore):.2f} s"
                 )
     finally:
-        for name in server.created:
-            server.drop(name)
+        server.drop_all()
 
 
 if __name__ == "__main__":

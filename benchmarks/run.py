@@ -111,7 +111,7 @@ class Postgres:
         )
         self.created: list[str] = []
 
-    def _run(self, sql: str, dbname: str = "postgres") -> list[tuple]:
+    def run(self, sql: str, dbname: str = "postgres") -> list[tuple]:
         import psycopg2
 
         with closing(psycopg2.connect(dbname=dbname, **self.args)) as conn:
@@ -122,15 +122,15 @@ class Postgres:
 
     def create(self, label: str, template: str | None = None) -> str:
         name = f"drbench_{label}_{uuid.uuid4().hex[:6]}"
-        self._run(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        self.run(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         self.created.append(name)
         return name
 
     def exists(self, name: str) -> bool:
-        return bool(self._run(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"))
+        return bool(self.run(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"))
 
     def drop(self, name: str) -> None:
-        self._run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def drop_all(self) -> None:
         for name in self.created:
@@ -140,7 +140,7 @@ class Postgres:
         return f"{self.url}/{name}"
 
     def applied(self, name: str) -> set[tuple[str, str]]:
-        return set(self._run("SELECT app, name FROM django_migrations", name))
+        return set(self.run("SELECT app, name FROM django_migrations", name))
 
 
 def timed(cmd: list[str], cwd: Path, db_url: str) -> float:
@@ -203,7 +203,7 @@ class Bench:
             print(f"[{variant}] deployed {tag}: {how} took {seconds:.1f}s")
         if self.options.reuse:  # Django's forward migrate of the "user" variant takes long
             self.pg.drop(kept)
-            self.pg._run(f'ALTER DATABASE "{db}" RENAME TO "{kept}"')
+            self.pg.run(f'ALTER DATABASE "{db}" RENAME TO "{kept}"')
             self.pg.created.remove(db)
             return project, kept
         return project, db
@@ -478,7 +478,7 @@ class Bench:
         """A saved state with the first `keep` migrations of each synthetic app, older than
         the current one (ids decide which state is older)."""
         commit = f"{keep:040d}"
-        self.pg._run(
+        self.pg.run(
             "UPDATE django_rollback_migrationstate SET id = id + 1000; "
             "INSERT INTO django_rollback_migrationstate "
             "(id, commit, tags, migrations, squashes, saved_at) "
