@@ -314,7 +314,9 @@ def _size(connection: BaseDatabaseWrapper, schema: str | None, name: str) -> int
 def _relations(connection: BaseDatabaseWrapper, table: str) -> dict[str, tuple[str, str]]:
     """{column: (referenced column, referenced table)} of the live table's foreign keys."""
     with connection.cursor() as cursor:
-        return dict(connection.introspection.get_relations(cursor, table))
+        found = connection.introspection.get_relations(cursor, table)
+    # Django 6 adds the database-level on_delete as a third item: keep the first two.
+    return {column: (relation[0], relation[1]) for column, relation in found.items()}
 
 
 # --- what the skins show ---------------------------------------------------------------------
