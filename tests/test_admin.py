@@ -390,6 +390,8 @@ def test_a_blocked_table_makes_the_admin_give_up_cleanly_and_name_the_session(
         "LOCK_TIMEOUT": 0.5,
         "LOCK_RETRIES": 1,
         "LOCK_RETRY_DELAY": 0.1,
+        # step by step (MySQL), archiving is a write that makes an attempt unsafe to retry
+        "ARCHIVE": dbtools.BACKEND != "mysql",
     }
     target = panel.state("v1.2.0")
     token = fingerprint(admin, target)
@@ -419,7 +421,10 @@ def test_a_blocked_table_makes_the_admin_give_up_cleanly_and_name_the_session(
     message = RollbackLog.objects.get().error
     assert "Rollback gave up after 2 attempts" in message, message
     assert re.search(
-        r'could not lock table "(inventory_warehouse|inventory_stock|ledger_entry)"', message
+        # MySQL does not say which table; PostgreSQL does
+        r'could not lock (table "(inventory_warehouse|inventory_stock|ledger_entry)"'
+        r"|a table of this step)",
+        message,
     )
     assert f"pid {pid} " in message, message
     after = panel.everything()

@@ -509,7 +509,7 @@ def test_failed_rollback_is_continued_by_running_it_again(
     before.pop("logs")
     if dbtools.BACKEND == "mysql":
         # Step by step: 0003 was unapplied and stays so; the saved states are unchanged.
-        assert "1 step(s) before it stay unapplied; saved states unchanged" in line
+        assert "1 step before it stays unapplied; saved states unchanged" in line
         assert after["applied"] == before["applied"] - {("shelf", "0003_book_pages")}
         assert after["states"] == before["states"]
         check = project.manage("rollback_migrations", "--check")

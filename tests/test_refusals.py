@@ -207,9 +207,11 @@ def test_failing_step_leaves_everything_as_it_was(
     if dbtools.BACKEND == "mysql":
         # No transactional DDL: the column dropped before the failure stays dropped, nothing
         # is recorded as unapplied, the saved states stay, and the message says so.
-        assert "0 step(s) before it stay unapplied; saved states unchanged" in result.stderr
+        assert "0 steps before it stay unapplied; saved states unchanged" in result.stderr
         assert '"pages"' in str(before.pop("schema"))
         assert '"pages"' not in str(after.pop("schema"))
+        # ... and its values were archived before the drop (issue 12): nothing is lost
+        assert before.pop("archives") == [] and len(after.pop("archives")) == 1
         assert after == before
         return
     assert "the database is unchanged" in result.stderr
