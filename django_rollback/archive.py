@@ -41,7 +41,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.ddl_references import Statement
 from django.utils import timezone
 
-from . import conf
+from . import conf, signals
 from .exceptions import ArchiveError, RollbackInProgressError
 from .locks import rollback_lock
 from .models import RollbackLog
@@ -502,7 +502,9 @@ def restore(log: RollbackLog, *, fake: bool = False, wait: float = 0.0) -> Resto
         raise RollbackInProgressError(
             f"A rollback or a restore is running on database '{database}': try again later."
         ) from None
-    return RestoreResult(fresh, outcomes, fake)
+    result = RestoreResult(fresh, outcomes, fake)
+    signals.send_archive_restored(result)  # after the lock: receivers may be slow
+    return result
 
 
 def _restore_items(

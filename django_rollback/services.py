@@ -24,7 +24,7 @@ from django.db.models import Q, QuerySet, Subquery
 from django.utils.connection import ConnectionDoesNotExist
 from django.utils.translation import gettext as _, ngettext
 
-from . import conf, overrides
+from . import conf, overrides, signals
 from .archive import enabled as archiving_enabled, restorable_now
 from .background import start_rollback as start_rollback  # the admin's: outside the request
 from .exceptions import (
@@ -396,6 +396,7 @@ def save_state(
                     result.state.readiness = stored
                     result.state.save(using=database, update_fields=["readiness"])
         result.restorable = restorable_now(database)
+        signals.send_state_saved(result)  # outside the lock: receivers may be slow
         return result
     except RollbackInProgressError:
         raise RollbackInProgressError(
