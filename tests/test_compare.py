@@ -258,3 +258,37 @@ def test_the_action_needs_two_states_and_the_view_permission(
     assert client.get(url).status_code == 200
     gone = admin_client.get(f"{CHANGELIST}compare/{one.pk}/999999/", follow=True)
     assert "A state to compare no longer exists" in gone.content.decode()
+
+
+# --- in a real browser --------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("inline_runner")
+def test_compare_in_the_browser(
+    browser_page: Any, live_server: Any, panel: PanelHistory, admin_user: User
+) -> None:
+    from playwright.sync_api import expect
+
+    from .test_admin_browser import log_in, row_of, shot
+
+    page = browser_page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    log_in(page, live_server.url, "admin", "password")
+    row_of(page, "v1.0.0").locator("input.action-select").check()
+    row_of(page, "v2.0.0").locator("input.action-select").check()
+    page.select_option("select[name=action]", "compare_states")
+    page.click("button[name=index]")
+    expect(page.locator("#compare-summary")).to_contain_text("2 apps differ: 0 migrations only in")
+    inventory = page.locator("#compare-app-inventory")
+    expect(inventory.locator("td.compare-side").nth(0)).to_have_text("nothing")
+    expect(inventory.locator("td.compare-side").nth(1)).to_contain_text(
+        "creates table inventory_stock (0004_stock)"
+    )
+    expect(page.locator("#compare-app-ledger li")).to_have_count(3)
+    assert not page.locator(".rollback-table-wrap").evaluate(
+        "el => el.scrollWidth > el.clientWidth"
+    )
+    shot(page, "compare")
+    page.emulate_media(color_scheme="dark")
+    shot(page, "compare-dark")
