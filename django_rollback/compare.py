@@ -26,6 +26,7 @@ from django.db.migrations.operations.base import Operation
 from django.db.migrations.operations.models import ModelOperation
 from django.db.migrations.state import ModelState, ProjectState
 
+from . import services
 from .exceptions import RollbackError
 from .models import MigrationKey, MigrationState, describe_commit
 from .planning import GraphLoader
@@ -109,8 +110,6 @@ def compare_refs(
 ) -> StateComparison:
     """The states that REF1 and REF2 name (a tag or a commit prefix, as -t and -c take them),
     compared."""
-    from . import services  # services is the face of the core; it imports its modules
-
     first = services.resolve_state(ref1, repo_path=repo_path, database=database)
     second = services.resolve_state(ref2, repo_path=repo_path, database=database)
     return compare_states(first, second)
@@ -129,31 +128,24 @@ def compare_states(
         except (NodeNotFoundError, BadMigrationError) as exc:
             raise RollbackError(f"Cannot load the migration files: {exc}") from None
     changes = _changes(loader, a ^ b)
-    apps = []
-    for app in sorted({app for app, _ in a ^ b}):
-        apps.append(
-            AppDiff(
-                app,
-                _side(app, a - b, loader, changes),
-                _side(app, b - a, loader, changes),
-            )
-        )
-    return StateComparison(first, second, tuple(apps))
+    apps = tuple(
+        AppDiff(app, _side(app, a - b, changes), _side(app, b - a, changes))
+        for app in sorted({app for app, _ in a ^ b})
+    )
+    return StateComparison(first, second, apps)
 
 
 def _side(
-    app: str,
-    keys: frozenset[MigrationKey],
-    loader: MigrationLoader,
-    changes: dict[MigrationKey, list[SchemaChange]],
+    app: str, keys: frozenset[MigrationKey], changes: dict[MigrationKey, list[SchemaChange]]
 ) -> Side:
+    """`changes` has a key for every wanted migration in the graph, in forward order."""
     mine = sorted(key for key in keys if key[0] == app)
     order = {key: index for index, key in enumerate(changes)}
     known = sorted((key for key in mine if key in order), key=order.__getitem__)
     return Side(
         migrations=tuple(name for _, name in mine),
         changes=tuple(change for key in known for change in changes[key]),
-        unknown=tuple(name for key in mine if key not in order for name in (key[1],)),
+        unknown=tuple(key[1] for key in mine if key not in order),
     )
 
 
