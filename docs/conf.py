@@ -30,3 +30,6 @@ html_static_path: list[str] = []
 # Examples of JSON documents elide parts with "…"; Pygments then falls back to plain text,
 # which is what we want, not a build failure.
 suppress_warnings = ["misc.highlighting_failure"]
+
+# Keep "--fake" and {"sql": "..."} as typed: no en dashes, no curly quotes.
+smartquotes = False

@@ -23,6 +23,7 @@ import argparse
 import ast
 import io
 import os
+import re
 import sys
 import tokenize
 from pathlib import Path
@@ -38,6 +39,8 @@ from sphinx.util.docutils import SphinxDirective
 ROOT = Path(__file__).resolve().parents[2]
 APP = "django_rollback"
 logger = logging.getLogger(__name__)
+# An option named in prose: "-t", "--no-archive" (not a dash between words or numbers).
+OPTION = re.compile(r"(?<![\w-])--?[a-z][a-z0-9\\_-]*")
 
 _django_ready = False
 
@@ -71,9 +74,33 @@ def django_common_dests() -> set[str]:
     return {action.dest for action in parser._actions}
 
 
-def rst_escape(text: str) -> str:
-    """Help text is plain prose: make every character that reST could read as markup literal."""
-    return "".join("\\" + char if char in "\\*`|_[]<>:" else char for char in text)
+def escape(text: str, *, keep_code: bool = False) -> str:
+    """Help text is plain prose: make every character that Markdown could read as markup
+    literal (a backslash escapes any ASCII punctuation in CommonMark), and show the options it
+    names (`-t`, `--fake`) as code. Comments in conf.py mark code with backticks: keep_code
+    lets those spans through untouched."""
+    parts = text.split("`") if keep_code else [text]
+    for i in range(0, len(parts), 2):  # the even parts are outside backticks
+        plain = "".join("\\" + c if c in "\\*|_[]<>{}#!`" else c for c in parts[i])
+        parts[i] = OPTION.sub(lambda m: code(m.group(0).replace("\\", "")), plain)
+    return "`".join(parts)
+
+
+def code(text: str) -> str:
+    """Inline code that survives backticks in the text."""
+    fence = "``" if "`" in text else "`"
+    return f"{fence}{text}{fence}" if fence == "`" else f"{fence} {text} {fence}"
+
+
+class MarkdownDirective(SphinxDirective):
+    """A directive that generates MyST Markdown and parses it in place (the pages are .md)."""
+
+    def parse_markdown(self, lines: list[str], source: str) -> list[nodes.Node]:
+        if self.env.doc2path(self.env.docname).suffix != ".md":
+            raise self.error(f"{self.name} generates Markdown: use it from a .md page")
+        container = nodes.container()
+        self.state.nested_parse(StringList(lines, source=source), 0, container)
+        return list(container.children)
 
 
 def signature(action: argparse.Action) -> str:
@@ -96,10 +123,10 @@ def default_note(action: argparse.Action) -> str | None:
         return None
     if "default" in (action.help or "").lower():
         return None
-    return f"Default: ``{action.default}``."
+    return f"Default: {code(str(action.default))}."
 
 
-class DjangoCommandDirective(SphinxDirective):
+class DjangoCommandDirective(MarkdownDirective):
     required_arguments = 1
     has_content = False
 
@@ -119,36 +146,31 @@ class DjangoCommandDirective(SphinxDirective):
         own = [a for a in parser._actions if a.dest not in common]
         usage = parser.format_usage() if not own else _usage(parser, own)
         lines = [
-            ".. program:: " + name,
+            "```{program} " + name,
+            "```",
             "",
-            "::",
-            "",
-            *("   " + line for line in usage.rstrip().splitlines()),
+            "```text",
+            *usage.rstrip().splitlines(),
+            "```",
             "",
         ]
         if parser.description:
-            lines += [rst_escape(parser.description), ""]
+            lines += [escape(parser.description, keep_code=True), ""]
         for action in own:
-            lines += [f".. option:: {signature(action)}", ""]
-            text = rst_escape(action.help or "")
+            text = escape(action.help or "", keep_code=True)
             note = default_note(action)
             if note:
                 text = f"{text} {note}".strip()
             if action.choices is not None and action.option_strings:
-                text += " Choices: " + ", ".join(f"``{c}``" for c in action.choices) + "."
-            lines += ["   " + (text or "(no description)"), ""]
+                text += " Choices: " + ", ".join(code(str(c)) for c in action.choices) + "."
+            lines += [f"```{{option}} {signature(action)}", text or "(no description)", "```", ""]
         lines += [
             "Besides these, the options every Django command has: "
-            "``-v/--verbosity``, ``--settings``, ``--pythonpath``, ``--traceback``, "
-            "``--no-color``, ``--force-color``, ``--version`` and ``-h/--help``.",
+            "`-v/--verbosity`, `--settings`, `--pythonpath`, `--traceback`, "
+            "`--no-color`, `--force-color`, `--version` and `-h/--help`.",
             "",
         ]
-        return self.parse_text_to_nodes_compat(lines)
-
-    def parse_text_to_nodes_compat(self, lines: list[str]) -> list[nodes.Node]:
-        container = nodes.container()
-        self.state.nested_parse(StringList(lines, source=f"<{APP} command>"), 0, container)
-        return list(container.children)
+        return self.parse_markdown(lines, f"<{APP} command {name}>")
 
 
 def _usage(parser: argparse.ArgumentParser, actions: list[argparse.Action]) -> str:
@@ -157,38 +179,39 @@ def _usage(parser: argparse.ArgumentParser, actions: list[argparse.Action]) -> s
     return formatter.format_help()
 
 
-class SettingsDirective(SphinxDirective):
+class SettingsDirective(MarkdownDirective):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
         source = (ROOT / APP / "conf.py").read_text()
         lines: list[str] = []
         for keys, comment in settings_groups(source):
-            title = ", ".join(f"``{key}``" for key, _ in keys)
-            lines += [f".. rubric:: {title}", ""]
+            lines += ["```{rubric} " + ", ".join(key for key, _ in keys), "```", ""]
             for key, default in keys:
+                label = "Default" + ("" if len(keys) == 1 else f" of {code(key)}")
                 if "\n" in default:
-                    lines += [f"Default of ``{key}``::", ""]
-                    lines += ["   " + line for line in default.splitlines()] + [""]
+                    lines += [f"{label}:", "", "```python", *default.splitlines(), "```", ""]
                 else:
-                    lines += [f"Default: ``{default}``" + ("" if len(keys) == 1 else f" ({key})")]
-                    lines += [""]
+                    lines += [f"{label}: {code(default)}", ""]
             if not comment:
                 logger.warning(
                     "setting %s has no comment above it in django_rollback/conf.py",
                     keys[0][0],
                     location=(self.env.docname, self.lineno),
                 )
-            lines += [rst_escape(comment), ""]
+            lines += [escape(comment, keep_code=True), ""]
         env_vars = environment_variables(source)
         if env_vars:
-            lines += [".. rubric:: Environment variables", ""]
-            for name, comment in env_vars:
-                lines += [f"``{name}``", f"   {rst_escape(comment)}", ""]
+            lines += ["```{rubric} Environment variables", "```", ""]
+            for intro in dict.fromkeys(above for _, _, above, _ in env_vars if above):
+                lines += [escape(intro, keep_code=True), ""]
+            for name, setting, _, beside in env_vars:
+                text = f"Read before the setting {code(setting)}."
+                if beside:
+                    text += " " + escape(beside[:1].upper() + beside[1:], keep_code=True) + "."
+                lines += [code(name), f": {text}", ""]
         self.env.note_dependency(str(ROOT / APP / "conf.py"))
-        container = nodes.container()
-        self.state.nested_parse(StringList(lines, source=f"<{APP}/conf.py>"), 0, container)
-        return list(container.children)
+        return self.parse_markdown(lines, f"<{APP}/conf.py>")
 
 
 def comments_by_line(source: str) -> dict[int, str]:
@@ -237,8 +260,9 @@ def settings_groups(source: str) -> list[tuple[list[tuple[str, str]], str]]:
     return groups
 
 
-def environment_variables(source: str) -> list[tuple[str, str]]:
-    """Module constants named *_ENV: the variable's name and the comment beside or above it."""
+def environment_variables(source: str) -> list[tuple[str, str, str, str]]:
+    """Module constants named X_ENV: (the variable's name, the setting X it stands before,
+    the comment above it, the comment beside it)."""
     tree = ast.parse(source)
     comments = comments_by_line(source)
     lines = source.splitlines()
@@ -253,7 +277,7 @@ def environment_variables(source: str) -> list[tuple[str, str]]:
             continue
         beside = comments.get(node.lineno, "")
         above = comment_above(comments, lines, node.lineno)
-        found.append((node.value.value, "; ".join(c for c in (above, beside) if c)))
+        found.append((node.value.value, target.id.removesuffix("_ENV"), above, beside))
     return found
 
 
