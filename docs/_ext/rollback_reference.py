@@ -139,11 +139,12 @@ class DjangoCommandDirective(MarkdownDirective):
             raise self.error(f"{APP} has no management command {name!r}")
         parser = load_command_class(APP, name).create_parser("manage.py", name)
         common = django_common_dests()
-        self.env.note_dependency(str(ROOT / APP / "management" / "commands" / f"{name}.py"))
+        for source in ("base.py", f"commands/{name}.py"):  # where its options are declared
+            self.env.note_dependency(str(ROOT / APP / "management" / source))
         self.env.rollback_commands_documented.setdefault(self.env.docname, set()).add(name)
 
         # Usage without Django's common options, which would only hide this command's own.
-        own = [a for a in parser._actions if a.dest not in common]
+        own = [a for a in parser._actions if a.dest not in common and a.help != argparse.SUPPRESS]
         usage = parser.format_usage() if not own else _usage(parser, own)
         lines = [
             "```{program} " + name,
@@ -157,7 +158,9 @@ class DjangoCommandDirective(MarkdownDirective):
         if parser.description:
             lines += [escape(parser.description, keep_code=True), ""]
         for action in own:
-            text = escape(action.help or "", keep_code=True)
+            # as --help prints it: "%(default)s" and the like filled in
+            help_text = parser._get_formatter()._expand_help(action) if action.help else ""
+            text = escape(help_text, keep_code=True)
             note = default_note(action)
             if note:
                 text = f"{text} {note}".strip()
