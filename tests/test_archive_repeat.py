@@ -18,6 +18,14 @@ import pytest
 from . import dbtools
 from .projects import Project, assert_refused
 from .test_archive import released
+from .test_production_safety import (
+    LOCK_TIMEOUT,
+    Shelf,
+    holding_table,
+    read_until,
+    server_only,
+    start,
+)
 
 ROUNDS = 3
 
@@ -144,3 +152,59 @@ def next_archive_name(url: str, log_id: int) -> str:
         return f'"{dbtools.ARCHIVE_SCHEMA}"."{name}"'
     name = re.sub(r"_\d+_", f"_{log_id}_", names[0], count=1)
     return f'"{name}"'
+
+
+# --- a lock timeout after the archive copied data (step by step on MySQL/MariaDB) --------------
+
+
+@pytest.fixture(scope="module")
+def busy(databases: dbtools.Databases, tmp_path_factory: pytest.TempPathFactory) -> Shelf:
+    return Shelf(databases, tmp_path_factory.mktemp("busy"))
+
+
+@server_only
+def test_a_blocked_attempt_drops_its_archive_copies_and_is_retried(busy: Shelf) -> None:
+    project = busy.copy()
+    values = isbns(project.url)
+    with holding_table(project.url, "shelf_book"):
+        process = start(
+            project,
+            project.url,
+            "--lock-timeout",
+            str(LOCK_TIMEOUT),
+            "--retries",
+            "20",
+            LOCK_RETRY_DELAY=0.2,
+        )
+        read_until(process, "Attempt 2 of 21")
+        assert dbtools.schema(project.url) == busy.v2_schema
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, out + err
+    assert "Rollback successfully finished" in out
+    # One archive, of the attempt that succeeded: each dropped column once, every value once.
+    tables = dbtools.archive_tables(project.url)
+    assert len(tables) == 2, tables
+    for table in tables:
+        name = f'"{dbtools.ARCHIVE_SCHEMA}"."{table}"' if dbtools.BACKEND == "postgresql" else table
+        assert dbtools.query(project.url, f"SELECT COUNT(*) FROM {name}")[0][0] == len(values)
+
+    redeploy(project)
+    project.ok("restore_rollback_archive")
+    assert dbtools.schema(project.url) == busy.v2_schema
+    assert isbns(project.url) == values
+
+
+@server_only
+def test_a_rollback_that_gives_up_leaves_no_archive_copies(busy: Shelf) -> None:
+    project = busy.copy()
+    before = dbtools.everything(project.url)
+    with holding_table(project.url, "shelf_book"):
+        process = start(project, project.url, "--lock-timeout", str(LOCK_TIMEOUT), "--retries", "1")
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 1, out + err
+    assert "Rollback gave up after 2 attempts" in err, err
+    after = dbtools.everything(project.url)
+    assert dbtools.archive_tables(project.url) == []
+    assert {k: v for k, v in after.items() if k != "logs"} == {
+        k: v for k, v in before.items() if k != "logs"
+    }
