@@ -339,7 +339,7 @@ def check_names(connection: BaseDatabaseWrapper, log: RollbackLog) -> None:
     (above every entry's, when it has none yet) belongs to no entry: the entries were deleted,
     or the database came back from a backup older than its archive."""
     names = _archive_names(connection)
-    if log.pk is not None:
+    if not log._state.adding:  # saved already (queued from the admin): its id is known
         taken = [name for number, name in names if number == log.pk]
     else:
         newest = RollbackLog.objects.using(connection.alias).aggregate(Max("id"))["id__max"]
