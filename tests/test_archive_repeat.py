@@ -79,6 +79,18 @@ def test_rollback_redeploy_again_and_again_then_restore_newest_then_older(
         assert dbtools.schema(project.url) == v1, f"round {number}"
         redeploy(project)
         assert dbtools.schema(project.url) == v2, f"round {number}"
+    if dbtools.BACKEND == "postgresql":
+        # Tables, indexes, constraints and sequences: each under a name of its archive's.
+        moved = dbtools.query(
+            project.url,
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE n.nspname = '{dbtools.ARCHIVE_SCHEMA}' AND c.relkind IN ('r', 'i', 'S')",
+        )
+        names = [name for (name,) in moved]
+        assert all(re.match(r"log\d+_\d+_", name) for name in names), names
+        assert {f"log{log}" for log in logs} <= {name.split("_")[0] for name in names}
+        assert any(name.endswith("_pkey") for name in names), names
+        assert any(name.endswith("_seq") for name in names), names
     # Four archives now (the fixture's and one per round), none restored.
     listing = json.loads(project.ok("restore_rollback_archive", "--list", "--json"))
     kept = [a["log_id"] for a in listing["archives"] if a["status"] == "kept"]
