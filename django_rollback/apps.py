@@ -11,6 +11,9 @@ class DjangoRollbackConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from .checks import check_reverse_overrides
+        from . import notify
+        from .checks import check_notify, check_reverse_overrides
 
         checks.register(check_reverse_overrides)
+        checks.register(check_notify)
+        notify.connect()

@@ -50,7 +50,7 @@ from django.db.backends.utils import truncate_name
 from django.db.models import Max
 from django.utils import timezone
 
-from . import conf
+from . import conf, signals
 from .exceptions import ArchiveError, RollbackInProgressError
 from .lock_waits import WriteCounter
 from .locks import rollback_lock
@@ -603,7 +603,9 @@ def restore(log: RollbackLog, *, fake: bool = False, wait: float = 0.0) -> Resto
         raise RollbackInProgressError(
             f"A rollback or a restore is running on database '{database}': try again later."
         ) from None
-    return RestoreResult(fresh, outcomes, fake)
+    result = RestoreResult(fresh, outcomes, fake)
+    signals.send_archive_restored(result)  # after the lock: receivers may be slow
+    return result
 
 
 def _restore_items(

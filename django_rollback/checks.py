@@ -1,8 +1,9 @@
-"""System checks (`manage.py check`) for the reviewed reverse overrides.
+"""System checks (`manage.py check`) for the reviewed reverse overrides and the notifications.
 
 An override is a promise about one migration; when that migration is renamed, squashed away
 or made reversible upstream, the promise silently stops meaning anything. These warnings say so
-at the next `check` (and at every `migrate`, which runs the checks)."""
+at the next `check` (and at every `migrate`, which runs the checks). A bad NOTIFY setting is
+an error: notifications would otherwise silently not go out."""
 
 from __future__ import annotations
 
@@ -59,3 +60,16 @@ def check_reverse_overrides(app_configs: Any = None, **kwargs: Any) -> list[chec
                 checks.Warning(f"{where} is not usable: {exc}.", id="django_rollback.W003")
             )
     return found
+
+
+def check_notify(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A bad DJANGO_ROLLBACK["NOTIFY"] is an error: notifications would silently not go out."""
+    from .notify import config
+
+    try:
+        config()
+    except ImproperlyConfigured as exc:
+        return [
+            checks.Error(str(exc), hint="See docs/notifications.md.", id="django_rollback.E001")
+        ]
+    return []

@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     # The preview counts rows exactly up to this many (by the catalog's estimate); bigger
     # tables show the estimate, marked "≈", so the preview never scans a huge table.
     "ESTIMATE_ROWS_ABOVE": 1_000_000,
+    # E-mail and webhook notifications of saves, rollbacks and restores (notify.py,
+    # docs/notifications.md); None: none are sent.
+    "NOTIFY": None,
 }
 
 # Environment variables read before the settings: set them at build or deploy time.

@@ -24,6 +24,7 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.translation import ngettext
 
+from . import signals
 from .archive import Archiver, check_names
 from .conf import get_setting
 from .exceptions import (
@@ -274,11 +275,13 @@ def execute(
                 _finish(
                     log, RollbackLog.Status.FAILED, output, seconds, error=message, archiver=kept
                 )
+                signals.send_rollback_finished(plan, log)
                 raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started
         audit_error = _finish(log, RollbackLog.Status.SUCCEEDED, output, seconds, archiver=archiver)
         if audit_error and not commit_audit_error:
             audit_error = None  # only the final duration is missing; the outcome is saved
+    signals.send_rollback_finished(plan, log)  # after the lock: receivers may be slow
     return RollbackResult(plan, log, pruned, seconds, audit_error, output, step_seconds)
 
 
@@ -375,6 +378,7 @@ def _prepare(plan: RollbackPlan, log: RollbackLog) -> tuple[Any, list[dict[str, 
     log.fingerprint, log.steps_done = plan.fingerprint, 0
     log.pid, log.host, log.heartbeat_at = os.getpid(), socket.gethostname(), log.started_at
     log.save(using=plan.database)
+    signals.send_rollback_started(plan, log)
     return newer, pruned
 
 
@@ -478,6 +482,7 @@ def _interrupted(
         # If this fails too, the next rollback or dry run marks it, holding the lock.
         with contextlib.suppress(DatabaseError):
             log.save(using=plan.database, update_fields=fields)
+    signals.send_rollback_finished(plan, log)
     return RollbackInterruptedError(message, terminated=terminated)
 
 

@@ -24,7 +24,7 @@ from django.db.models import Q, QuerySet, Subquery
 from django.utils.connection import ConnectionDoesNotExist
 from django.utils.translation import gettext as _, ngettext
 
-from . import conf, overrides
+from . import conf, overrides, signals
 from .archive import enabled as archiving_enabled, restorable_now
 from .background import start_rollback as start_rollback  # the admin's: outside the request
 from .exceptions import (
@@ -396,6 +396,7 @@ def save_state(
                     result.state.readiness = stored
                     result.state.save(using=database, update_fields=["readiness"])
         result.restorable = restorable_now(database)
+        signals.send_state_saved(result)  # outside the lock: receivers may be slow
         return result
     except RollbackInProgressError:
         raise RollbackInProgressError(
@@ -885,8 +886,31 @@ def _nearest_tags(tag: str, states: QuerySet[MigrationState], repo: GitRepositor
     return f" Known tags: {', '.join(listed[:5])}{more}."
 
 
+def resolve_state(
+    ref: str, *, repo_path: str | Path | None = None, database: str = DEFAULT_DB_ALIAS
+) -> MigrationState:
+    """The saved state that REF names, the way -t and -c name one: a tag first (saved rows,
+    then git), else a commit prefix. Used by `rollback_migrations --diff REF1 REF2`."""
+    ready_connection(database)
+    repo = _repository_if_any(repo_path)
+    try:
+        return _resolve_target(None, repo, database, tag=ref, commit=None, state_id=None)
+    except UnknownReferenceError as as_tag:
+        try:
+            validate_commit_prefix(ref)
+        except UnknownReferenceError:
+            raise as_tag from None  # not hexadecimal: the tag's message, with its suggestions
+        try:
+            return _resolve_target(None, repo, database, tag=None, commit=ref, state_id=None)
+        except UnknownReferenceError:
+            raise UnknownReferenceError(
+                f'Unknown reference "{ref}": no saved state or git tag is called so, and no '
+                "saved state or git commit starts with it."
+            ) from None
+
+
 def _resolve_target(
-    current: MigrationState,
+    current: MigrationState | None,
     repo: GitRepository | None,
     database: str,
     *,
@@ -942,6 +966,7 @@ def _resolve_target(
                 f'Unknown commit "{prefix}": no saved state and {elsewhere} starts with it.'
             )
         raise StateNotSavedError(f'Commit "{sha}" was never saved, so there is no state for it.')
+    assert current is not None, "the previous state needs the current one"
     previous = states.before(current).first()
     if previous is None:
         raise StateNotSavedError(

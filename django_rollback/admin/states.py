@@ -24,14 +24,15 @@ from .common import (
     tag_badges,
     with_database,
 )
+from .compare import CompareViewsMixin
 from .rollback_views import RollbackViewsMixin
 
 
 @admin.register(MigrationState)
-class MigrationStateAdmin(RollbackViewsMixin, ReadOnlyAdmin):
+class MigrationStateAdmin(CompareViewsMixin, RollbackViewsMixin, ReadOnlyAdmin):
     change_list_template = "admin/django_rollback/migrationstate/change_list.html"
     change_form_template = "admin/django_rollback/migrationstate/change_form.html"
-    actions = ["rollback_to_state"]
+    actions = ["rollback_to_state", "compare_states"]
     list_filter = [DatabaseFilter]
     search_fields = ["^commit", "tags"]
     search_help_text = gettext_lazy("A commit prefix or a tag.")

@@ -125,6 +125,14 @@ class Command(RollbackBaseCommand):
             "HEAD, roll back to REF with this tool, forward again, and compare the schemas "
             "each time; exit 1 and print every difference.",
         )
+        parser.add_argument(
+            "--diff",
+            nargs=2,
+            metavar=("REF1", "REF2"),
+            help="Compare two saved states (each a tag or a commit prefix, as -t and -c take "
+            "them): per app, the migrations applied in one and not the other, and the tables "
+            "and columns they change, both ways. Changes nothing.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         tag, commit = options["tag"], options["commit"]
@@ -145,6 +153,9 @@ class Command(RollbackBaseCommand):
             if targeted or options["list"] or options["check"] or options["rehearse"]:
                 raise RollbackError("--round-trip runs on its own; drop the other options.")
             self._round_trip(options)
+            return
+        if options["diff"] is not None:
+            self._diff(options, targeted)
             return
         if options["rehearse"] and (options["fake"] or options["list"] or options["check"]):
             raise RollbackError("--rehearse runs the plan; drop --fake, --list and --check.")
@@ -262,6 +273,18 @@ class Command(RollbackBaseCommand):
                 "archive": result.log.archive or None,
             },
         )
+
+    def _diff(self, options: dict[str, Any], targeted: bool) -> None:
+        from ...compare import compare_refs, comparison_document, comparison_lines
+
+        if targeted or options["list"] or options["check"] or options["rehearse"]:
+            raise RollbackError("--diff only compares two states; drop the other options.")
+        ref1, ref2 = options["diff"]
+        result = compare_refs(ref1, ref2, repo_path=options["path"], database=options["database"])
+        for line in comparison_lines(result):
+            self.say(line)
+        if self.json_mode:
+            self.emit_json({"ok": True, "command": "diff", **comparison_document(result)})
 
     def _round_trip(self, options: dict[str, Any]) -> None:
         from ...roundtrip import round_trip
