@@ -126,7 +126,10 @@ def why_not_open(log: RollbackLog, wanted: str) -> str:
     """The sentence for a request that is not in the state the action needs."""
     number = f"Rollback request {log.pk}"
     decided = {e.get("event"): e for e in log.approval_trail or []}
-    by = lambda event: str(decided.get(event, {}).get("user") or "someone")  # noqa: E731
+
+    def by(event: str) -> str:
+        return str(decided.get(event, {}).get("user") or "someone")
+
     if log.status == Status.AWAITING_APPROVAL:
         return (
             f"{number} is awaiting approval ({len(log.approvers)} of {log.approvals_needed}): "

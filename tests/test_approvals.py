@@ -76,7 +76,9 @@ def bob(approvals) -> Client:  # type: ignore[no-untyped-def]
     return login("bob", *APPROVER)
 
 
-def request_rollback(client: Client, panel: PanelHistory, reason: str = "v2.0.0 corrupts stock") -> RollbackLog:
+def request_rollback(
+    client: Client, panel: PanelHistory, reason: str = "v2.0.0 corrupts stock"
+) -> RollbackLog:
     target = panel.state("v1.2.0")
     response = client.post(
         preview_url(target),
@@ -116,11 +118,11 @@ def test_the_confirm_becomes_a_request_that_needs_a_reason_and_runs_nothing(
     log = request_rollback(alice, panel)
     assert log.user == "alice" and log.reason == "v2.0.0 corrupts stock"
     assert log.fingerprint == token and log.approvals_needed == 1
-    assert [step["migration"] for step in log.plan["steps"]] == [
+    assert {step["migration"] for step in log.plan["steps"]} == {
         "ledger.0003_entry_note",
         "inventory.0005_warehouse_city",
         "inventory.0004_stock",
-    ] or len(log.plan["steps"]) == 3
+    }
     assert log.to_commit == panel.releases["v1.2.0"].sha
     assert log.expires_at is not None
     assert timedelta(seconds=3590) < log.expires_at - log.started_at <= timedelta(seconds=3600)
@@ -134,7 +136,10 @@ def test_the_confirm_becomes_a_request_that_needs_a_reason_and_runs_nothing(
         {"confirm": "1", "fingerprint": token, "reason": "again"},
         follow=True,
     )
-    assert any(f"Rollback request {log.pk} is already awaiting approval" in m for m in messages_of(response))
+    assert any(
+        f"Rollback request {log.pk} is already awaiting approval" in m
+        for m in messages_of(response)
+    )
     assert RollbackLog.objects.count() == 1
 
 
@@ -144,7 +149,9 @@ def test_with_approvals_off_the_confirm_rolls_back_as_before(
     target = panel.state("v1.2.0")
     page = admin_client.get(preview_url(target)).content.decode()
     assert "Yes, roll back" in page and 'name="reason"' not in page
-    admin_client.post(preview_url(target), {"confirm": "1", "fingerprint": fingerprint(admin_client, target)})
+    admin_client.post(
+        preview_url(target), {"confirm": "1", "fingerprint": fingerprint(admin_client, target)}
+    )
     assert RollbackLog.objects.get().status == Status.SUCCEEDED
     assert RollbackLog.objects.get().approval_trail == []
 
@@ -194,8 +201,9 @@ def test_approvers_find_the_request_in_the_log_and_the_states_list(
     RollbackLog.objects.create(status=Status.DRY_RUN, from_commit="a" * 40, to_commit="b" * 40)
     listing = bob.get(LOG_LIST, {"approval": "awaiting"}).content.decode()
     assert "Awaiting approval" in listing
-    assert len(re.findall(r'<tr[^>]*>\s*<td class="action-checkbox|<tr>\s*<th class="field-started_at', listing)) <= 1
-    assert f'{LOG_LIST}{log.pk}/change/' in listing and "dry run" not in listing.split("result_list")[-1]
+    rows = listing[listing.index('id="result_list"') :]
+    rows = rows[rows.index("<tbody>") : rows.index("</tbody>")]
+    assert rows.count("<tr") == 1 and f"{LOG_LIST}{log.pk}/change/" in rows  # not the dry run
     states = bob.get(CHANGELIST).content.decode()
     pending = states[states.index('id="rollback-pending-requests"') :]
     assert f"Rollback request {log.pk}" in pending and "alice" in pending
@@ -246,7 +254,7 @@ def test_approve_leaves_it_for_a_terminal_and_the_command_runs_it(
     still_at_v200(panel)
     out = StringIO()
     call_command("rollback_migrations", "--approved", str(log.pk), stdout=out)
-    assert f"Rollback successfully finished" in out.getvalue()
+    assert "Rollback successfully finished" in out.getvalue()
     assert "approved by bob, requested by alice" in out.getvalue()
     log.refresh_from_db()
     assert log.status == Status.SUCCEEDED
@@ -328,7 +336,9 @@ def test_approving_a_stale_plan_is_refused_and_the_request_becomes_stale(
     call_command("migrate", "ledger", "0002_backfill", verbosity=0)  # someone migrated by hand
     applied = dbtools.applied(panel.url)
     response = bob.post(approval_url(log), {"approve_and_run": "1"}, follow=True)
-    assert any("changed since rollback request" in m and "stale" in m for m in messages_of(response))
+    assert any(
+        "changed since rollback request" in m and "stale" in m for m in messages_of(response)
+    )
     log.refresh_from_db()
     assert log.status == Status.STALE and log.approvers == []
     assert dbtools.applied(panel.url) == applied
@@ -419,7 +429,9 @@ def test_the_command_line_is_not_blocked_but_says_it_bypassed_approvals(
     assert "approvals are on" in err.getvalue()
     log = RollbackLog.objects.get()
     assert log.status == Status.SUCCEEDED
-    assert [(e["event"], e["comment"]) for e in log.approval_trail] == [("bypassed", APPROVAL_BYPASSED)]
+    assert [(e["event"], e["comment"]) for e in log.approval_trail] == [
+        ("bypassed", APPROVAL_BYPASSED)
+    ]
     assert APPROVAL_BYPASSED in admin_client.get(f"{LOG_LIST}{log.pk}/change/").content.decode()
 
 
