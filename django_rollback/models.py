@@ -208,7 +208,8 @@ class RollbackLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{short_commit(self.from_commit)} → {short_commit(self.to_commit)} ({self.status})"
+        status = self.get_status_display()
+        return f"{short_commit(self.from_commit)} → {short_commit(self.to_commit)} ({status})"
 
     def add_event(self, event: str, user: str, comment: str = "", **extra: object) -> None:
         """Append one decision to the approval trail (saved by the caller)."""
