@@ -347,8 +347,10 @@ def run_approved(
     on_wait: Callable[[], None] | None = None,
     lock_timeout: float | None = None,
     retries: int | None = None,
+    on_start: Callable[[RollbackPlan, RollbackLog], None] | None = None,
 ) -> RollbackResult:
-    """Run an approved request here and now (`rollback_migrations --approved LOG_ID`).
+    """Run an approved request here and now (`rollback_migrations --approved LOG_ID`);
+    `on_start` is told the checked plan just before it runs.
 
     Anything but an approved request is refused and left as it is. A plan that changed since
     the request makes it stale; a refusal before the first step (another rollback holds the
@@ -375,6 +377,8 @@ def run_approved(
     if not _move(log, Status.APPROVED, Status.QUEUED, pid=os.getpid(), host=socket.gethostname()):
         raise ApprovalError(f"Rollback request {log.pk} is no longer approved; nothing was run.")
     try:
+        if on_start is not None:
+            on_start(plan, log)
         return execute(
             plan,
             user=log.user,

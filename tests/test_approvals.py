@@ -255,7 +255,10 @@ def test_approve_leaves_it_for_a_terminal_and_the_command_runs_it(
     out = StringIO()
     call_command("rollback_migrations", "--approved", str(log.pk), stdout=out)
     assert "Rollback successfully finished" in out.getvalue()
-    assert "approved by bob, requested by alice" in out.getvalue()
+    said = out.getvalue()
+    assert f"Running rollback request {log.pk}, requested by alice (v2.0.0 corrupts" in said
+    assert "approved by bob." in said and "3 migrations in 2 apps to unapply" in said
+    assert said.index("Running rollback request") < said.index("Unapplying")
     log.refresh_from_db()
     assert log.status == Status.SUCCEEDED
     assert [e["event"] for e in log.approval_trail] == ["requested", "approved", "run"]

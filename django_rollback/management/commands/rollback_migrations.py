@@ -10,7 +10,7 @@ from django.utils.translation import ngettext
 
 from ... import approvals, archive, conf, services
 from ...exceptions import RollbackError, RollbackInterruptedError
-from ...models import APPROVAL_BYPASSED, SHORT_COMMIT_LENGTH
+from ...models import APPROVAL_BYPASSED, SHORT_COMMIT_LENGTH, RollbackLog
 from ...planning import RollbackPlan
 from ..base import RollbackBaseCommand
 
@@ -295,6 +295,7 @@ class Command(RollbackBaseCommand):
                 on_wait=lambda: self.waiting_for_lock(options["database"], wait),
                 lock_timeout=options["lock_timeout"],
                 retries=options["retries"],
+                on_start=self._starting_approved,
             )
         except RollbackInterruptedError:
             raise
@@ -304,7 +305,7 @@ class Command(RollbackBaseCommand):
         log = result.log
         self.say(
             f"State for {services.describe_state(result.plan.target)} is now the latest saved "
-            f"state; approved by {', '.join(log.approvers)}, requested by {log.user}."
+            "state."
         )
         self.say(
             f"Rollback successfully finished in {result.seconds:.2f}s (log entry {log.pk}).",
@@ -316,6 +317,13 @@ class Command(RollbackBaseCommand):
             options,
             {"status": "succeeded", "log_id": log.pk, "seconds": round(result.seconds, 3)},
         )
+
+    def _starting_approved(self, plan: RollbackPlan, log: RollbackLog) -> None:
+        self.say(
+            f"Running rollback request {log.pk}, requested by {log.user} ({log.reason}) and "
+            f"approved by {', '.join(log.approvers)}."
+        )
+        self._preview(plan, detailed=self.verbosity >= 2)
 
     def _round_trip(self, options: dict[str, Any]) -> None:
         from ...roundtrip import round_trip
