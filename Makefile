@@ -1,5 +1,5 @@
 # The two commands a newcomer needs; both set everything up from a fresh checkout.
-.PHONY: demo test test-dj61 lint
+.PHONY: demo test test-dj61 lint docs
 
 demo:
 	bash scripts/demo.sh
@@ -15,3 +15,7 @@ test-dj61:
 lint:
 	bash scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/ruff format --check . \
 		&& .venv/bin/mypy django_rollback
+
+# The documentation site, warnings as errors (as CI builds it): open docs/_build/html/index.html.
+docs:
+	bash scripts/bootstrap.sh && .venv/bin/sphinx-build -W --keep-going -b html docs docs/_build/html

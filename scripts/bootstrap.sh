@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create a virtualenv (default .venv) and install the package with its test extras, once
+# Create a virtualenv (default .venv) and install the package with its test and docs extras, once
 # (re-run when pyproject changes). .venv gets Django 5.2 LTS on the default python3;
 # `bootstrap.sh .venv-dj61` makes the Django 6.1 one that CI runs the suite with too (Django 6
 # needs Python 3.12+: PYTHON_DJ61 or the newest pyenv/system python3.13/3.12 found).
@@ -28,6 +28,6 @@ if [ ! -f "$stamp" ]; then
   bash scripts/ensure_build_deps.sh
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -e '.[test,postgres,mysql]' "$django"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -e '.[test,postgres,mysql,docs]' "$django"
   rm -f "$venv"/.installed-* && touch "$stamp"
 fi
