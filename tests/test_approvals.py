@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -116,6 +117,7 @@ def test_the_confirm_becomes_a_request_that_needs_a_reason_and_runs_nothing(
     assert panel.everything() == before
 
     log = request_rollback(alice, panel)
+    assert alice.post(approval_url(log), {"approve": "1"}).status_code == 403  # forged
     assert log.user == "alice" and log.reason == "v2.0.0 corrupts stock"
     assert log.fingerprint == token and log.approvals_needed == 1
     assert {step["migration"] for step in log.plan["steps"]} == {
@@ -242,7 +244,6 @@ def test_approve_and_run_rolls_back_in_the_background_runner(
 def test_approve_leaves_it_for_a_terminal_and_the_command_runs_it(
     alice: Client, bob: Client, panel: PanelHistory, capsys
 ) -> None:  # type: ignore[no-untyped-def]
-    from io import StringIO
 
     from . import dbtools
 
@@ -264,6 +265,26 @@ def test_approve_leaves_it_for_a_terminal_and_the_command_runs_it(
     assert [e["event"] for e in log.approval_trail] == ["requested", "approved", "run"]
     assert dbtools.schema(panel.url) == panel.releases["v1.2.0"].schema
     assert RollbackLog.objects.count() == 1
+
+
+def test_an_approved_request_stays_approved_while_another_rollback_holds_the_lock(
+    alice: Client, bob: Client, panel: PanelHistory
+) -> None:
+    from . import dbtools
+
+    log = request_rollback(alice, panel)
+    bob.post(approval_url(log), {"approve": "1"})
+    log.refresh_from_db()
+    before, trail = panel.everything(), log.approval_trail
+    with dbtools.rollback_lock_held(panel.url), pytest.raises(CommandError) as refused:
+        call_command("rollback_migrations", "--approved", str(log.pk), stdout=StringIO())
+    assert "Another rollback is running" in str(refused.value)
+    assert panel.everything() == before
+    log.refresh_from_db()
+    assert log.status == Status.APPROVED and log.approval_trail == trail and log.pid is None
+    call_command("rollback_migrations", "--approved", str(log.pk), stdout=StringIO())
+    log.refresh_from_db()
+    assert log.status == Status.SUCCEEDED
 
 
 def test_two_approvals_needed_from_two_other_people(
@@ -425,7 +446,6 @@ def test_approved_goes_alone(approvals, panel: PanelHistory) -> None:  # type: i
 def test_the_command_line_is_not_blocked_but_says_it_bypassed_approvals(
     approvals, panel: PanelHistory, admin_client: Client
 ) -> None:  # type: ignore[no-untyped-def]
-    from io import StringIO
 
     err = StringIO()
     call_command("rollback_migrations", "-t", "v1.2.0", "--no-input", stdout=StringIO(), stderr=err)
@@ -439,7 +459,6 @@ def test_the_command_line_is_not_blocked_but_says_it_bypassed_approvals(
 
 
 def test_with_approvals_off_the_command_line_log_says_nothing_of_them(panel: PanelHistory) -> None:
-    from io import StringIO
 
     call_command("rollback_migrations", "-t", "v1.2.0", "--no-input", stdout=StringIO())
     assert RollbackLog.objects.get().approval_trail == []
