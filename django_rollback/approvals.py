@@ -81,7 +81,7 @@ def expire_overdue(database: str = DEFAULT_DB_ALIAS) -> int:
     expired = 0
     for log in overdue:
         log.add_event("expired", "", "Not approved in time.")
-        expired += _move(log, Status.AWAITING_APPROVAL, Status.EXPIRED)
+        expired += _move(log, Status.AWAITING_APPROVAL, Status.EXPIRED, finished_at=log.expires_at)
     return expired
 
 
@@ -92,7 +92,9 @@ def _get(log_id: int | str, database: str) -> RollbackLog:
         else None
     )
     if log is None:
-        raise ApprovalError(f"There is no rollback request with id {log_id} (log entry).")
+        raise ApprovalError(
+            f"There is no rollback request with id {log_id} in database '{database}'."
+        )
     if not log.is_request:
         raise ApprovalError(
             f"Log entry {log.pk} is no rollback request (it is a {log.get_status_display()} "
