@@ -7,11 +7,17 @@ step is wrapped so that, instead of losing data,
   *moved* into the schema ``django_rollback_archive`` (``ALTER TABLE .. SET SCHEMA``: no row
   is copied, so a table of millions of rows costs what its metadata costs); its foreign keys
   are dropped so that the older release stays free to delete the rows they pointed at, and its
-  indexes and sequence move with it, out of the way of the names the newer release re-creates.
+  indexes (with the constraints they back) and sequences move with it, out of the way of the
+  names the newer release re-creates. Everything that moves is renamed first with the prefix
+  ``log<log id>_<item number>_``, so the same table can be archived again and again.
   On SQLite and MySQL/MariaDB, which have no schema to move a table to without clashing index
   or constraint names, the table is copied (``CREATE TABLE .. AS SELECT``) and then dropped.
 - a column that unapplying AddField drops is copied with the primary key of its row into an
   archive table (``CREATE TABLE .. AS SELECT pk, column``) before the column goes.
+
+Every name the archive of one rollback creates holds the id of its log entry; before the first
+step runs, check_names() refuses a rollback whose names are taken already (archive tables left
+behind by log entries that were deleted, or a database restored from an older backup).
 
 Everything is described in ``RollbackLog.archive``::
 
@@ -31,6 +37,7 @@ happens in one transaction; afterwards sequences are moved past the restored key
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,10 +46,13 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.ddl_references import Statement
+from django.db.backends.utils import truncate_name
+from django.db.models import Max
 from django.utils import timezone
 
 from . import conf
 from .exceptions import ArchiveError, RollbackInProgressError
+from .lock_waits import WriteCounter
 from .locks import rollback_lock
 from .models import RollbackLog
 
@@ -67,6 +77,10 @@ class Archiver:
         self.items: list[dict[str, Any]] = []
         self.step = ""
         self._schema_ready = False
+        # What this attempt wrote only into the archive (copies, not moves): a lock timeout
+        # after them changed nothing that discard() cannot take back.
+        self.copy_writes = WriteCounter()
+        self._copies: list[tuple[str | None, str]] = []
 
     @property
     def moves_tables(self) -> bool:
@@ -101,12 +115,26 @@ class Archiver:
             "purged_at": None,
         }
 
+    def discard(self) -> None:
+        """Drop the copies this attempt made, before it is tried again."""
+        quote = self.connection.ops.quote_name
+        with self.connection.cursor() as cursor:
+            for schema, name in self._copies:
+                table = f"{quote(schema)}.{quote(name)}" if schema else quote(name)
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        self._copies.clear()
+        self.items.clear()
+
     def _name(self, table: str) -> tuple[str | None, str]:
-        number = len(self.items) + 1
         if self.moves_tables:
-            limit = self.connection.ops.max_name_length() or 63
-            return PG_SCHEMA, f"log{self.log.pk}_{number}_{table}"[:limit]
-        return None, f"{TABLE_PREFIX}{self.log.pk}_{number}"
+            return PG_SCHEMA, self._moved_name(table)
+        return None, f"{TABLE_PREFIX}{self.log.pk}_{len(self.items) + 1}"
+
+    def _moved_name(self, name: str) -> str:
+        """The name in the archive schema of the next item's table, or of its index or
+        sequence: unique per log entry and item, the end hashed when too long."""
+        limit = self.connection.ops.max_name_length() or 63
+        return truncate_name(f"log{self.log.pk}_{len(self.items) + 1}_{name}", limit)
 
     def keep_table(self, editor: Any, model: Any) -> bool:
         """Archive the table of `model`; True when it was moved (nothing left to drop)."""
@@ -122,6 +150,12 @@ class Archiver:
             # rollback drops can), would tie the archive to rows the older release may delete.
             for owner, constraint in _pg_foreign_keys(self.connection, table):
                 editor.execute(f"ALTER TABLE {quote(owner)} DROP CONSTRAINT {quote(constraint)}")
+            # SET SCHEMA takes the indexes (renaming one renames the constraint it backs)
+            # and the owned sequences along under their names: the newer release re-creates
+            # the same names, which the next archive of this table would meet there.
+            for relation, kind in _pg_dependents(self.connection, table):
+                new = quote(self._moved_name(relation))
+                editor.execute(f"ALTER {kind} {quote(relation)} RENAME TO {new}")
             editor.execute(f"ALTER TABLE {quote(table)} RENAME TO {quote(name)}")
             editor.execute(f"ALTER TABLE {quote(name)} SET SCHEMA {quote(PG_SCHEMA)}")
             # What Django's delete_model does after its DROP: forget statements about it.
@@ -129,7 +163,10 @@ class Archiver:
                 if isinstance(sql, Statement) and sql.references_table(table):
                     editor.deferred_sql.remove(sql)
         else:
-            editor.execute(f"CREATE TABLE {quote(name)} AS SELECT * FROM {quote(table)}")
+            # A copy has none of the indexes or constraints: no name but its own to clash.
+            with self.connection.execute_wrapper(self.copy_writes):
+                editor.execute(f"CREATE TABLE {quote(name)} AS SELECT * FROM {quote(table)}")
+            self._copies.append((schema, name))
         self._record(table, None, pk, schema, name, types)
         return self.moves_tables
 
@@ -140,16 +177,18 @@ class Archiver:
         types = {name: kind for name, kind in types.items() if name in (pk, column)}
         schema, name = self._name(table)
         quote = self.connection.ops.quote_name
-        if schema:
-            self._ensure_schema(editor)
-        with self.connection.cursor() as cursor:
-            # Straight through the cursor, not editor.execute(): PostgreSQL and MySQL tell
-            # how many rows were copied, which saves counting them again.
-            cursor.execute(
-                f"CREATE TABLE {_qualified(self.connection, schema, name)} AS "
-                f"SELECT {quote(pk)}, {quote(column)} FROM {quote(table)}"
-            )
-            copied = cursor.rowcount if self.connection.vendor != "sqlite" else -1
+        with self.connection.execute_wrapper(self.copy_writes):
+            if schema:
+                self._ensure_schema(editor)
+            with self.connection.cursor() as cursor:
+                # Straight through the cursor, not editor.execute(): PostgreSQL and MySQL tell
+                # how many rows were copied, which saves counting them again.
+                cursor.execute(
+                    f"CREATE TABLE {_qualified(self.connection, schema, name)} AS "
+                    f"SELECT {quote(pk)}, {quote(column)} FROM {quote(table)}"
+                )
+                copied = cursor.rowcount if self.connection.vendor != "sqlite" else -1
+        self._copies.append((schema, name))
         self._record(table, column, pk, schema, name, types, rows=copied if copied >= 0 else None)
 
     def _ensure_schema(self, editor: Any) -> None:
@@ -275,6 +314,68 @@ def _sqlite_affinity(declared: str) -> str:
     if any(word in kind for word in ("REAL", "FLOA", "DOUB")):
         return "REAL"
     return "NUMERIC"
+
+
+def _pg_dependents(connection: BaseDatabaseWrapper, table: str) -> list[tuple[str, str]]:
+    """(name, "INDEX" or "SEQUENCE") of the indexes of `table` and the sequences its columns
+    own (serial or identity): what SET SCHEMA moves along with it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'INDEX' END "
+            "FROM pg_class c WHERE c.oid IN (SELECT indexrelid FROM pg_index "
+            "WHERE indrelid = %s::regclass) OR (c.relkind = 'S' AND c.oid IN (SELECT objid "
+            "FROM pg_depend WHERE classid = 'pg_class'::regclass AND refclassid = "
+            "'pg_class'::regclass AND refobjid = %s::regclass AND deptype IN ('a', 'i'))) "
+            "ORDER BY c.relname",
+            [connection.ops.quote_name(table)] * 2,
+        )
+        return [(name, kind) for name, kind in cursor.fetchall()]
+
+
+def check_names(connection: BaseDatabaseWrapper, log: RollbackLog) -> None:
+    """Before a rollback writes anything: refuse when a name its archive would get is taken.
+
+    Every such name holds the log entry's id; a name holding an id this entry has or may get
+    (above every entry's, when it has none yet) belongs to no entry: the entries were deleted,
+    or the database came back from a backup older than its archive."""
+    names = _archive_names(connection)
+    if not log._state.adding:  # saved already (queued from the admin): its id is known
+        taken = [name for number, name in names if number == log.pk]
+    else:
+        newest = RollbackLog.objects.using(connection.alias).aggregate(Max("id"))["id__max"]
+        taken = [name for number, name in names if number > (newest or 0)]
+    if taken:
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        raise ArchiveError(
+            f"Refusing to roll back: the archive holds {taken[0]}{more}, named like this "
+            "rollback's archive but kept for no rollback log entry (entries deleted, or the "
+            "database restored from an older backup?): drop or rename it, or roll back with "
+            "--no-archive; nothing was changed."
+        )
+
+
+def _archive_names(connection: BaseDatabaseWrapper) -> list[tuple[int, str]]:
+    """(log id, shown name) of everything in the archive, indexes and sequences included."""
+    if connection.vendor == "postgresql":
+        pattern = re.compile(r"^log(\d+)_\d+_")
+        with connection.cursor() as cursor:
+            # The current schema too: the table's indexes are renamed there before moving.
+            cursor.execute(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname IN (%s, current_schema()) "
+                "AND c.relname ~ '^log[0-9]+_[0-9]+_' ORDER BY c.relname",
+                [PG_SCHEMA],
+            )
+            found = [(f"{schema}.{name}", name) for schema, name in cursor.fetchall()]
+    else:
+        pattern = re.compile(rf"^{TABLE_PREFIX}(\d+)_\d+$")
+        found = [(name, name) for name in connection.introspection.table_names()]
+    names = []
+    for shown, name in found:
+        match = pattern.match(name)
+        if match:
+            names.append((int(match.group(1)), shown))
+    return names
 
 
 def _pg_foreign_keys(connection: BaseDatabaseWrapper, table: str) -> list[tuple[str, str]]:

@@ -24,7 +24,7 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from .archive import Archiver
+from .archive import Archiver, check_names
 from .conf import approvals_required, get_setting
 from .exceptions import (
     PlanRefusedError,
@@ -249,13 +249,17 @@ def execute(
                     log.pk, log._state.adding = None, True
                     if isinstance(exc, RollbackError) and not running:
                         raise
-                unchanged = plan.all_or_nothing or writes.count == 0
+                # Copies into the archive are the only writes discard() can take back.
+                copied = archiver.copy_writes.count if archiver else 0
+                unchanged = plan.all_or_nothing or writes.count == copied
                 if not (is_lock_timeout(exc) and unchanged):
                     message = _failure(plan, exc, running, output)
                 else:
                     step = running[-1] if running else None
                     tables = [lock.table for lock in step.locks] if step else []
                     reason = blocked_reason(connection, tables, timeout)
+                    if archiver is not None and not plan.all_or_nothing:
+                        archiver.discard()  # a new attempt archives anew under the same names
                     if attempt < tries:
                         pause = min(delay * 2 ** (attempt - 1), MAX_RETRY_DELAY)
                         line = (
@@ -358,6 +362,8 @@ def _prepare(plan: RollbackPlan, log: RollbackLog) -> tuple[Any, list[dict[str, 
     """Holding the rollback lock: refuse a stale plan, close the rows of dead rollbacks, and
     save this one's row as running. Returns the newer states and what they held."""
     _refuse_stale(plan)
+    if plan.archive:  # a name the archive needs is taken: refuse before the first step
+        check_names(connections[plan.database], log)
     close_stale_running(plan.database)
     states = MigrationState.objects.using(plan.database)
     newer = states.newer_than(plan.target)

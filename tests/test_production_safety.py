@@ -97,10 +97,6 @@ def start(
     database: dict[str, object] | None = None,
     **rollback: object,
 ) -> subprocess.Popen:
-    if dbtools.BACKEND == "mysql":
-        # Step by step, a copy into the archive is a write that makes a timed-out attempt
-        # unsafe to retry: these lock tests run without the archive there (see the note).
-        rollback.setdefault("ARCHIVE", False)
     return subprocess.Popen(
         [sys.executable, "manage.py", "rollback_migrations", *args],
         cwd=project.path,
