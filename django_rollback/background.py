@@ -50,15 +50,37 @@ def start_rollback(
     log = _log_row(plan, RollbackLog.Status.QUEUED, user=user or current_user(), source=source)
     log.fingerprint, log.steps_total = plan.fingerprint, len(plan.steps)
     log.save(using=plan.database)
+    return _start(log, plan.database)
+
+
+def start_approved(log: RollbackLog) -> RollbackLog:
+    """Start the runner of a request whose approvals are in (approvals.approve, run=True);
+    the runner checks its fingerprint again before the first step."""
+    database = log._state.db or log.database
+    _refuse_if_busy(database)
+    queued = (
+        RollbackLog.objects.using(database)
+        .filter(pk=log.pk, status=RollbackLog.Status.APPROVED)
+        .update(status=RollbackLog.Status.QUEUED)
+    )
+    if not queued:
+        raise RollbackError(
+            f"Rollback request {log.pk} is no longer approved; nothing was started."
+        )
+    log.status = RollbackLog.Status.QUEUED
+    return _start(log, database)
+
+
+def _start(log: RollbackLog, database: str) -> RollbackLog:
     try:
         pid = launch(log)
     except (OSError, RollbackError) as exc:
         log.status, log.finished_at = RollbackLog.Status.FAILED, timezone.now()
         log.error = f"The rollback process could not be started: {exc}"
-        log.save(using=plan.database, update_fields=["status", "finished_at", "error"])
+        log.save(using=database, update_fields=["status", "finished_at", "error"])
         raise RollbackError(log.error) from exc
     if pid is not None:
-        RollbackLog.objects.using(plan.database).filter(
+        RollbackLog.objects.using(database).filter(
             pk=log.pk, status=RollbackLog.Status.QUEUED
         ).update(pid=pid)
         log.pid = pid

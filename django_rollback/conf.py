@@ -37,6 +37,12 @@ DEFAULTS: dict[str, Any] = {
     # The preview counts rows exactly up to this many (by the catalog's estimate); bigger
     # tables show the estimate, marked "≈", so the preview never scans a huge table.
     "ESTIMATE_ROWS_ABOVE": 1_000_000,
+    # Approvals by a second person (docs/approvals.md): 0 = off; N = a rollback started from
+    # the admin is a request that runs only once N users with approve_rollback, none of them
+    # its requester, approved it. The command line is not blocked (its log entry says so).
+    "APPROVALS": 0,
+    # A request not approved within this many seconds expires.
+    "APPROVAL_TTL": 3600,
     # E-mail and webhook notifications of saves, rollbacks and restores (notify.py,
     # docs/notifications.md); None: none are sent.
     "NOTIFY": None,
@@ -72,3 +78,8 @@ def split_tags(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Tags from a comma-separated string or a list, stripped, empty ones dropped, sorted."""
     items = value.split(",") if isinstance(value, str) else value
     return tuple(sorted({str(item).strip() for item in items if str(item).strip()}))
+
+
+def approvals_required() -> int:
+    """How many approvals a rollback from the admin needs (0: none, it runs at once)."""
+    return max(int(get_setting("APPROVALS") or 0), 0)

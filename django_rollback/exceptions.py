@@ -73,3 +73,8 @@ class RollbackInterruptedError(RollbackError):
     def exit_code(self) -> int:
         """What a shell reports for a process stopped by the signal: 128 + its number."""
         return 143 if self.terminated else 130
+
+
+class ApprovalError(RollbackError):
+    """A rollback request that cannot be made, approved, rejected, cancelled or run as asked
+    (no reason, one's own request, already decided, expired, ...)."""

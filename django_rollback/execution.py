@@ -26,7 +26,7 @@ from django.utils.translation import ngettext
 
 from . import signals
 from .archive import Archiver, check_names
-from .conf import get_setting
+from .conf import approvals_required, get_setting
 from .exceptions import (
     PlanRefusedError,
     RollbackError,
@@ -44,7 +44,7 @@ from .lock_waits import (
     lock_timeout as lock_timeout_set,
 )
 from .locks import hold_transaction_lock, lock_scope, rollback_lock
-from .models import MigrationState, RollbackLog, describe_commit
+from .models import APPROVAL_BYPASSED, MigrationState, RollbackLog, describe_commit
 from .planning import PlanStep, RollbackPlan, labels
 from .progress import ProgressWriter
 from .snapshot import applied_migrations
@@ -92,7 +92,7 @@ def current_user() -> str:
 def _log_row(
     plan: RollbackPlan, status: RollbackLog.Status, *, user: str, source: RollbackLog.Source
 ) -> RollbackLog:
-    return RollbackLog(
+    row = RollbackLog(
         status=status,
         database=plan.database,
         from_commit=plan.current.commit,
@@ -104,6 +104,12 @@ def _log_row(
         source=source,
         host=socket.gethostname(),
     )
+    # With approvals on, the command line still runs (an operator with shell access), but
+    # its audit entry says it went around them (approvals.py).
+    command = status == RollbackLog.Status.RUNNING and source == RollbackLog.Source.COMMAND
+    if command and approvals_required():
+        row.add_event("bypassed", user, APPROVAL_BYPASSED)
+    return row
 
 
 def record_dry_run(

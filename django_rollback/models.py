@@ -10,6 +10,9 @@ from .conf import SHORT_COMMIT_LENGTH as SHORT_COMMIT_LENGTH, short_commit as sh
 
 MigrationKey = tuple[str, str]
 
+#: What a rollback's audit entry says when it ran from the command line with approvals on.
+APPROVAL_BYPASSED = "approval bypassed (command line)"
+
 
 def tags_text(tags: Iterable[str] | None) -> str:
     """How messages show a commit's tags: ['v1.2.0', 'hotfix'], or (no tags)."""
@@ -139,8 +142,18 @@ class RollbackLog(models.Model):
         INTERRUPTED = "interrupted", _("interrupted")  # its process died while it ran
         REHEARSAL = "rehearsal", _("rehearsal")  # ran in a transaction that was rolled back
         QUEUED = "queued", _("queued")  # started from the admin; its runner has not begun yet
+        # Approvals by a second person (approvals.py): a request waits, then is approved
+        # (runs later, from a terminal), rejected, cancelled by its requester, expired
+        # (APPROVAL_TTL), or stale (the plan changed before it was approved).
+        AWAITING_APPROVAL = "awaiting_approval", _("awaiting approval")
+        APPROVED = "approved", _("approved")
+        REJECTED = "rejected", _("rejected")
+        CANCELLED = "cancelled", _("cancelled")
+        EXPIRED = "expired", _("expired")
+        STALE = "stale", _("stale")
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)  # a process is (or should be) working on it
+    OPEN_REQUESTS = (Status.AWAITING_APPROVAL, Status.APPROVED)  # may still run
 
     class Source(models.TextChoices):
         """Which skin started it."""
@@ -151,7 +164,7 @@ class RollbackLog(models.Model):
     started_at = models.DateTimeField(_("started at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     duration = models.FloatField(_("duration (s)"), null=True, blank=True)
-    status = models.CharField(_("status"), max_length=16, choices=Status.choices)
+    status = models.CharField(_("status"), max_length=32, choices=Status.choices)
     database = models.CharField(_("database"), max_length=100, default="default")
     from_commit = models.CharField(_("from commit"), max_length=40)
     from_tags = models.JSONField(_("from tags"), default=list, blank=True)
@@ -178,11 +191,51 @@ class RollbackLog(models.Model):
     step_started_at = models.DateTimeField(_("step started at"), null=True, blank=True)
     pid = models.PositiveIntegerField(_("runner process id"), null=True, blank=True)
     heartbeat_at = models.DateTimeField(_("runner last seen"), null=True, blank=True)
+    # A rollback requested for approval (approvals.py): until when it may be approved, and
+    # every decision on it, oldest first: {"event", "user", "at", "comment"} with event one of
+    # requested (its comment is the reason; "needed": approvals it needs), approved, rejected,
+    # cancelled, expired, stale, run, bypassed. Nullable like `archive`: rows inserted by an
+    # older release during a rolling deploy, which does not know the columns, stay valid.
+    expires_at = models.DateTimeField(_("request expires at"), null=True, blank=True)
+    approval_trail = models.JSONField(_("approval trail"), default=list, null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
         verbose_name = _("rollback log entry")
         verbose_name_plural = _("rollback log entries")
+        permissions = [
+            ("approve_rollback", _("Can approve a rollback requested by someone else")),
+        ]
 
     def __str__(self) -> str:
-        return f"{short_commit(self.from_commit)} → {short_commit(self.to_commit)} ({self.status})"
+        status = self.get_status_display()
+        return f"{short_commit(self.from_commit)} → {short_commit(self.to_commit)} ({status})"
+
+    def add_event(self, event: str, user: str, comment: str = "", **extra: object) -> None:
+        """Append one decision to the approval trail (saved by the caller)."""
+        entry = {"event": event, "user": user, "at": timezone.now().isoformat()}
+        self.approval_trail = [*(self.approval_trail or []), {**entry, "comment": comment, **extra}]
+
+    def events(self, event: str) -> list[dict[str, object]]:
+        return [e for e in self.approval_trail or [] if e.get("event") == event]
+
+    @property
+    def is_request(self) -> bool:
+        """Made by a request for approval (whatever became of it)."""
+        return bool(self.events("requested"))
+
+    @property
+    def reason(self) -> str:
+        """Why it was requested ("" for an entry that was no request)."""
+        requested = self.events("requested")
+        return str(requested[0].get("comment", "")) if requested else ""
+
+    @property
+    def approvals_needed(self) -> int:
+        requested = self.events("requested")
+        return int(str(requested[0].get("needed", 1))) if requested else 0
+
+    @property
+    def approvers(self) -> list[str]:
+        """Who approved it, each once, in order."""
+        return list(dict.fromkeys(str(e["user"]) for e in self.events("approved")))

@@ -109,6 +109,18 @@ def send_archive_restored(result: RestoreResult) -> None:
         )
 
 
+def send_rollback_requested(plan: RollbackPlan, log: RollbackLog) -> None:
+    """A request recorded (approvals on): nothing has run yet."""
+    send(
+        rollback_requested,
+        RollbackLog,
+        log=log,
+        plan=plan,
+        database=plan.database,
+        user=log.user,
+    )
+
+
 def send_rollback_started(plan: RollbackPlan, log: RollbackLog) -> None:
     """Once per log entry object, however often the rollback is retried."""
     if _first_time(log, "rollback_started"):

@@ -194,3 +194,20 @@ def test_archive_restored_once_and_not_for_a_fake_restore(
     with pytest.raises(archive.ArchiveError):  # restoring twice is refused: no second event
         archive.restore(log)
     assert recorder.names == ["archive_restored"]
+
+
+def test_a_request_sends_rollback_requested_once_and_nothing_runs(
+    panel: PanelHistory, recorder: Recorder, admin_client: Client, settings: Any
+) -> None:
+    settings.DJANGO_ROLLBACK = {**settings.DJANGO_ROLLBACK, "APPROVALS": 1}
+    target = panel.state("v1.2.0")
+    url = f"{CHANGELIST}{target.pk}/rollback/"
+    page = admin_client.get(url).content.decode()
+    token = re.search(r'name="fingerprint" value="([0-9a-f]+)"', page)
+    assert token, page
+    admin_client.post(url, {"confirm": "1", "fingerprint": token.group(1), "reason": "bad"})
+    assert recorder.names == ["rollback_requested"]
+    sent = recorder.of("rollback_requested")
+    log = RollbackLog.objects.get(status="awaiting_approval")
+    assert sent["log"].pk == log.pk and sent["user"] == "admin"
+    assert sent["plan"].target.pk == target.pk and sent["database"] == "default"

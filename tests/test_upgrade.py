@@ -198,11 +198,13 @@ def test_a_database_of_the_previous_version_gets_the_same_tables(shop: History) 
     dbtools.execute(
         project.url, 'ALTER TABLE "django_rollback_migrationstate" DROP COLUMN "unresolved"'
     )
-    # Nor the columns of the later migrations (0004_readiness, 0005_archive, 0006_progress).
+    # Nor the columns of the later migrations (0004_readiness, 0005_archive, 0006_progress,
+    # 0007_approvals).
     later = {
         "django_rollback_migrationstate": ["readiness"],
         "django_rollback_rollbacklog": ["archive", "fingerprint", "steps_total", "steps_done"]
-        + ["running_step", "step_started_at", "pid", "heartbeat_at"],
+        + ["running_step", "step_started_at", "pid", "heartbeat_at"]
+        + ["expires_at", "approval_trail"],
     }
     for table, columns in later.items():
         for column in columns:

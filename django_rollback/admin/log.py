@@ -25,6 +25,7 @@ from .. import archive, services
 from ..exceptions import RollbackError
 from ..models import RollbackLog
 from ..templatetags.rollback_admin import admin_date
+from .approvals import ApprovalViewsMixin, AwaitingApprovalFilter
 from .common import (
     ROLLBACK_PERMISSION,
     AuditAdmin,
@@ -37,14 +38,15 @@ from .common import (
 
 
 @admin.register(RollbackLog)
-class RollbackLogAdmin(AuditAdmin):
+class RollbackLogAdmin(ApprovalViewsMixin, AuditAdmin):
     list_display = ["started_at", "user", "from_to", "status_badge", "duration_display", "source"]
-    list_filter = ["status", "source", DatabaseFilter]
+    list_filter = [AwaitingApprovalFilter, "status", "source", DatabaseFilter]
     search_fields = ["^from_commit", "^to_commit", "user", "from_tags", "to_tags"]
     show_full_result_count = False
     fieldsets = [
         (None, {"fields": ["status_badge", "started_at", "finished_at", "duration_display"]}),
         (gettext_lazy("Who"), {"fields": ["user", "source", "host", "database"]}),
+        (ApprovalViewsMixin.approval_section, {"fields": ["approval_display"]}),
         (gettext_lazy("From → to"), {"fields": ["from_state", "to_state"]}),
         (gettext_lazy("What ran"), {"fields": ["plan_display", "output_display", "error"]}),
         (gettext_lazy("States removed by this rollback"), {"fields": ["pruned_display"]}),

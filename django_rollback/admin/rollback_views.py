@@ -16,10 +16,11 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _, ngettext
 
-from .. import conf, services
+from .. import approvals, conf, services
 from ..exceptions import RollbackError
 from ..models import MigrationState, RollbackLog
 from ..planning import RollbackPlan
+from .approvals import pending_requests, request_rollback
 from .common import (
     ROLLBACK_PERMISSION,
     StateModelAdmin,
@@ -157,6 +158,8 @@ class RollbackViewsMixin(StateModelAdmin):
             return self._render_preview(request, state, plan, None, dry_run=log)
         if "rehearse" in request.POST:
             return self._rehearse(request, state, plan, user)
+        if approvals.required():  # the confirm is a request for approval: nothing runs yet
+            return request_rollback(self, request, state, plan)
         try:
             # The rollback runs in a process of its own (background.py): this request only
             # queues it, so no web server timeout can cut it short.
@@ -275,6 +278,8 @@ class RollbackViewsMixin(StateModelAdmin):
                 reverse("admin:django_rollback_migrationstate_change", args=[state.pk]), request
             ),
             "dry_run_url": self._log_url(request, dry_run) if dry_run else None,
+            "approvals_needed": approvals.required(),
+            "pending_requests": pending_requests(request),
             "media": self.media,
         }
         return TemplateResponse(request, self.rollback_template, context)

@@ -15,6 +15,7 @@ from .. import conf, services
 from ..exceptions import RollbackError
 from ..models import MigrationState
 from ..templatetags.rollback_admin import DJANGO_6_MARKUP
+from .approvals import pending_requests
 from .common import (
     DatabaseFilter,
     ReadOnlyAdmin,
@@ -214,6 +215,7 @@ class MigrationStateAdmin(CompareViewsMixin, RollbackViewsMixin, ReadOnlyAdmin):
             "database": selected_database(request),
             # 6.x puts the object tools in the title row: the banner goes below it, not into it
             "overview_below_title": DJANGO_6_MARKUP,
+            "pending_requests": pending_requests(request),
             **(extra_context or {}),
         }
         return super().changelist_view(request, context)

@@ -8,9 +8,9 @@ from typing import Any
 from django.core.management.base import CommandParser
 from django.utils.translation import ngettext
 
-from ... import archive, conf, services
+from ... import approvals, archive, conf, services
 from ...exceptions import RollbackError, RollbackInterruptedError
-from ...models import SHORT_COMMIT_LENGTH
+from ...models import APPROVAL_BYPASSED, SHORT_COMMIT_LENGTH, RollbackLog
 from ...planning import RollbackPlan
 from ..base import RollbackBaseCommand
 
@@ -134,6 +134,13 @@ class Command(RollbackBaseCommand):
             "and columns they change, both ways. Changes nothing.",
         )
 
+        parser.add_argument(
+            "--approved",
+            metavar="LOG_ID",
+            help="Run the rollback request LOG_ID that was approved in the admin "
+            "(DJANGO_ROLLBACK['APPROVALS']); any other request is refused.",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         tag, commit = options["tag"], options["commit"]
         if tag is not None and commit is not None:
@@ -149,6 +156,13 @@ class Command(RollbackBaseCommand):
                 "rollback runs anyway, and --fake never executes."
             )
         targeted = tag is not None or commit is not None or options["fake"] or options["sql"]
+        if options["approved"] is not None:
+            if targeted or options["list"] or options["check"] or options["rehearse"]:
+                raise RollbackError(
+                    "--approved runs the approved request as it is; drop the other options."
+                )
+            self._run_approved(options, wait)
+            return
         if options["round_trip"] is not None:
             if targeted or options["list"] or options["check"] or options["rehearse"]:
                 raise RollbackError("--round-trip runs on its own; drop the other options.")
@@ -221,6 +235,11 @@ class Command(RollbackBaseCommand):
                 document=self._document(plan, options, {"status": "refused"}),
             )
         self._preview(plan, detailed=self.verbosity >= 2)
+        if approvals.required():
+            self.warn(
+                "Warning: approvals are on (DJANGO_ROLLBACK['APPROVALS']); this rollback from "
+                f'the command line goes around them, and its log entry says "{APPROVAL_BYPASSED}".'
+            )
         if options["interactive"] and not self.json_mode and sys.stdin.isatty():
             self._confirm(plan)
         try:
@@ -273,6 +292,49 @@ class Command(RollbackBaseCommand):
                 "archive": result.log.archive or None,
             },
         )
+
+    def _run_approved(self, options: dict[str, Any], wait: float) -> None:
+        """--approved LOG_ID: the request's own plan, checked again, run here."""
+        try:
+            result = approvals.run_approved(
+                options["approved"],
+                database=options["database"],
+                repo_path=options["path"],
+                deployed_commit=options["current_commit"],
+                progress=self._progress,
+                wait=wait,
+                on_wait=lambda: self.waiting_for_lock(options["database"], wait),
+                lock_timeout=options["lock_timeout"],
+                retries=options["retries"],
+                on_start=self._starting_approved,
+            )
+        except RollbackInterruptedError:
+            raise
+        except RollbackError as exc:
+            self._close_step_line()
+            self.fail(str(exc), document={"command": "rollback", "approved": options["approved"]})
+        log = result.log
+        self.say(
+            f"State for {services.describe_state(result.plan.target)} is now the latest saved "
+            "state."
+        )
+        self.say(
+            f"Rollback successfully finished in {result.seconds:.2f}s (log entry {log.pk}).",
+            style=self.style.SUCCESS,
+            verbosity=0,
+        )
+        self._emit(
+            result.plan,
+            options,
+            {"status": "succeeded", "log_id": log.pk, "seconds": round(result.seconds, 3)},
+        )
+
+    def _starting_approved(self, plan: RollbackPlan, log: RollbackLog) -> None:
+        self.say(
+            f"Running rollback request {log.pk}, requested by {log.user} ({log.reason}) and "
+            f"approved by {', '.join(log.approvers)}."
+        )
+        self._preview(plan, detailed=self.verbosity >= 2)
 
     def _diff(self, options: dict[str, Any], targeted: bool) -> None:
         from ...compare import compare_refs, comparison_document, comparison_lines
