@@ -30,7 +30,7 @@ from django.utils import timezone
 from . import conf
 from .exceptions import RollbackError, RollbackInProgressError, StalePlanError
 from .execution import _log_row, current_user, execute
-from .locks import lock_scope, rollback_lock
+from .locks import rollback_lock
 from .models import RollbackLog
 from .planning import RollbackPlan
 from .progress import live_progress
@@ -95,12 +95,10 @@ def _refuse_if_busy(database: str) -> None:
                 f"Another rollback is running on database '{database}' (log entry {other.pk}); "
                 "try again when it has finished."
             )
-    connection = connections[database]
-    # A command may hold the lock: refuse now, not later. Not with the transaction-scoped lock
-    # (PgBouncer): a session lock taken and released there could land on two server sessions.
-    if lock_scope(connection) == "session":
-        with rollback_lock(connection):
-            pass
+    # A command may hold the lock: refuse now, not later. Behind PgBouncer this tries the
+    # transaction-scoped lock, which cannot stay behind on a pooled server connection.
+    with rollback_lock(connections[database]):
+        pass
 
 
 def launch(log: RollbackLog) -> int | None:

@@ -176,9 +176,14 @@ def execute(
     if rehearse:
         with rollback_lock(connection, wait, on_wait=on_wait):
             _refuse_stale(plan)
-            return _rehearse(
+            result, failure = _rehearse(
                 plan, connection, user=user, source=source, progress=progress, timeout=timeout
             )
+        # Raised once the lock is released: behind PgBouncer the lock's transaction commits
+        # the rehearsal's log row only if the block ends without an error.
+        if failure is not None:
+            raise RollbackFailedError(result.log.error) from failure
+        return result
     in_transaction = lock_scope(connection) == "transaction"
     if in_transaction and not plan.all_or_nothing:
         raise PlanRefusedError(
@@ -192,14 +197,19 @@ def execute(
     output: list[str] = []
     step_seconds: dict[str, float] = {}
     running: list[PlanStep] = []
+    finished: list[PlanStep] = []
     committed = False
     session_lock = rollback_lock(connection, wait, on_wait=on_wait)
-    with nullcontext() if in_transaction else session_lock:
+    # Read when a signal comes, so with the values of that moment (attempt, pause, finish).
+    interrupts = _closed_on_interrupt(
+        lambda signal: _interrupted(plan, log, output, running, finished, committed, signal)
+    )
+    with nullcontext() if in_transaction else session_lock, interrupts:
         if not in_transaction:
             newer, pruned = _prepare(plan, log)
         started = time.perf_counter()
         for attempt in range(1, tries + 1):
-            running = []
+            running, finished = [], []
             writes = WriteCounter()
             archiver = Archiver(connection, log) if plan.archive else None
             try:
@@ -220,6 +230,7 @@ def execute(
                             connection,
                             output,
                             running,
+                            finished,
                             _tee(progress, writer, output),
                             step_seconds,
                             archiver,
@@ -236,13 +247,12 @@ def execute(
                         log,
                         RollbackLog.Status.SUCCEEDED,
                         output,
+                        finished,
                         time.perf_counter() - started,
                         archiver=archiver,
                     )
                 committed = True
                 break
-            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the commands' handler
-                raise _interrupted(plan, log, output, running, committed, exc) from None
             except Exception as exc:
                 if in_transaction:
                     # The row went with the transaction: a refusal leaves no trace, a
@@ -254,7 +264,7 @@ def execute(
                 copied = archiver.copy_writes.count if archiver else 0
                 unchanged = plan.all_or_nothing or writes.count == copied
                 if not (is_lock_timeout(exc) and unchanged):
-                    message = _failure(plan, exc, running, output)
+                    message = _failure(plan, exc, running, finished)
                 else:
                     step = running[-1] if running else None
                     tables = [lock.table for lock in step.locks] if step else []
@@ -279,12 +289,20 @@ def execute(
                 # Step by step, the archive tables of the steps that ran are there: say so.
                 kept = None if plan.all_or_nothing else archiver
                 _finish(
-                    log, RollbackLog.Status.FAILED, output, seconds, error=message, archiver=kept
+                    log,
+                    RollbackLog.Status.FAILED,
+                    output,
+                    finished,
+                    seconds,
+                    error=message,
+                    archiver=kept,
                 )
                 signals.send_rollback_finished(plan, log)
                 raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started
-        audit_error = _finish(log, RollbackLog.Status.SUCCEEDED, output, seconds, archiver=archiver)
+        audit_error = _finish(
+            log, RollbackLog.Status.SUCCEEDED, output, finished, seconds, archiver=archiver
+        )
         if audit_error and not commit_audit_error:
             audit_error = None  # only the final duration is missing; the outcome is saved
     signals.send_rollback_finished(plan, log)  # after the lock: receivers may be slow
@@ -316,13 +334,14 @@ def _rehearse(
     source: RollbackLog.Source,
     progress: Callable[[StepEvent], None] | None,
     timeout: float,
-) -> RollbackResult:
+) -> tuple[RollbackResult, Exception | None]:
     """The rollback for real inside one transaction, rolled back at the end whatever
     happens; then the log row (outside that transaction, so it stays). Table locks wait no
-    longer than a rollback's would."""
+    longer than a rollback's would. Returns the result and the failure, if any."""
     output: list[str] = []
     step_seconds: dict[str, float] = {}
     running: list[PlanStep] = []
+    finished: list[PlanStep] = []
     error = ""
     started = time.perf_counter()
     try:
@@ -330,10 +349,10 @@ def _rehearse(
             _all_or_nothing(connection, True, rehearse=True),
             lock_timeout_set(connection, timeout, in_transaction=True),
         ):
-            _run_steps(plan, connection, output, running, progress, step_seconds)
+            _run_steps(plan, connection, output, running, finished, progress, step_seconds)
             _check_result(connection, plan)
     except Exception as exc:
-        error = _failure(plan, exc, running, output, rehearsal=True)
+        error = _failure(plan, exc, running, finished, rehearsal=True)
         failure: Exception | None = exc
     else:
         failure = None
@@ -343,9 +362,8 @@ def _rehearse(
     log.output, log.error = "\n".join(output), error
     log.duration, log.finished_at = round(seconds, 3), timezone.now()
     log.save(using=plan.database)
-    if failure is not None:
-        raise RollbackFailedError(error) from failure
-    return RollbackResult(plan, log, [], seconds, None, output, step_seconds, rehearsal=True)
+    result = RollbackResult(plan, log, [], seconds, None, output, step_seconds, rehearsal=True)
+    return result, failure
 
 
 def _check_result(connection: BaseDatabaseWrapper, plan: RollbackPlan) -> None:
@@ -404,7 +422,7 @@ def _failure(
     plan: RollbackPlan,
     exc: Exception,
     running: list[PlanStep],
-    output: list[str],
+    finished: list[PlanStep],
     *,
     rehearsal: bool = False,
 ) -> str:
@@ -415,16 +433,7 @@ def _failure(
     elif plan.all_or_nothing:
         outcome = "the database is unchanged (the plan ran in one transaction)"
     else:
-        done = [line for line in output if line.endswith("OK")]
-        outcome = (
-            ngettext(
-                "%(count)d step before it stays unapplied",
-                "%(count)d steps before it stay unapplied",
-                len(done),
-            )
-            % {"count": len(done)}
-            + "; saved states unchanged"
-        )
+        outcome = _steps_done(finished) + "; saved states unchanged"
     prefix = "Rehearsal: rollback" if rehearsal else "Rollback"
     return f"{prefix} failed{where}: {first_line(first_error(exc))}; {outcome}."
 
@@ -449,11 +458,33 @@ def close_stale_running(database: str) -> int:
     )
 
 
+def _steps_done(finished: list[PlanStep]) -> str:
+    return ngettext(
+        "%(count)d step before it stays unapplied",
+        "%(count)d steps before it stay unapplied",
+        len(finished),
+    ) % {"count": len(finished)}
+
+
+@contextmanager
+def _closed_on_interrupt(
+    close: Callable[[KeyboardInterrupt], RollbackInterruptedError],
+) -> Iterator[None]:
+    """Ctrl-C (KeyboardInterrupt) or SIGTERM (Terminated, through the commands' handler)
+    anywhere in the block: a step, the archive, the pause between attempts, the final write.
+    `close` marks the log entry and returns the error that says what was changed."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        raise close(exc) from None
+
+
 def _interrupted(
     plan: RollbackPlan,
     log: RollbackLog,
     output: list[str],
     running: list[PlanStep],
+    finished: list[PlanStep],
     committed: bool,
     signal: KeyboardInterrupt,
 ) -> RollbackInterruptedError:
@@ -467,29 +498,36 @@ def _interrupted(
     if plan.all_or_nothing:
         message = "Interrupted: nothing was changed (the plan ran in one transaction)."
     else:
-        done = sum(1 for line in output if line.endswith("OK"))
         where = f" at {running[-1].label}" if running else ""
-        steps = ngettext(
-            "%(count)d step before it stays unapplied",
-            "%(count)d steps before it stay unapplied",
-            done,
-        ) % {"count": done}
         message = (
-            f"Interrupted{where}: {steps}; saved states unchanged. Run the same rollback "
-            "again to finish it."
+            f"Interrupted{where}: {_steps_done(finished)}; saved states unchanged. Run the "
+            "same rollback again to finish it."
         )
     log.status, log.error, log.output = RollbackLog.Status.INTERRUPTED, message, "\n".join(output)
-    log.finished_at = timezone.now()
-    fields = ["status", "error", "output", "finished_at"]
+    log.finished_at, log.steps_done = timezone.now(), len(finished)
+    log.running_step, log.step_started_at = "", None
     try:
-        log.save(using=plan.database, update_fields=fields)
+        _save_interrupted(log, plan.database)
     except DatabaseError:  # the signal may have broken the connection mid-query
         connections[plan.database].close()
         # If this fails too, the next rollback or dry run marks it, holding the lock.
         with contextlib.suppress(DatabaseError):
-            log.save(using=plan.database, update_fields=fields)
+            _save_interrupted(log, plan.database)
     signals.send_rollback_finished(plan, log)
     return RollbackInterruptedError(message, terminated=terminated)
+
+
+def _save_interrupted(log: RollbackLog, database: str) -> None:
+    fields = ["status", "error", "output", "finished_at", "steps_done"]
+    fields += ["running_step", "step_started_at"]
+    if not log._state.adding:
+        values = {name: getattr(log, name) for name in fields}
+        if RollbackLog.objects.using(database).filter(pk=log.pk).update(**values):
+            return
+    # Never saved, or gone with the rollback's transaction (the transaction-scoped lock of
+    # PgBouncer): the entry is written anew, so that the audit trail shows the attempt.
+    log.pk, log._state.adding = None, True
+    log.save(using=database)
 
 
 @contextmanager
@@ -521,10 +559,13 @@ def _run_steps(
     connection: BaseDatabaseWrapper,
     output: list[str],
     running: list[PlanStep],
+    finished: list[PlanStep],
     progress: Callable[[StepEvent], None] | None,
     step_seconds: dict[str, float],
     archiver: Archiver | None = None,
 ) -> None:
+    """Unapply the steps in order; each is added to `running` when it starts and to
+    `finished` when it is done: what the messages count, never the output's text."""
     context = plan.context
     assert context is not None
     executor = context.executor
@@ -557,6 +598,7 @@ def _run_steps(
             connection.check_constraints()
         seconds = time.perf_counter() - began
         step_seconds[step.label] = round(seconds, 3)
+        finished.append(step)
         how = f" ({step.override.describe()})" if step.override else ""
         output.append(f"Unapplying {step.label}... OK{how}")
         if progress:
@@ -593,6 +635,7 @@ def _finish(
     log: RollbackLog,
     status: RollbackLog.Status,
     output: list[str],
+    finished: list[PlanStep],
     seconds: float,
     error: str = "",
     archiver: Archiver | None = None,
@@ -600,7 +643,7 @@ def _finish(
     """Close the audit row; a failure here must not hide what the rollback did."""
     log.status, log.output, log.error = status, "\n".join(output), error
     log.duration, log.finished_at = round(seconds, 3), timezone.now()
-    log.steps_done = sum(1 for line in output if "... OK" in line)
+    log.steps_done = len(finished)  # of the last attempt: earlier ones were undone
     log.running_step, log.step_started_at = "", None
     database = log._state.db or log.database
     fields = ["status", "output", "error", "duration", "finished_at"]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO
 
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .conf import get_setting
@@ -37,7 +37,15 @@ def rollback_lock(
 ) -> Iterator[None]:
     """Hold the rollback lock of this database; refuse at once, or after `wait` seconds.
     `on_wait` is called once when the lock is taken and the caller starts waiting, so that
-    a command can say why it seems to hang."""
+    a command can say why it seems to hang.
+
+    With the transaction-scoped lock (lock_scope(): PgBouncer in transaction pooling) the
+    block runs in a transaction that holds the lock, committed at its end and rolled back
+    if it raises: a session lock would stay behind on a pooled server connection."""
+    if lock_scope(connection) == "transaction":
+        with _locked_transaction(connection, wait, on_wait):
+            yield
+        return
     if connection.vendor == "postgresql":
         acquire, release = _sql_lock(
             connection, "SELECT pg_try_advisory_lock(%s)", "SELECT pg_advisory_unlock(%s)"
@@ -90,14 +98,37 @@ def hold_transaction_lock(connection: BaseDatabaseWrapper, wait: float = 0.0) ->
     """Take the rollback lock for the rest of the current transaction (PostgreSQL); refuse
     at once, or after `wait` seconds."""
     deadline = time.monotonic() + wait
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
-            if cursor.fetchone()[0]:
-                return
+    while not _try_transaction_lock(connection):
         if time.monotonic() >= deadline:
             raise _in_progress(connection)
         time.sleep(POLL_SECONDS)
+
+
+@contextmanager
+def _locked_transaction(
+    connection: BaseDatabaseWrapper, wait: float, on_wait: Callable[[], None] | None
+) -> Iterator[None]:
+    """A transaction that holds the rollback lock. Each try is a transaction of its own, so
+    that a waiting command does not keep a pooled server connection busy between tries."""
+    deadline = time.monotonic() + wait
+    waiting = False
+    while True:
+        with transaction.atomic(using=connection.alias):
+            if _try_transaction_lock(connection):
+                yield
+                return
+        if time.monotonic() >= deadline:
+            raise _in_progress(connection)
+        if not waiting and on_wait is not None:
+            on_wait()
+        waiting = True
+        time.sleep(POLL_SECONDS)
+
+
+def _try_transaction_lock(connection: BaseDatabaseWrapper) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
+        return bool(cursor.fetchone()[0])
 
 
 def _in_progress(connection: BaseDatabaseWrapper) -> RollbackInProgressError:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from . import dbtools
 from .browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS
+from .pgbouncer import running_pgbouncer
 from .projects import History, build_shop_history
 
 
@@ -23,6 +25,19 @@ def databases(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
 def shop(tmp_path_factory: pytest.TempPathFactory, databases: dbtools.Databases) -> History:
     """The shop released six times, each release deployed in turn (projects.py)."""
     return build_shop_history(tmp_path_factory.mktemp("shop"), databases)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer() -> Iterator[int]:
+    """The port of a real PgBouncer in transaction-pooling mode in front of the test server
+    (tests/pgbouncer.py), started once per session."""
+    if dbtools.BACKEND != "postgresql":
+        pytest.skip("PgBouncer fronts PostgreSQL")
+    try:
+        with running_pgbouncer(os.environ["DATABASE_URL"]) as port:
+            yield port
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +21,7 @@ from urllib.parse import urlparse
 import pytest
 
 from . import dbtools
+from .pgbouncer import advisory_locks, through
 from .projects import Project, make_project
 from .shop import shelf_releases
 
@@ -173,81 +170,6 @@ class Site(threading.Thread):
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.join(10)
-
-
-# --- pgbouncer ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def pgbouncer() -> Iterator[int]:
-    """A real PgBouncer in transaction-pooling mode in front of the test server, on a free
-    port, with a config of its own; stopped by its pid."""
-    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-    if not Path(binary).exists():
-        pytest.fail("pgbouncer is missing: run scripts/ensure_pgbouncer.sh")
-    server = urlparse(os.environ["DATABASE_URL"])
-    folder = Path(tempfile.mkdtemp(prefix="dr-pgbouncer-"))
-    folder.chmod(0o777)  # pgbouncer refuses to run as root: it runs as postgres below
-    port = free_port()
-    (folder / "users.txt").write_text(f'"{server.username or "postgres"}" ""\n')
-    (folder / "pgbouncer.ini").write_text(
-        f"""[databases]
-* = host={server.hostname or "127.0.0.1"} port={server.port or 5432}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {folder / "users.txt"}
-pool_mode = transaction
-default_pool_size = 4
-max_client_conn = 100
-ignore_startup_parameters = extra_float_digits,options
-logfile = {folder / "pgbouncer.log"}
-"""
-    )
-    for path in folder.iterdir():
-        path.chmod(0o666)
-    command = [binary, str(folder / "pgbouncer.ini")]
-    if os.geteuid() == 0:
-        command[1:1] = ["-u", pwd.getpwnam("postgres").pw_name]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                assert time.monotonic() < deadline, "pgbouncer did not start"
-                time.sleep(0.1)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(10)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def through(port: int, url: str) -> str:
-    parsed = urlparse(url)
-    return parsed._replace(netloc=f"{parsed.username or 'postgres'}@127.0.0.1:{port}").geturl()
-
-
-def advisory_locks(url: str) -> int:
-    [(count,)] = dbtools.query(
-        url,
-        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
-        "(SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    return int(count)
 
 
 # --- tests ------------------------------------------------------------------------------------

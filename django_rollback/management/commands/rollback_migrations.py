@@ -399,7 +399,11 @@ class Command(RollbackBaseCommand):
         )
         try:
             result = services.execute(
-                plan, progress=self._progress, wait=options["wait"], rehearse=True
+                plan,
+                progress=self._progress,
+                wait=options["wait"],
+                lock_timeout=options["lock_timeout"],
+                rehearse=True,
             )
         except RollbackError as exc:
             self._close_step_line()
