@@ -189,6 +189,9 @@ class RollbackPlan:
     # Replaced migrations a step must also mark unapplied (squashes known from saved states).
     extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]] = field(default_factory=dict)
     sql: list[str] | None = None
+    # The squashes among the recorded rows, with what each replaces: kept in the audit entry,
+    # so that the drift check knows them when the newer code and its states are gone.
+    squashes: dict[MigrationKey, frozenset[MigrationKey]] = field(default_factory=dict)
     # Size of every table a step locks (measured with the preview's counts).
     tables: dict[str, TableSize] = field(default_factory=dict)
     context: ExecutionContext | None = field(default=None, repr=False, compare=False)
@@ -241,6 +244,11 @@ class RollbackPlan:
             "blockers": self.blockers,
             "archive": self.archive,
             "tables": {name: size.as_dict() for name, size in sorted(self.tables.items())},
+            # The shape MigrationState.squashes keeps: {"app.squash": [[app, name], ...]}.
+            "squashes": {
+                label(key): [list(r) for r in sorted(replaced)]
+                for key, replaced in sorted(self.squashes.items())
+            },
         }
 
 
@@ -272,6 +280,16 @@ def build_plan(
     )
     blockers += override_blockers
     steps = [_describe_step(m, reverse_overrides) for m in ordered]
+    extra_unrecords = dict(sets.extra_unrecords)
+    if sets.stray_squashes:
+        last = steps[-1]
+        extra_unrecords[last.key] = extra_unrecords.get(last.key, frozenset()) | (
+            sets.stray_squashes
+        )
+        last.notes.append(
+            f"also removes the record of {labels(sets.stray_squashes)}: a newer `migrate` "
+            "recorded the squash because all it replaces is applied; the target did not"
+        )
     blockers += [
         f"Irreversible: {step.label} ({'; '.join(step.irreversible)})."
         for step in steps
@@ -303,12 +321,13 @@ def build_plan(
         all_or_nothing=all_or_nothing,
         applied_before=recorded,
         expected_after=sets.expected_after,
-        extra_unrecords=sets.extra_unrecords,
+        extra_unrecords=extra_unrecords,
+        squashes={key: squashes[key] for key in recorded if squashes.get(key)},
         tables=tables,
         context=context,
         archive=archive,
     )
-    plan.warnings = _warnings(plan, connection, ordered, recorded)
+    plan.warnings = _warnings(plan, connection, ordered, recorded, squashes)
     if with_sql and steps:
         plan.sql = _collect_sql(connection, context)
     return plan
@@ -383,6 +402,8 @@ class PlanSets:
     after_norm: frozenset[MigrationKey]
     # Replaced migrations a step must also mark unapplied (squashes known from saved states).
     extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]]
+    # Squash rows the target lacks while it has all they replace: removed by the last step.
+    stray_squashes: frozenset[MigrationKey] = frozenset()
 
 
 def _compute_sets(
@@ -411,7 +432,18 @@ def _compute_sets(
         disk_replaced = frozenset(graph.nodes[key].replaces or ())
         if replaced - disk_replaced:
             extra_unrecords[key] = replaced - disk_replaced
-    expected_after = recorded - removed
+    # A squash recorded while the target did not record it, everything it replaces staying
+    # applied: newer code's `migrate` recorded it (Django does once all it replaces is
+    # applied). It stands for rows the target has; its own row goes too, so that the rows
+    # after the rollback are exactly the target's (build_plan gives it to the last step).
+    stray_squashes = frozenset(
+        key
+        for key in recorded - removed - target_raw
+        if squashes.get(key) and squashes[key] <= recorded - removed
+    )
+    if not to_unapply:
+        stray_squashes = frozenset()  # no step to remove it with: it stays, harmlessly
+    expected_after = recorded - removed - stray_squashes
     return PlanSets(
         target_raw=target_raw,
         target_norm=target_norm,
@@ -421,6 +453,7 @@ def _compute_sets(
         expected_after=expected_after,
         after_norm=with_squashes(expected_after, squashes),
         extra_unrecords=extra_unrecords,
+        stray_squashes=stray_squashes,
     )
 
 
@@ -823,6 +856,7 @@ def _warnings(
     connection: BaseDatabaseWrapper,
     ordered: list[Migration],
     recorded: frozenset[MigrationKey],
+    squashes: dict[MigrationKey, frozenset[MigrationKey]],
 ) -> list[str]:
     warnings = [f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss]
     warnings += [
@@ -846,7 +880,8 @@ def _warnings(
                 f"Not all or nothing: {', '.join(non_atomic)} cannot run inside a transaction, "
                 "so each step runs in its own; a failure stops the rollback part way."
             )
-    drift = recorded ^ plan.current.migration_set
+    # A squash counts as what it replaces (its row alone is no drift).
+    drift = with_squashes(recorded, squashes) ^ with_squashes(plan.current.migration_set, squashes)
     if drift:
         warnings.append(
             f"The database does not match the saved state of the current commit "
