@@ -48,7 +48,7 @@ from .conf import get_setting
 from .exceptions import PlanRefusedError
 from .lazy_state import LazyProjectState, ModelKey, field_targets, references
 from .models import MigrationKey, MigrationState
-from .radius import Sizer, StepLocks, TableLock, TableSize, undo_locks
+from .radius import Sizer, StepLocks, TableLock, TableSize, has_own_table, undo_locks
 from .snapshot import SquashMap, applied_migrations, parse_squashes, squashes_on_disk, with_squashes
 
 
@@ -526,6 +526,15 @@ def _describe_step(
     )
     if migration.replaces:
         step.notes.append(f"squashed migration: replaces {len(migration.replaces)} migrations")
+    for operation in _flatten(migration.operations):
+        # Django's schema editor skips these models: their undo changes no table.
+        if isinstance(operation, ops.CreateModel) and operation.options.get("proxy"):
+            step.notes.append(f"{operation.name} is a proxy model: it has no table to drop")
+        elif isinstance(operation, ops.CreateModel) and operation.options.get("managed") is False:
+            step.notes.append(
+                f"{operation.name} is not managed by Django (managed = False): its table or "
+                "view is left as it is"
+            )
     step.irreversible = overrides.irreversible_reasons(migration.operations)
     override = (reverse_overrides or {}).get(step.label)
     if step.irreversible and override is not None:
@@ -746,7 +755,7 @@ def _measure(
                 if not _routed_here(connection, migration.app_label, operation.name_lower):
                     continue
                 model = state.models[(migration.app_label, operation.name_lower)]
-                if model.options.get("proxy") or not model.options.get("managed", True):
+                if not has_own_table(model):
                     continue
                 table = _table_name(model, max_length)
                 step.data_loss.append(dropped(table))
@@ -758,7 +767,7 @@ def _measure(
                 if not _routed_here(connection, migration.app_label, operation.model_name_lower):
                     continue
                 model = state.models[(migration.app_label, operation.model_name_lower)]
-                if not model.options.get("managed", True):
+                if not has_own_table(model):
                     continue
                 added = operation.field.clone()  # type: ignore[attr-defined]  # (not in stubs)
                 added.set_attributes_from_name(operation.name)
