@@ -197,6 +197,8 @@ class RollbackPlan:
     context: ExecutionContext | None = field(default=None, repr=False, compare=False)
     # Whether running it keeps what the steps drop (archive.py); False: it is lost.
     archive: bool = True
+    # What the steps drop that the archive keeps (restorable): information, not warnings.
+    kept: list[str] = field(default_factory=list)
 
     @property
     def is_noop(self) -> bool:
@@ -241,6 +243,7 @@ class RollbackPlan:
             ],
             "steps": [s.as_dict() for s in self.steps],
             "warnings": self.warnings,
+            "kept": self.kept,
             "blockers": self.blockers,
             "archive": self.archive,
             "tables": {name: size.as_dict() for name, size in sorted(self.tables.items())},
@@ -328,6 +331,9 @@ def build_plan(
         archive=archive,
     )
     plan.warnings = _warnings(plan, connection, ordered, recorded, squashes)
+    plan.kept = [
+        f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss if loss.archived
+    ]
     if with_sql and steps:
         plan.sql = _collect_sql(connection, context)
     return plan
@@ -867,7 +873,10 @@ def _warnings(
     recorded: frozenset[MigrationKey],
     squashes: dict[MigrationKey, frozenset[MigrationKey]],
 ) -> list[str]:
-    warnings = [f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss]
+    # What the archive keeps is said apart (plan.kept): only what is lost is a warning.
+    warnings = [
+        f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss if not loss.archived
+    ]
     warnings += [
         f"{step.label}: its reverse code runs; the rows it deletes or changes are not archived."
         for step in plan.steps

@@ -697,8 +697,9 @@ class DatabaseOverview:
         if saved == self.applied:
             return frozenset(), frozenset()  # the usual case: no squash to look up
         squashes = parse_squashes(*known_squashes(self.database))
-        saved_norm, applied_norm = with_squashes(saved, squashes), with_squashes(
-            self.applied, squashes
+        saved_norm, applied_norm = (
+            with_squashes(saved, squashes),
+            with_squashes(self.applied, squashes),
         )
         return saved_norm - applied_norm, applied_norm - saved_norm
 

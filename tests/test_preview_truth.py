@@ -33,9 +33,7 @@ def views(url: str) -> list[str]:
     if dbtools.BACKEND == "sqlite":
         sql = "SELECT name FROM sqlite_master WHERE type = 'view'"
     elif dbtools.BACKEND == "mysql":
-        sql = (
-            "SELECT table_name FROM information_schema.views WHERE table_schema = DATABASE()"
-        )
+        sql = "SELECT table_name FROM information_schema.views WHERE table_schema = DATABASE()"
     else:
         sql = "SELECT viewname FROM pg_views WHERE schemaname = 'public'"
     return sorted(row[0] for row in dbtools.query(url, sql))
@@ -78,3 +76,39 @@ def test_unmanaged_and_proxy_models_take_no_lock_and_lose_nothing(
     project.ok("rollback_migrations", "--no-input")
     assert views(project.url) == []
     assert dbtools.schema(project.url) == schema_v1
+
+
+# --- what the archive keeps is information; what is lost is a warning --------------------
+
+ISBN_LINE = (
+    'shelf.0002_book_isbn: drops column "shelf_book"."isbn" (1 non-null value): '
+    "archived (1 non-null value, restorable)"
+)
+
+
+@pytest.fixture
+def isbn(databases: dbtools.Databases, tmp_path: Path) -> Project:
+    """v2 adds a column (one value filled in) and a step that drops nothing."""
+    project, _ = make_project(tmp_path / "shelf", databases, shelf_releases(""))
+    dbtools.execute(project.url, "UPDATE shelf_book SET isbn = '978-0441013593'")
+    return project
+
+
+def test_archived_column_is_kept_not_a_warning(isbn: Project) -> None:
+    text = isbn.ok("rollback_migrations", "--fake")
+    assert f"Kept: {ISBN_LINE}" in text
+    assert not any(line.startswith("Warning:") for line in text.splitlines()), text
+
+    plan = json.loads(isbn.ok("rollback_migrations", "--fake", "--json"))["plan"]
+    assert plan["kept"] == [ISBN_LINE]
+    assert plan["warnings"] == []  # the key stays; it holds only what is really lost
+    [loss] = plan["steps"][1]["data_loss"]  # 0002, unapplied after 0003
+    assert loss["archived"] is True and loss["column"] == "isbn"
+
+
+def test_without_the_archive_the_loss_is_a_warning(isbn: Project) -> None:
+    lost = 'shelf.0002_book_isbn: drops column "shelf_book"."isbn" (1 non-null value): lost'
+    text = isbn.ok("rollback_migrations", "--fake", "--no-archive")
+    assert f"Warning: {lost}" in text and "Kept:" not in text
+    plan = json.loads(isbn.ok("rollback_migrations", "--fake", "--no-archive", "--json"))["plan"]
+    assert plan["warnings"] == [lost] and plan["kept"] == []
