@@ -6,27 +6,37 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.contrib import admin
+from django.test import Client, SimpleTestCase
+from django.urls import reverse
+
+from django_rollback.admin.log import RollbackLogAdmin
+from django_rollback.models import RollbackLog
 
 from . import dbtools
 from .gitrepo import commit_release, write_release
+from .panel.history import PanelHistory
 from .projects import Project, make_project
 from .shop import shelf_releases
+from .test_admin import fingerprint, preview_url
 
 VIEW = "shelf_bookview"
 PROXY_TABLE = "shelf_popularbook"  # what a table of the proxy would be called: none exists
 
 # As django-oscar 4.2 does: a model over a view that a RunSQL creates, and a proxy model.
-UNMANAGED_OPS = f"""\
-        migrations.RunSQL("CREATE VIEW {VIEW} AS SELECT id, title FROM shelf_book", "DROP VIEW {VIEW}"),
-        migrations.CreateModel(
-            name="BookView",
-            fields=[("id", models.BigIntegerField(primary_key=True, serialize=False)), ("title", models.CharField(max_length=50))],
-            options={{"managed": False, "db_table": "{VIEW}"}},
-        ),
-        migrations.CreateModel(name="PopularBook", fields=[], options={{"proxy": True}}, bases=("shelf.book",)),
-"""
+UNMANAGED_OPS = (
+    f'        migrations.RunSQL("CREATE VIEW {VIEW} AS SELECT id, title FROM shelf_book",'
+    f' "DROP VIEW {VIEW}"),\n'
+    '        migrations.CreateModel(name="BookView", fields=['
+    '("id", models.BigIntegerField(primary_key=True, serialize=False)),'
+    ' ("title", models.CharField(max_length=50))],'
+    f' options={{"managed": False, "db_table": "{VIEW}"}}),\n'
+    '        migrations.CreateModel(name="PopularBook", fields=[], options={"proxy": True},'
+    ' bases=("shelf.book",)),\n'
+)
 
 
 def views(url: str) -> list[str]:
@@ -66,7 +76,7 @@ def test_unmanaged_and_proxy_models_take_no_lock_and_lose_nothing(
     assert '"shelf_book"."isbn"' in text
 
     document = json.loads(project.ok("rollback_migrations", "--fake", "--json"))
-    plan = document["plan"] if "plan" in document else document
+    plan = document["plan"]
     steps = {step["migration"]: step for step in plan["steps"]}
     change = steps["shelf.0003_change"]
     assert change["locks"] == [] and change["data_loss"] == []
@@ -112,3 +122,70 @@ def test_without_the_archive_the_loss_is_a_warning(isbn: Project) -> None:
     assert f"Warning: {lost}" in text and "Kept:" not in text
     plan = json.loads(isbn.ok("rollback_migrations", "--fake", "--no-archive", "--json"))["plan"]
     assert plan["warnings"] == [lost] and plan["kept"] == []
+
+
+# --- the admin: the preview page and the log entry page -------------------------------------
+
+KEPT_BOX = 'class="rollback-alert rollback-alert-info" id="rollback-data-loss"'
+LOST_BOX = 'class="rollback-alert rollback-alert-warning" id="rollback-data-loss"'
+
+
+@pytest.mark.usefixtures("inline_runner")
+def test_admin_preview_shows_archived_data_as_kept(
+    panel: PanelHistory, admin_client: Client, settings: Any
+) -> None:
+    check = SimpleTestCase()
+    target = panel.state("v1.2.0")
+    response = admin_client.get(preview_url(target))
+    check.assertContains(response, KEPT_BOX)
+    check.assertContains(response, '<tr class="rollback-kept">', count=3)
+    check.assertContains(response, "archived (3 rows, restorable)")
+    check.assertContains(response, "rollback-kept-badge")
+    for lossy in (LOST_BOX, "rollback-lost", "rollback-step-destructive", "drops data"):
+        check.assertNotContains(response, lossy)
+
+    settings.DJANGO_ROLLBACK = {**settings.DJANGO_ROLLBACK, "ARCHIVE": False}
+    response = admin_client.get(preview_url(target))
+    check.assertContains(response, LOST_BOX)
+    check.assertContains(response, '<tr class="rollback-lost">', count=3)
+    check.assertContains(response, '<span class="rollback-warning">lost</span>', count=3)
+    check.assertContains(response, "rollback-step-destructive")
+    check.assertNotContains(response, '<tr class="rollback-kept">')
+
+
+@pytest.mark.usefixtures("inline_runner")
+def test_admin_log_entry_shows_status_and_output_once(
+    panel: PanelHistory, admin_client: Client
+) -> None:
+    check = SimpleTestCase()
+    target = panel.state("v1.2.0")
+    token = fingerprint(admin_client, target)
+    admin_client.post(preview_url(target), {"confirm": "1", "fingerprint": token})
+    log = RollbackLog.objects.get()
+    assert log.status == RollbackLog.Status.SUCCEEDED
+    page = admin_client.get(reverse("admin:django_rollback_rollbacklog_change", args=[log.pk]))
+    check.assertContains(page, "rollback-status-succeeded", count=1)
+    check.assertContains(page, "Unapplying inventory.0004_stock", count=1)
+    check.assertNotContains(page, "output so far")
+    check.assertContains(page, "<label>output</label>", count=1, html=False)
+    # The plan's archived drops are kept, not red warnings.
+    check.assertContains(page, '<li class="rollback-kept">', count=3)
+    check.assertNotContains(page, '<li class="rollback-warning">inventory.0004_stock')
+
+
+@pytest.mark.django_db
+def test_log_entries_saved_before_kept_existed_show_their_archived_drops_as_kept() -> None:
+    line = 'a.0002_x: drops table "a_x" (2 rows): archived (2 rows, restorable)'
+    lost = 'a.0003_y: drops column "a_y"."z" (1 non-null value): lost'
+    loss = {"table": "a_x", "column": None, "rows": 2, "estimated": False, "archived": True}
+    old_plan = {
+        "steps": [
+            {"migration": "a.0002_x", "operations": [], "data_loss": [loss]},
+            {"migration": "a.0003_y", "operations": [], "data_loss": []},
+        ],
+        "warnings": [line, lost],
+    }
+    html = RollbackLogAdmin(RollbackLog, admin.site).plan_display(RollbackLog(plan=old_plan))
+    assert f'<li class="rollback-kept">{line}' in html.replace("&quot;", '"')
+    assert f'<li class="rollback-warning">{lost}' in html.replace("&quot;", '"')
+    assert f'<li class="rollback-warning">{line}' not in html.replace("&quot;", '"')
