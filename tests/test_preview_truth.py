@@ -100,7 +100,7 @@ ISBN_LINE = (
 def isbn(databases: dbtools.Databases, tmp_path: Path) -> Project:
     """v2 adds a column (one value filled in) and a step that drops nothing."""
     project, _ = make_project(tmp_path / "shelf", databases, shelf_releases(""))
-    dbtools.execute(project.url, "UPDATE shelf_book SET isbn = '978-0441013593'")
+    dbtools.execute(project.url, "UPDATE shelf_book SET isbn = '9780441013593'")
     return project
 
 
