@@ -668,6 +668,9 @@ class DatabaseOverview:
     applied: frozenset[MigrationKey]
     # When HEAD has no state because a rollback left it: that rollback.
     rolled_back_by: PastRollback | None = None
+    _squashes: dict[MigrationKey, frozenset[MigrationKey]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def standing(self) -> Standing:
@@ -696,7 +699,9 @@ class DatabaseOverview:
         saved = state.migration_set
         if saved == self.applied:
             return frozenset(), frozenset()  # the usual case: no squash to look up
-        squashes = parse_squashes(*known_squashes(self.database))
+        if self._squashes is None:  # looked up once per page, however often it is asked
+            self._squashes = parse_squashes(*known_squashes(self.database))
+        squashes = self._squashes
         saved_norm, applied_norm = (
             with_squashes(saved, squashes),
             with_squashes(self.applied, squashes),

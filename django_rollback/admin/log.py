@@ -307,8 +307,19 @@ def kept_lines(plan: dict[str, Any]) -> list[str]:
     if "kept" in plan:
         return list(plan["kept"])
     return [
-        f"{step.get('migration', '')}: {DataLoss(**loss).describe()}"
+        f"{step.get('migration', '')}: {_data_loss(loss).describe()}"
         for step in plan.get("steps") or []
         for loss in step.get("data_loss") or []
         if loss.get("archived")
     ]
+
+
+def _data_loss(saved: dict[str, Any]) -> DataLoss:
+    return DataLoss(
+        table=str(saved.get("table", "")),
+        column=saved.get("column"),
+        rows=saved.get("rows"),
+        estimated=bool(saved.get("estimated")),
+        archived=bool(saved.get("archived")),
+        join_table=bool(saved.get("join_table")),
+    )
