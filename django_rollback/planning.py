@@ -48,7 +48,7 @@ from .conf import get_setting
 from .exceptions import PlanRefusedError
 from .lazy_state import LazyProjectState, ModelKey, field_targets, references
 from .models import MigrationKey, MigrationState
-from .radius import Sizer, StepLocks, TableLock, TableSize, undo_locks
+from .radius import Sizer, StepLocks, TableLock, TableSize, has_own_table, undo_locks
 from .snapshot import SquashMap, applied_migrations, parse_squashes, squashes_on_disk, with_squashes
 
 
@@ -189,11 +189,16 @@ class RollbackPlan:
     # Replaced migrations a step must also mark unapplied (squashes known from saved states).
     extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]] = field(default_factory=dict)
     sql: list[str] | None = None
+    # The squashes among the recorded rows, with what each replaces: kept in the audit entry,
+    # so that the drift check knows them when the newer code and its states are gone.
+    squashes: dict[MigrationKey, frozenset[MigrationKey]] = field(default_factory=dict)
     # Size of every table a step locks (measured with the preview's counts).
     tables: dict[str, TableSize] = field(default_factory=dict)
     context: ExecutionContext | None = field(default=None, repr=False, compare=False)
     # Whether running it keeps what the steps drop (archive.py); False: it is lost.
     archive: bool = True
+    # What the steps drop that the archive keeps (restorable): information, not warnings.
+    kept: list[str] = field(default_factory=list)
 
     @property
     def is_noop(self) -> bool:
@@ -238,9 +243,15 @@ class RollbackPlan:
             ],
             "steps": [s.as_dict() for s in self.steps],
             "warnings": self.warnings,
+            "kept": self.kept,
             "blockers": self.blockers,
             "archive": self.archive,
             "tables": {name: size.as_dict() for name, size in sorted(self.tables.items())},
+            # The shape MigrationState.squashes keeps: {"app.squash": [[app, name], ...]}.
+            "squashes": {
+                label(key): [list(r) for r in sorted(replaced)]
+                for key, replaced in sorted(self.squashes.items())
+            },
         }
 
 
@@ -272,6 +283,16 @@ def build_plan(
     )
     blockers += override_blockers
     steps = [_describe_step(m, reverse_overrides) for m in ordered]
+    extra_unrecords = dict(sets.extra_unrecords)
+    if sets.stray_squashes:
+        last = steps[-1]
+        extra_unrecords[last.key] = extra_unrecords.get(last.key, frozenset()) | (
+            sets.stray_squashes
+        )
+        last.notes.append(
+            f"also removes the record of {labels(sets.stray_squashes)}: a newer `migrate` "
+            "recorded the squash because all it replaces is applied; the target did not"
+        )
     blockers += [
         f"Irreversible: {step.label} ({'; '.join(step.irreversible)})."
         for step in steps
@@ -303,12 +324,16 @@ def build_plan(
         all_or_nothing=all_or_nothing,
         applied_before=recorded,
         expected_after=sets.expected_after,
-        extra_unrecords=sets.extra_unrecords,
+        extra_unrecords=extra_unrecords,
+        squashes={key: squashes[key] for key in recorded if squashes.get(key)},
         tables=tables,
         context=context,
         archive=archive,
     )
-    plan.warnings = _warnings(plan, connection, ordered, recorded)
+    plan.warnings = _warnings(plan, connection, ordered, recorded, squashes)
+    plan.kept = [
+        f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss if loss.archived
+    ]
     if with_sql and steps:
         plan.sql = _collect_sql(connection, context)
     return plan
@@ -383,6 +408,8 @@ class PlanSets:
     after_norm: frozenset[MigrationKey]
     # Replaced migrations a step must also mark unapplied (squashes known from saved states).
     extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]]
+    # Squash rows the target lacks while it has all they replace: removed by the last step.
+    stray_squashes: frozenset[MigrationKey] = frozenset()
 
 
 def _compute_sets(
@@ -411,7 +438,18 @@ def _compute_sets(
         disk_replaced = frozenset(graph.nodes[key].replaces or ())
         if replaced - disk_replaced:
             extra_unrecords[key] = replaced - disk_replaced
-    expected_after = recorded - removed
+    # A squash recorded while the target did not record it, everything it replaces staying
+    # applied: newer code's `migrate` recorded it (Django does once all it replaces is
+    # applied). It stands for rows the target has; its own row goes too, so that the rows
+    # after the rollback are exactly the target's (build_plan gives it to the last step).
+    stray_squashes = frozenset(
+        key
+        for key in recorded - removed - target_raw
+        if squashes.get(key) and squashes[key] <= recorded - removed
+    )
+    if not to_unapply:
+        stray_squashes = frozenset()  # no step to remove it with: it stays, harmlessly
+    expected_after = recorded - removed - stray_squashes
     return PlanSets(
         target_raw=target_raw,
         target_norm=target_norm,
@@ -421,6 +459,7 @@ def _compute_sets(
         expected_after=expected_after,
         after_norm=with_squashes(expected_after, squashes),
         extra_unrecords=extra_unrecords,
+        stray_squashes=stray_squashes,
     )
 
 
@@ -493,6 +532,15 @@ def _describe_step(
     )
     if migration.replaces:
         step.notes.append(f"squashed migration: replaces {len(migration.replaces)} migrations")
+    for operation in _flatten(migration.operations):
+        # Django's schema editor skips these models: their undo changes no table.
+        if isinstance(operation, ops.CreateModel) and operation.options.get("proxy"):
+            step.notes.append(f"{operation.name} is a proxy model: it has no table to drop")
+        elif isinstance(operation, ops.CreateModel) and operation.options.get("managed") is False:
+            step.notes.append(
+                f"{operation.name} is not managed by Django (managed = False): its table or "
+                "view is left as it is"
+            )
     step.irreversible = overrides.irreversible_reasons(migration.operations)
     override = (reverse_overrides or {}).get(step.label)
     if step.irreversible and override is not None:
@@ -713,7 +761,7 @@ def _measure(
                 if not _routed_here(connection, migration.app_label, operation.name_lower):
                     continue
                 model = state.models[(migration.app_label, operation.name_lower)]
-                if model.options.get("proxy") or not model.options.get("managed", True):
+                if not has_own_table(model):
                     continue
                 table = _table_name(model, max_length)
                 step.data_loss.append(dropped(table))
@@ -725,7 +773,7 @@ def _measure(
                 if not _routed_here(connection, migration.app_label, operation.model_name_lower):
                     continue
                 model = state.models[(migration.app_label, operation.model_name_lower)]
-                if not model.options.get("managed", True):
+                if not has_own_table(model):
                     continue
                 added = operation.field.clone()  # type: ignore[attr-defined]  # (not in stubs)
                 added.set_attributes_from_name(operation.name)
@@ -823,8 +871,12 @@ def _warnings(
     connection: BaseDatabaseWrapper,
     ordered: list[Migration],
     recorded: frozenset[MigrationKey],
+    squashes: dict[MigrationKey, frozenset[MigrationKey]],
 ) -> list[str]:
-    warnings = [f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss]
+    # What the archive keeps is said apart (plan.kept): only what is lost is a warning.
+    warnings = [
+        f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss if not loss.archived
+    ]
     warnings += [
         f"{step.label}: its reverse code runs; the rows it deletes or changes are not archived."
         for step in plan.steps
@@ -846,7 +898,8 @@ def _warnings(
                 f"Not all or nothing: {', '.join(non_atomic)} cannot run inside a transaction, "
                 "so each step runs in its own; a failure stops the rollback part way."
             )
-    drift = recorded ^ plan.current.migration_set
+    # A squash counts as what it replaces (its row alone is no drift).
+    drift = with_squashes(recorded, squashes) ^ with_squashes(plan.current.migration_set, squashes)
     if drift:
         warnings.append(
             f"The database does not match the saved state of the current commit "

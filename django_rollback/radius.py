@@ -145,12 +145,21 @@ def undo_locks(
     def model(state: ProjectState, name: str) -> ModelState | None:
         return state.models.get((app, name))
 
+    touched = getattr(operation, "model_name_lower", None) or getattr(operation, "name_lower", None)
+    if touched is not None and any(
+        (found := model(state, touched)) is not None and not has_own_table(found)
+        for state in (before, after)
+    ):
+        return  # Django's schema editor skips the model: nothing is locked, nothing dropped
+
     def fk_targets(state: ProjectState, model_state: ModelState, fields: Any) -> set[str]:
         out = set()
         for field in fields:
             remote = getattr(field, "remote_field", None)
             if remote is None or getattr(field, "many_to_many", False):
                 continue
+            if not getattr(field, "db_constraint", True):
+                continue  # no constraint: the target's table is not touched
             target = state.models.get(resolve_relation(remote.model, app, model_state.name_lower))
             if target is not None:
                 out.add(table_name(target))
@@ -239,6 +248,13 @@ def undo_locks(
         changed = model(after, operation.name_lower)
         if changed is not None:
             locks.add(table_name(changed), ae, "changes indexes", index=True)
+
+
+def has_own_table(model: ModelState) -> bool:
+    """Whether Django's migrations create and drop a table for the model: not for a proxy
+    nor for an unmanaged model (over a view, or a table that something else owns), which
+    the schema editor skips (Options.can_migrate)."""
+    return not model.options.get("proxy") and model.options.get("managed", True) is not False
 
 
 def _type_changes(connection: BaseDatabaseWrapper, old: Any, new: Any) -> bool:

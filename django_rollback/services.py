@@ -63,7 +63,14 @@ from .models import (
 )
 from .planning import RollbackPlan, build_plan, label, labels
 from .progress import LiveProgress as LiveProgress, live_progress as live_progress
-from .snapshot import SquashMap, applied_migrations, squashes_on_disk, unapplied_on_disk
+from .snapshot import (
+    SquashMap,
+    applied_migrations,
+    parse_squashes,
+    squashes_on_disk,
+    unapplied_on_disk,
+    with_squashes,
+)
 
 # --- shared checks -------------------------------------------------------------------------
 
@@ -361,6 +368,14 @@ def _known_squashes(database: str) -> list[SquashMap]:
     return [s.squashes for s in states.only("squashes") if s.squashes]
 
 
+def known_squashes(database: str) -> list[SquashMap]:
+    """Every squash this database can know of: the files on disk, the saved states, and
+    the plans of past rollbacks (whose newer states and files may both be gone)."""
+    logs = RollbackLog.objects.using(database).filter(status=RollbackLog.Status.SUCCEEDED)
+    from_logs = [m for m in logs.values_list("plan__squashes", flat=True) if isinstance(m, dict)]
+    return [squashes_on_disk(), *_known_squashes(database), *from_logs]
+
+
 def save_state(
     *,
     repo_path: str | Path | None = None,
@@ -611,7 +626,7 @@ def _standing(view: DatabaseOverview) -> Standing:
             )
             % {"name": name, "database": database, "latest": describe_state(latest)},
         )
-    missing, unexpected = state.migration_set - view.applied, view.applied - state.migration_set
+    missing, unexpected = view.differences(state)
     if missing or unexpected:
         parts = [_("%(count)d saved but not applied") % {"count": len(missing)}] if missing else []
         if unexpected:
@@ -654,6 +669,9 @@ class DatabaseOverview:
     applied: frozenset[MigrationKey]
     # When HEAD has no state because a rollback left it: that rollback.
     rolled_back_by: PastRollback | None = None
+    _squashes: dict[MigrationKey, frozenset[MigrationKey]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def standing(self) -> Standing:
@@ -663,13 +681,33 @@ class DatabaseOverview:
     @property
     def drifted(self) -> bool:
         """The applied migrations are no longer those of the latest saved state."""
-        return self.latest is not None and self.latest.migration_set != self.applied
+        return self.latest is not None and any(self.differences(self.latest))
 
     @property
     def drift(self) -> tuple[frozenset[MigrationKey], frozenset[MigrationKey]]:
         """(applied but not saved, saved but not applied) against the latest state."""
-        saved = self.latest.migration_set if self.latest else frozenset()
-        return self.applied - saved, saved - self.applied
+        if self.latest is None:
+            return self.applied, frozenset()
+        missing, unexpected = self.differences(self.latest)
+        return unexpected, missing
+
+    def differences(
+        self, state: MigrationState
+    ) -> tuple[frozenset[MigrationKey], frozenset[MigrationKey]]:
+        """(saved but not applied, applied but not saved), a squash taken as what it
+        replaces, as the planner takes it: newer code's `migrate` records a squash whose
+        replaced migrations are all applied, and that row alone is no drift."""
+        saved = state.migration_set
+        if saved == self.applied:
+            return frozenset(), frozenset()  # the usual case: no squash to look up
+        if self._squashes is None:  # looked up once per page, however often it is asked
+            self._squashes = parse_squashes(*known_squashes(self.database))
+        squashes = self._squashes
+        saved_norm, applied_norm = (
+            with_squashes(saved, squashes),
+            with_squashes(self.applied, squashes),
+        )
+        return saved_norm - applied_norm, applied_norm - saved_norm
 
     def undo_summary(self, state: MigrationState) -> UndoSummary:
         undone = self.applied - state.migration_set

@@ -326,7 +326,7 @@ def test_json_dry_run_and_rollback(shop: History) -> None:
         "shipping.0003_shipment_tracking",
     ]
     assert order.index("orders.0005_merge") < order.index("orders.0004_b_order_priority")
-    assert any("tracking" in w for w in plan["warnings"]) and plan["blockers"] == []
+    assert any("tracking" in line for line in plan["kept"]) and plan["blockers"] == []
     assert any("-- Unapply orders.0005_merge" in line for line in plan["sql"])
     assert plan["all_or_nothing"] is (dbtools.BACKEND != "mysql")
 
@@ -390,11 +390,13 @@ def test_two_databases_keep_their_own_states_and_roll_back_alone(
     preview = json.loads(manage_env(project, env, *args))
     assert preview["plan"]["database"] == "warehouse"
     # Only what the router lets into this database is counted as data lost.
-    assert preview["plan"]["warnings"][0] == (
+    assert preview["plan"]["kept"][0] == (
         'stock.0002_item_quantity: drops column "stock_item"."quantity" (3 non-null values): '
         "archived (3 non-null values, restorable)"
     )
-    assert not any("shelf" in warning for warning in preview["plan"]["warnings"])
+    assert not any(
+        "shelf" in line for line in preview["plan"]["kept"] + preview["plan"]["warnings"]
+    )
 
     default_before = dbtools.everything(default_url)
     out = manage_env(project, env, "rollback_migrations", "--database", "warehouse")

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _, gettext_lazy, ngettext
 from .. import archive, services
 from ..exceptions import RollbackError
 from ..models import RollbackLog
+from ..planning import DataLoss
 from ..templatetags.rollback_admin import admin_date
 from .approvals import ApprovalViewsMixin, AwaitingApprovalFilter
 from .common import (
@@ -111,6 +112,17 @@ class RollbackLogAdmin(ApprovalViewsMixin, AuditAdmin):
         context.update(extra_context or {})
         return super().change_view(request, object_id, form_url, context)
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        # The live panel above the fieldsets (change_form.html) shows these: once is enough.
+        shown_live = {"status_badge", "output_display"}
+        return [
+            (title, {**options, "fields": [f for f in options["fields"] if f not in shown_live]})
+            for title, options in fieldsets
+        ]
+
     def get_list_display(self, request: HttpRequest) -> list[Any]:
         several = len(settings.DATABASES) > 1
         return [*self.list_display, "database"] if several else list(self.list_display)
@@ -170,13 +182,18 @@ class RollbackLogAdmin(ApprovalViewsMixin, AuditAdmin):
                 for step in steps
             ),
         )
+        kept = kept_lines(plan)
         warnings = format_html_join(
-            "", '<li class="rollback-warning">{}</li>', ((w,) for w in plan.get("warnings", []))
+            "",
+            '<li class="rollback-warning">{}</li>',
+            ((w,) for w in plan.get("warnings", []) if w not in kept),
         )
         return format_html(
-            '<ol class="rollback-steps">{}</ol><ul class="rollback-plan-warnings">{}</ul>',
+            '<ol class="rollback-steps">{}</ol><ul class="rollback-plan-warnings">{}</ul>'
+            '<ul class="rollback-plan-kept">{}</ul>',
             items,
             warnings,
+            format_html_join("", '<li class="rollback-kept">{}</li>', ((k,) for k in kept)),
         )
 
     @admin.display(description=gettext_lazy("output"))
@@ -284,3 +301,27 @@ class RollbackLogAdmin(ApprovalViewsMixin, AuditAdmin):
             "media": self.media,
         }
         return TemplateResponse(request, self.restore_template, context)
+
+
+def kept_lines(plan: dict[str, Any]) -> list[str]:
+    """The plan's lines about what the archive keeps: its "kept" list, or for entries saved
+    before it existed, the archived data loss that their "warnings" held."""
+    if "kept" in plan:
+        return list(plan["kept"])
+    return [
+        f"{step.get('migration', '')}: {_data_loss(loss).describe()}"
+        for step in plan.get("steps") or []
+        for loss in step.get("data_loss") or []
+        if loss.get("archived")
+    ]
+
+
+def _data_loss(saved: dict[str, Any]) -> DataLoss:
+    return DataLoss(
+        table=str(saved.get("table", "")),
+        column=saved.get("column"),
+        rows=saved.get("rows"),
+        estimated=bool(saved.get("estimated")),
+        archived=bool(saved.get("archived")),
+        join_table=bool(saved.get("join_table")),
+    )

@@ -246,6 +246,8 @@ class RollbackViewsMixin(StateModelAdmin):
         data_loss_lines = (
             {f"{step.label}: {loss.describe()}" for step, loss in plan.data_loss} if plan else set()
         )
+        # Steps that drop what the archive does not keep: only these look like losses.
+        lossy_steps = [s for s, loss in plan.data_loss if not loss.archived] if plan else []
         if plan is not None and rehearsal is None and plan.steps and not plan.is_noop:
             rehearsal = self._last_rehearsal(plan)
         step_seconds: dict[str, float] = (
@@ -269,6 +271,8 @@ class RollbackViewsMixin(StateModelAdmin):
             "dry_run": dry_run,
             "database": selected_database(request),
             "show_database": len(settings.DATABASES) > 1,
+            "data_lost": bool(lossy_steps),
+            "lossy_steps": lossy_steps,
             "other_warnings": [w for w in plan.warnings if w not in data_loss_lines]
             if plan
             else [],

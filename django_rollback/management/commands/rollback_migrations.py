@@ -563,6 +563,8 @@ class Command(RollbackBaseCommand):
                     size = plan.tables.get(lock.table)
                     sized = f" [{size.describe()}]" if size else ""
                     self.say(f"       locks {lock.describe()}{sized}")
+        for kept in plan.kept:
+            self.say(f"Kept: {kept}")
         for warning in plan.warnings:
             self.say(f"Warning: {warning}", logging.WARNING, self.style.WARNING)
         if detailed:
