@@ -139,7 +139,6 @@ def execute(
     on_wait: Callable[[], None] | None = None,
     lock_timeout: float | None = None,
     retries: int | None = None,
-    retry_delay: float | None = None,
     rehearse: bool = False,
     log: RollbackLog | None = None,
 ) -> RollbackResult:
@@ -152,7 +151,7 @@ def execute(
     Each attempt waits at most `lock_timeout` seconds for a table lock (default: the
     LOCK_TIMEOUT setting; 0: no limit). When that runs out and the attempt changed nothing,
     it is abandoned and tried again up to `retries` times (LOCK_RETRIES), after a pause of
-    `retry_delay` seconds (LOCK_RETRY_DELAY) doubled each time.
+    LOCK_RETRY_DELAY seconds doubled each time.
 
     With `rehearse`, the whole plan runs for real in one transaction that is then rolled
     back: the steps meet the real rows, and schema, data and states stay as they were. Only
@@ -169,7 +168,7 @@ def execute(
     assert plan.context is not None, "plans are made by plan_rollback()"
     timeout = float(get_setting("LOCK_TIMEOUT") if lock_timeout is None else lock_timeout)
     tries = 1 + int(get_setting("LOCK_RETRIES") if retries is None else retries)
-    delay = float(get_setting("LOCK_RETRY_DELAY") if retry_delay is None else retry_delay)
+    delay = float(get_setting("LOCK_RETRY_DELAY"))
     if timeout < 0 or tries < 1 or delay < 0:
         raise RollbackError("The lock timeout, the retries and their delay cannot be negative.")
     connection = connections[plan.database]

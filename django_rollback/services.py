@@ -132,10 +132,6 @@ class CurrentCommit:
     def described(self) -> str:
         return describe_commit(self.sha, self.tags)
 
-    @property
-    def short_sha(self) -> str:
-        return short_commit(self.sha)
-
 
 def current_commit(
     *,
@@ -787,10 +783,6 @@ def _last_rollback_from(commit: str, database: str) -> RollbackLog | None:
 
 
 # --- drift check ---------------------------------------------------------------------------
-
-
-# The statuses of --check: those of Standing (a commit --check cannot tell is a refusal).
-DriftStatus = StandingStatus
 
 
 @dataclass
