@@ -31,11 +31,13 @@ happens in one transaction; afterwards sequences are moved past the restored key
 from __future__ import annotations
 
 import datetime
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.ddl_references import Statement
@@ -48,6 +50,18 @@ from .models import RollbackLog
 
 PG_SCHEMA = "django_rollback_archive"
 TABLE_PREFIX = "django_rollback_archive_"  # SQLite and MySQL: archive tables beside the others
+
+
+def pg_schema(connection: BaseDatabaseWrapper) -> str:
+    """The schema archive tables move to: with django-tenants, one per tenant schema, since
+    each schema numbers its own log entries and its archive names would clash in one."""
+    schema = getattr(connection, "schema_name", None)
+    if not schema or schema == getattr(settings, "PUBLIC_SCHEMA_NAME", "public"):
+        return PG_SCHEMA
+    name = f"{PG_SCHEMA}_{schema}"
+    if len(name) <= 63:
+        return name
+    return f"{PG_SCHEMA}_{hashlib.sha256(schema.encode()).hexdigest()[:20]}"
 
 
 def enabled(flag: bool | None = None) -> bool:
@@ -105,7 +119,7 @@ class Archiver:
         number = len(self.items) + 1
         if self.moves_tables:
             limit = self.connection.ops.max_name_length() or 63
-            return PG_SCHEMA, f"log{self.log.pk}_{number}_{table}"[:limit]
+            return pg_schema(self.connection), f"log{self.log.pk}_{number}_{table}"[:limit]
         return None, f"{TABLE_PREFIX}{self.log.pk}_{number}"
 
     def keep_table(self, editor: Any, model: Any) -> bool:
@@ -123,7 +137,7 @@ class Archiver:
             for owner, constraint in _pg_foreign_keys(self.connection, table):
                 editor.execute(f"ALTER TABLE {quote(owner)} DROP CONSTRAINT {quote(constraint)}")
             editor.execute(f"ALTER TABLE {quote(table)} RENAME TO {quote(name)}")
-            editor.execute(f"ALTER TABLE {quote(name)} SET SCHEMA {quote(PG_SCHEMA)}")
+            editor.execute(f"ALTER TABLE {quote(name)} SET SCHEMA {quote(schema or PG_SCHEMA)}")
             # What Django's delete_model does after its DROP: forget statements about it.
             for sql in list(editor.deferred_sql):
                 if isinstance(sql, Statement) and sql.references_table(table):
@@ -155,7 +169,8 @@ class Archiver:
     def _ensure_schema(self, editor: Any) -> None:
         if not self._schema_ready:
             editor.execute(
-                f"CREATE SCHEMA IF NOT EXISTS {self.connection.ops.quote_name(PG_SCHEMA)}"
+                "CREATE SCHEMA IF NOT EXISTS "
+                + self.connection.ops.quote_name(pg_schema(self.connection))
             )
             self._schema_ready = True
 

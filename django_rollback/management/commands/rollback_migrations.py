@@ -12,6 +12,7 @@ from ... import archive, conf, services
 from ...exceptions import RollbackError, RollbackInterruptedError
 from ...models import SHORT_COMMIT_LENGTH
 from ...planning import RollbackPlan
+from .. import fleet_commands
 from ..base import RollbackBaseCommand
 
 
@@ -125,6 +126,7 @@ class Command(RollbackBaseCommand):
             "HEAD, roll back to REF with this tool, forward again, and compare the schemas "
             "each time; exit 1 and print every difference.",
         )
+        fleet_commands.add_arguments(parser, rollback=True)
 
     def handle(self, *args: Any, **options: Any) -> None:
         tag, commit = options["tag"], options["commit"]
@@ -145,6 +147,9 @@ class Command(RollbackBaseCommand):
             if targeted or options["list"] or options["check"] or options["rehearse"]:
                 raise RollbackError("--round-trip runs on its own; drop the other options.")
             self._round_trip(options)
+            return
+        if fleet_commands.wanted(options, rollback=True):  # django-tenants: every schema
+            fleet_commands.rollback(self, options, wait)
             return
         if options["rehearse"] and (options["fake"] or options["list"] or options["check"]):
             raise RollbackError("--rehearse runs the plan; drop --fake, --list and --check.")
