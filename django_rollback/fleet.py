@@ -245,6 +245,13 @@ class TargetRun:
     def steps(self) -> int:
         return len(self.plan.steps) if self.plan is not None else 0
 
+    @property
+    def data_loss(self) -> list[str]:
+        """What unapplying drops in this schema, in the words of the single-database preview."""
+        if self.plan is None:
+            return []
+        return [f"{step.label}: {loss.describe()}" for step, loss in self.plan.data_loss]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "database": self.target.database,
@@ -254,6 +261,7 @@ class TargetRun:
             "message": self.message,
             "odd": self.odd,
             "steps": [step.label for step in self.plan.steps] if self.plan is not None else [],
+            "data_loss": self.data_loss,
             "log_id": self.log_id,
             "seconds": None if self.seconds is None else round(self.seconds, 3),
             "archive": self.archived,

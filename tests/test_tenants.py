@@ -344,6 +344,14 @@ def test_a_tenant_at_another_applied_set_goes_back_on_its_own_plan(
 
     assert code == 0, document
     by_schema = {entry["schema"]: entry for entry in document["targets"]}
+    # Each schema's preview names its own tables and rows; the router keeps the tenant
+    # tables out of public's, and the shared ones out of the tenants'.
+    assert by_schema["public"]["data_loss"] == [
+        'customers.0002_client_plan: drops column "customers_client"."plan" '
+        "(4 non-null values): archived (4 non-null values, restorable)"
+    ]
+    assert 'drops table "notes_comment" (3 rows)' in " ".join(by_schema["alpha"]["data_loss"])
+    assert "customers" not in " ".join(by_schema["alpha"]["data_loss"])
     assert by_schema["gamma"]["odd"] is True
     assert "not applied: notes.0003_comment" in by_schema["gamma"]["message"]
     assert "notes.0003_comment" not in by_schema["gamma"]["steps"]

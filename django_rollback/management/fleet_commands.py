@@ -189,3 +189,5 @@ def _preview(command: RollbackBaseCommand, plan: fleet.FleetPlan) -> None:
     for run in plan.runs:
         if run.status != "planned" or run.odd:
             command.say(f"  {run.target.name}: {run.status}: {run.message}")
+        if run.status == "planned" and run.data_loss:
+            command.say(f"  {run.target.name}: " + "; ".join(run.data_loss))
