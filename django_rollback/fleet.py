@@ -26,6 +26,9 @@ Nothing here prints: results are dataclasses that the commands present.
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -563,34 +566,103 @@ class FleetResult:
         }
 
 
+def default_jobs() -> int:
+    """--jobs by default: min(4, CPU count)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def run_fleet(
     fleet: FleetPlan,
     *,
+    jobs: int = 1,
     on_target: Callable[[TargetRun], None] | None = None,
     **execute_options: Any,
 ) -> FleetResult:
-    """Roll back every planned target in order (tenants, then public), each in its own
-    transaction with its own lock, archive and log entry; a failure is recorded and the next
-    target goes on. Refused when planning refused anything."""
+    """Roll back every planned target: the tenants (in `jobs` processes at once), then
+    public; each in its own transaction with its own lock, archive and log entry. A failure is
+    recorded and the other targets go on. Refused when planning refused anything."""
     refusal = fleet.refusal
     if refusal:
         raise RollbackError(refusal)
-    tenant_failed = False
+    if jobs < 1:
+        raise RollbackError("--jobs needs a number of processes, 1 or more.")
+    tenants = [r for r in fleet.runs if r.status == "planned" and r.target.kind == "tenant"]
+    if jobs > 1 and len(tenants) > 1:
+        _run_forked(fleet, tenants, jobs, on_target, execute_options)
+    else:
+        for run in tenants:
+            _run_target(run, execute_options)
+            if on_target is not None:
+                on_target(run)
+    tenant_failed = any(r.status == "failed" for r in tenants)
     for run in fleet.runs:
-        if run.status != "planned":
+        if run.status != "planned" or run.target.kind != "shared":
             continue
-        if run.target.kind == "shared" and tenant_failed:
+        if tenant_failed:
             run.status = "held"
             run.message = (
                 "not rolled back while a tenant schema failed: the tenants at the newer "
                 "release may still use its tables; run the command again"
             )
         else:
-            succeeded = _run_target(run, execute_options)
-            tenant_failed = tenant_failed or (not succeeded and run.target.kind == "tenant")
+            _run_target(run, execute_options)
         if on_target is not None:
             on_target(run)
     return FleetResult(fleet)
+
+
+# The plan the worker processes inherit by fork: plans hold loaded migration graphs and model
+# states that are costly (or impossible) to pickle, and a fork shares them for free.
+_FORKED: FleetPlan | None = None
+
+# What a worker sends back: (index in fleet.runs, status, message, log id, seconds, archive).
+Outcome = tuple[int, str, str, int | None, float | None, dict[str, Any] | None]
+
+
+def _run_forked(
+    fleet: FleetPlan,
+    runs: list[TargetRun],
+    jobs: int,
+    on_target: Callable[[TargetRun], None] | None,
+    execute_options: dict[str, Any],
+) -> None:
+    global _FORKED
+    indexes = [fleet.runs.index(run) for run in runs]
+    connections.close_all()  # each process opens connections of its own
+    _FORKED = fleet
+    try:
+        context = multiprocessing.get_context("fork")
+        pool = context.Pool(min(jobs, len(runs)))
+        try:
+            task = functools.partial(_run_in_worker, options=execute_options)
+            for index, status, message, log_id, seconds, archived in pool.imap_unordered(
+                task, indexes
+            ):
+                run = fleet.runs[index]
+                run.status, run.message = status, message  # type: ignore[assignment]
+                run.log_id, run.seconds, run.archived = log_id, seconds, archived
+                if on_target is not None:
+                    on_target(run)
+            pool.close()  # idle workers leave on their own: SIGTERM is for interruptions
+        except BaseException:
+            pool.terminate()  # each running rollback closes its log entry as interrupted
+            raise
+        finally:
+            pool.join()
+    finally:
+        _FORKED = None
+
+
+def _run_in_worker(index: int, options: dict[str, Any]) -> Outcome:
+    assert _FORKED is not None
+    run = _FORKED.runs[index]
+    try:
+        _run_target(run, options)
+    except RollbackInterruptedError as exc:
+        run.status, run.message = "failed", str(exc)
+    finally:
+        connections.close_all()
+    return index, run.status, run.message, run.log_id, run.seconds, run.archived
 
 
 def _run_target(run: TargetRun, execute_options: dict[str, Any]) -> bool:

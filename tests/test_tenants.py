@@ -172,7 +172,8 @@ def test_every_schema_goes_back_and_a_rerun_leaves_it_alone(tenants: TenantHisto
     target = tenants.releases["v1.0.0"]
     newest = tenants.releases["v2.0.0"]
 
-    code, document = run_json(project, "-t", "v1.0.0", "--skip-unsaved")
+    # Three tenant schemas at once, each in a process and under a lock of its own.
+    code, document = run_json(project, "-t", "v1.0.0", "--skip-unsaved", "--jobs", "3")
 
     assert code == 0, document
     assert statuses(document) == {
@@ -252,6 +253,8 @@ def test_a_failing_tenant_is_reported_and_a_rerun_finishes_it(tenants: TenantHis
         "-t",
         "v1.0.0",
         "--skip-unsaved",
+        "--jobs",
+        "1",
         "--lock-timeout",
         "1",
         "--retries",

@@ -26,6 +26,14 @@ def add_arguments(parser: CommandParser, *, rollback: bool) -> None:
     group.add_argument("--shared-only", action="store_true", help="Only the public schema.")
     if rollback:
         group.add_argument(
+            "--jobs",
+            type=int,
+            default=fleet.default_jobs(),
+            metavar="N",
+            help="Roll back this many tenant schemas at once, each in a process of its own "
+            f"(default: min(4, CPU count), {fleet.default_jobs()} here).",
+        )
+        group.add_argument(
             "--skip-unsaved",
             action="store_true",
             help="Roll back the other schemas when some have no saved state at the target "
@@ -115,6 +123,8 @@ def _save_entry(command: Any, save: fleet.TargetSave) -> dict[str, Any]:
 
 
 def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float) -> None:
+    if options["jobs"] < 1:
+        raise RollbackError("--jobs needs a number of processes, 1 or more.")
     plan = fleet.plan_fleet(
         database=options["database"],
         selection=selection(options),
@@ -155,6 +165,7 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
     result = fleet.run_fleet(
         plan,
         on_target=progress,
+        jobs=options["jobs"],
         wait=wait,
         lock_timeout=options["lock_timeout"],
         retries=options["retries"],
