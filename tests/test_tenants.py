@@ -226,7 +226,12 @@ def test_a_tenant_created_after_the_target_refuses_the_run_unless_skipped(
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "(delta)" in lines[0] and "--skip-unsaved" in lines[0], lines
-    assert f"{LATE}: unsaved: no state saved" in result.stdout  # the preview lists it
+    # The preview: one line per group of schemas at the same applied set, then the others.
+    assert (
+        "  3 tenant schemas (alpha, beta, gamma): 1 migration to unapply: notes.0003_comment"
+        in result.stdout
+    )
+    assert f"{LATE}: unsaved: no state saved" in result.stdout
     assert dumps(project.url) == before
     for schema in ("public", *TENANTS):
         assert (
@@ -340,6 +345,14 @@ def test_a_tenant_at_another_applied_set_goes_back_on_its_own_plan(
     target = tenants.releases["v1.0.0"]
     # gamma's deploy stopped one migration short: its own state says so.
     project.ok("migrate_schemas", "--schema", "gamma", "notes", "0002_body_label")
+    # A save refused in one schema: that schema's line, the others saved, exit 1.
+    refused = project.manage("save_migrations_state")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert [line.split(":")[0] for line in lines] == ["gamma", "CommandError"], lines
+    assert "Not saved: 1 migration on disk is not applied" in lines[0]
+    assert "Saved the state of 4 of 5 schemas" in lines[1] and "Failed: gamma." in lines[1]
     out = project.ok("save_migrations_state", "--schemas", "gamma", "--allow-unapplied")
     assert "gamma: state updated" in out, out
 
