@@ -137,6 +137,7 @@ class Archiver:
             for owner, constraint in _pg_foreign_keys(self.connection, table):
                 editor.execute(f"ALTER TABLE {quote(owner)} DROP CONSTRAINT {quote(constraint)}")
             editor.execute(f"ALTER TABLE {quote(table)} RENAME TO {quote(name)}")
+            _rename_indexes_and_sequences(editor, self.connection, name)
             editor.execute(f"ALTER TABLE {quote(name)} SET SCHEMA {quote(schema or PG_SCHEMA)}")
             # What Django's delete_model does after its DROP: forget statements about it.
             for sql in list(editor.deferred_sql):
@@ -201,6 +202,28 @@ class Archiver:
                 "step": self.step,
             }
         )
+
+
+def _rename_indexes_and_sequences(editor: Any, connection: BaseDatabaseWrapper, name: str) -> None:
+    """Give the indexes and sequences of a table about to move names of its own: they move
+    with it, and the archive of an earlier rollback of the same table already holds them
+    under their first names (notes_comment_pkey), which would stop the move."""
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, c.relkind FROM pg_class c "
+            "JOIN pg_index i ON i.indexrelid = c.oid WHERE i.indrelid = %s::regclass "
+            "UNION ALL SELECT c.relname, c.relkind FROM pg_class c "
+            "JOIN pg_depend d ON d.objid = c.oid "
+            "WHERE c.relkind = 'S' AND d.refobjid = %s::regclass AND d.deptype IN ('a', 'i') "
+            "ORDER BY 1",
+            [quote(name), quote(name)],
+        )
+        owned = cursor.fetchall()
+    prefix = name[: (connection.ops.max_name_length() or 63) - 8]
+    for number, (old, kind) in enumerate(owned, 1):
+        what = "SEQUENCE" if kind == "S" else "INDEX"
+        editor.execute(f"ALTER {what} {quote(old)} RENAME TO {quote(f'{prefix}_{kind}{number}')}")
 
 
 _CLASSES: dict[type, type] = {}
