@@ -49,6 +49,7 @@ from .exceptions import (
     RollbackError,
     RollbackInterruptedError,
     StateNotSavedError,
+    Terminated,
     UnknownReferenceError,
 )
 from .git import GitRepository, validate_commit_prefix
@@ -586,6 +587,34 @@ def run_fleet(
         raise RollbackError(refusal)
     if jobs < 1:
         raise RollbackError("--jobs needs a number of processes, 1 or more.")
+    try:
+        _run_all(fleet, jobs, on_target, execute_options)
+    except (KeyboardInterrupt, RollbackInterruptedError) as exc:
+        # Ctrl-C or SIGTERM in a schema's rollback (its message says what that one did), or
+        # between two schemas: the schemas finished before stay rolled back.
+        done = [r.target.name for r in fleet.runs if r.status == "succeeded"]
+        stopped = next((r for r in fleet.runs if r.status == "failed"), None)
+        where = (
+            f" {stopped.target.name}: {exc}"
+            if isinstance(exc, RollbackInterruptedError) and stopped
+            else ""
+        )
+        raise RollbackInterruptedError(
+            f"Interrupted:{where} {len(done)} schema{'s' if len(done) != 1 else ''} rolled "
+            "back" + (f" ({', '.join(done)})" if done else "") + ", the others not; run the "
+            "same command again to finish.",
+            terminated=isinstance(exc, Terminated)
+            or (isinstance(exc, RollbackInterruptedError) and exc.terminated),
+        ) from None
+    return FleetResult(fleet)
+
+
+def _run_all(
+    fleet: FleetPlan,
+    jobs: int,
+    on_target: Callable[[TargetRun], None] | None,
+    execute_options: dict[str, Any],
+) -> None:
     tenants = [r for r in fleet.runs if r.status == "planned" and r.target.kind == "tenant"]
     if jobs > 1 and len(tenants) > 1:
         _run_forked(fleet, tenants, jobs, on_target, execute_options)
@@ -608,7 +637,6 @@ def run_fleet(
             _run_target(run, execute_options)
         if on_target is not None:
             on_target(run)
-    return FleetResult(fleet)
 
 
 # The plan the worker processes inherit by fork: plans hold loaded migration graphs and model
@@ -671,7 +699,8 @@ def _run_target(run: TargetRun, execute_options: dict[str, Any]) -> bool:
     with on_schema(run.target):
         try:
             result = services.execute(run.plan, **execute_options)
-        except RollbackInterruptedError:
+        except RollbackInterruptedError as exc:
+            run.status, run.message = "failed", str(exc)
             raise
         except RollbackError as exc:
             run.status, run.message = "failed", str(exc)

@@ -396,3 +396,63 @@ def test_fleet_options_need_django_tenants() -> None:
         call_command("rollback_migrations", "--schemas", "alpha")
     with pytest.raises(CommandError, match="does not use django-tenants"):
         call_command("save_migrations_state", "--tenants-only")
+
+
+@needs_postgresql
+def test_sigterm_between_schemas_says_what_was_done(tenants: TenantHistory) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    import psycopg2  # the PostgreSQL leg has it
+
+    project = tenants.deploy()
+    target = tenants.releases["v1.0.0"]
+    reader = psycopg2.connect(project.url)  # keeps beta's tables busy, as in the test above
+    with reader.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM beta.notes_comment")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "rollback_migrations", "-t", "v1.0.0", "--skip-unsaved"]
+        + ["--jobs", "1", "--lock-timeout", "10", "--retries", "0"],
+        cwd=project.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tenantsite.settings",
+            "DATABASE_URL": project.url,
+        },
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while dbtools.query(project.url, "SELECT status FROM beta.django_rollback_rollbacklog") != [
+            ("running",)
+        ]:
+            assert time.monotonic() < deadline, "beta's rollback never started"
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        # The signal is handled when the statement waiting for beta's lock returns.
+        _out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        reader.close()
+
+    assert process.returncode == 143, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("CommandError: Interrupted:"), lines
+    assert "1 schema rolled back (alpha), the others not; run the same command" in lines[0]
+    assert dbtools.pg_schema_of(project.url, "alpha") == target.schemas["alpha"]
+    assert dbtools.pg_schema_of(project.url, "beta") == tenants.releases["v2.0.0"].schemas["beta"]
+
+    code, document = run_json(project, "-t", "v1.0.0", "--skip-unsaved")
+
+    assert code == 0, document
+    assert statuses(document)["beta"] == "succeeded"
+    after = dumps(project.url)
+    for schema in ("public", *EARLY):
+        assert after[schema] == target.schemas[schema], schema
