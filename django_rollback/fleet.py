@@ -593,7 +593,7 @@ def run_fleet(
         # Ctrl-C or SIGTERM in a schema's rollback (its message says what that one did), or
         # between two schemas: the schemas finished before stay rolled back.
         done = [r.target.name for r in fleet.runs if r.status == "succeeded"]
-        stopped = next((r for r in fleet.runs if r.status == "failed"), None)
+        stopped = next((r for r in reversed(fleet.runs) if r.status == "failed"), None)
         where = (
             f" {stopped.target.name}: {exc}"
             if isinstance(exc, RollbackInterruptedError) and stopped
