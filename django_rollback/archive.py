@@ -37,12 +37,14 @@ happens in one transaction; afterwards sequences are moved past the restored key
 from __future__ import annotations
 
 import datetime
+import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.ddl_references import Statement
@@ -58,6 +60,18 @@ from .models import RollbackLog
 
 PG_SCHEMA = "django_rollback_archive"
 TABLE_PREFIX = "django_rollback_archive_"  # SQLite and MySQL: archive tables beside the others
+
+
+def pg_schema(connection: BaseDatabaseWrapper) -> str:
+    """The schema archive tables move to: with django-tenants, one per tenant schema, since
+    each schema numbers its own log entries and its archive names would clash in one."""
+    schema = getattr(connection, "schema_name", None)
+    if not schema or schema == getattr(settings, "PUBLIC_SCHEMA_NAME", "public"):
+        return PG_SCHEMA
+    name = f"{PG_SCHEMA}_{schema}"
+    if len(name) <= 63:
+        return name
+    return f"{PG_SCHEMA}_{hashlib.sha256(schema.encode()).hexdigest()[:20]}"
 
 
 def enabled(flag: bool | None = None) -> bool:
@@ -127,7 +141,7 @@ class Archiver:
 
     def _name(self, table: str) -> tuple[str | None, str]:
         if self.moves_tables:
-            return PG_SCHEMA, self._moved_name(table)
+            return pg_schema(self.connection), self._moved_name(table)
         return None, f"{TABLE_PREFIX}{self.log.pk}_{len(self.items) + 1}"
 
     def _moved_name(self, name: str) -> str:
@@ -157,7 +171,7 @@ class Archiver:
                 new = quote(self._moved_name(relation))
                 editor.execute(f"ALTER {kind} {quote(relation)} RENAME TO {new}")
             editor.execute(f"ALTER TABLE {quote(table)} RENAME TO {quote(name)}")
-            editor.execute(f"ALTER TABLE {quote(name)} SET SCHEMA {quote(PG_SCHEMA)}")
+            editor.execute(f"ALTER TABLE {quote(name)} SET SCHEMA {quote(schema or PG_SCHEMA)}")
             # What Django's delete_model does after its DROP: forget statements about it.
             for sql in list(editor.deferred_sql):
                 if isinstance(sql, Statement) and sql.references_table(table):
@@ -194,7 +208,8 @@ class Archiver:
     def _ensure_schema(self, editor: Any) -> None:
         if not self._schema_ready:
             editor.execute(
-                f"CREATE SCHEMA IF NOT EXISTS {self.connection.ops.quote_name(PG_SCHEMA)}"
+                "CREATE SCHEMA IF NOT EXISTS "
+                + self.connection.ops.quote_name(pg_schema(self.connection))
             )
             self._schema_ready = True
 
@@ -364,7 +379,7 @@ def _archive_names(connection: BaseDatabaseWrapper) -> list[tuple[int, str]]:
                 "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
                 "ON n.oid = c.relnamespace WHERE n.nspname IN (%s, current_schema()) "
                 "AND c.relname ~ '^log[0-9]+_[0-9]+_' ORDER BY c.relname",
-                [PG_SCHEMA],
+                [pg_schema(connection)],
             )
             found = [(f"{schema}.{name}", name) for schema, name in cursor.fetchall()]
     else:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -48,7 +49,10 @@ def rollback_lock(
         return
     if connection.vendor == "postgresql":
         acquire, release = _sql_lock(
-            connection, "SELECT pg_try_advisory_lock(%s)", "SELECT pg_advisory_unlock(%s)"
+            connection,
+            "SELECT pg_try_advisory_lock(%s)",
+            "SELECT pg_advisory_unlock(%s)",
+            pg_lock_key(connection),
         )
     elif connection.vendor == "mysql":
         acquire, release = _sql_lock(
@@ -127,8 +131,19 @@ def _locked_transaction(
 
 def _try_transaction_lock(connection: BaseDatabaseWrapper) -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [pg_lock_key(connection)])
         return bool(cursor.fetchone()[0])
+
+
+def pg_lock_key(connection: BaseDatabaseWrapper) -> int:
+    """The advisory lock key: LOCK_KEY for a database, and with django-tenants one key per
+    tenant schema, so that schemas roll back in parallel (fleet.py) without waiting for each
+    other; the public schema keeps LOCK_KEY."""
+    schema = getattr(connection, "schema_name", None)
+    if not schema or schema == getattr(settings, "PUBLIC_SCHEMA_NAME", "public"):
+        return LOCK_KEY
+    digest = hashlib.sha256(f"{LOCK_NAME}:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)  # a bigint, as PostgreSQL wants
 
 
 def _in_progress(connection: BaseDatabaseWrapper) -> RollbackInProgressError:

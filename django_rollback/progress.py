@@ -62,6 +62,8 @@ class ProgressWriter:
         alias = log._state.db or log.database
         self.settings_dict = copy.deepcopy(connections[alias].settings_dict)
         self.alias = f"{alias}:progress"
+        # django-tenants: the clone must write to the schema the rollback runs in.
+        self.schema = getattr(connections[alias], "schema_name", None)
         self.sidecar = sidecar_path(log)
         self.file_only = connections[alias].vendor == "sqlite"
         self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -91,6 +93,8 @@ class ProgressWriter:
         if not self.file_only:
             backend = load_backend(self.settings_dict["ENGINE"])
             connection = backend.DatabaseWrapper(self.settings_dict, self.alias)
+            if self.schema and hasattr(connection, "set_schema"):
+                connection.set_schema(self.schema)
         try:
             while True:
                 try:

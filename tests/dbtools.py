@@ -204,7 +204,12 @@ def schema(url: str) -> list[str]:
     return sorted(lines)
 
 
-def _pg_schema(url: str) -> list[str]:
+def pg_schema_of(url: str, name: str) -> list[str]:
+    """One PostgreSQL schema's dump (a django-tenants tenant, or public), as schema() has it."""
+    return _pg_schema(url, f"--schema={name}")
+
+
+def _pg_schema(url: str, only: str | None = None) -> list[str]:
     parsed = urlparse(url)
     dump = subprocess.run(
         [
@@ -212,7 +217,7 @@ def _pg_schema(url: str) -> list[str]:
             "--schema-only",
             "--no-owner",
             "--no-privileges",
-            f"--exclude-schema={ARCHIVE_SCHEMA}",
+            only or f"--exclude-schema={ARCHIVE_SCHEMA}",
             "-h",
             parsed.hostname or "127.0.0.1",
             "-p",

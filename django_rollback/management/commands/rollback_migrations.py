@@ -12,6 +12,7 @@ from ... import approvals, archive, conf, services
 from ...exceptions import RollbackError, RollbackInterruptedError
 from ...models import APPROVAL_BYPASSED, SHORT_COMMIT_LENGTH, RollbackLog
 from ...planning import RollbackPlan
+from .. import fleet_commands
 from ..base import RollbackBaseCommand
 
 
@@ -140,6 +141,7 @@ class Command(RollbackBaseCommand):
             help="Run the rollback request LOG_ID that was approved in the admin "
             "(DJANGO_ROLLBACK['APPROVALS']); any other request is refused.",
         )
+        fleet_commands.add_arguments(parser, rollback=True)
 
     def handle(self, *args: Any, **options: Any) -> None:
         tag, commit = options["tag"], options["commit"]
@@ -170,6 +172,9 @@ class Command(RollbackBaseCommand):
             return
         if options["diff"] is not None:
             self._diff(options, targeted)
+            return
+        if fleet_commands.wanted(options, rollback=True):  # django-tenants: every schema
+            fleet_commands.rollback(self, options, wait)
             return
         if options["rehearse"] and (options["fake"] or options["list"] or options["check"]):
             raise RollbackError("--rehearse runs the plan; drop --fake, --list and --check.")

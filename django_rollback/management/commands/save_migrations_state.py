@@ -11,6 +11,7 @@ from ... import conf, services
 from ...conf import short_commit
 from ...exceptions import RollbackError
 from ...planning import label
+from .. import fleet_commands
 from ..base import RollbackBaseCommand
 
 
@@ -79,11 +80,24 @@ class Command(RollbackBaseCommand):
                 "any archive that can be restored now."
             ),
         )
+        fleet_commands.add_arguments(parser, rollback=False)
 
     def handle(self, *args: Any, **options: Any) -> None:
         wait = self.wait_seconds(options)
         if options["replace_tags"] and not options["tags"]:
             raise RollbackError("--replace-tags needs the tags to save: give --tag TAG.")
+        if fleet_commands.wanted(options, rollback=False):  # django-tenants: every schema
+            fleet_commands.save(
+                self,
+                options,
+                repo_path=options["path"],
+                commit=options["commit"],
+                tags=options["tags"],
+                wait=wait,
+                replace_tags=options["replace_tags"],
+                allow_unapplied=options["allow_unapplied"],
+            )
+            return
         result = services.save_state(
             repo_path=options["path"],
             database=options["database"],

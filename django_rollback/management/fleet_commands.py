@@ -1,0 +1,204 @@
+"""The fleet side of save_migrations_state and rollback_migrations (django-tenants schemas):
+the options both add, and how their results are shown. The work is in django_rollback.fleet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from .. import fleet, services
+from ..exceptions import RollbackError
+from .base import RollbackBaseCommand
+
+# rollback_migrations modes that act on one schema (the public one) as before.
+SINGLE_SCHEMA_MODES = ("list", "check", "rehearse", "sql", "round_trip")
+
+
+def add_arguments(parser: CommandParser, *, rollback: bool) -> None:
+    group = parser.add_argument_group(
+        "django-tenants", "Every schema is a target: public and each tenant (docs/tenants.md)."
+    )
+    group.add_argument(
+        "--schemas", metavar="A,B", help="Only these schemas (comma-separated names)."
+    )
+    group.add_argument("--tenants-only", action="store_true", help="Only the tenant schemas.")
+    group.add_argument("--shared-only", action="store_true", help="Only the public schema.")
+    if rollback:
+        group.add_argument(
+            "--jobs",
+            type=int,
+            default=fleet.default_jobs(),
+            metavar="N",
+            help="Roll back this many tenant schemas at once, each in a process of its own "
+            f"(default: min(4, CPU count), {fleet.default_jobs()} here).",
+        )
+        group.add_argument(
+            "--skip-unsaved",
+            action="store_true",
+            help="Roll back the other schemas when some have no saved state at the target "
+            "(tenants created after it), and leave those as they are; refused otherwise.",
+        )
+
+
+def selection(options: dict[str, Any]) -> fleet.Selection:
+    return fleet.Selection(
+        schemas=fleet.parse_schemas(options.get("schemas")),
+        tenants_only=bool(options.get("tenants_only")),
+        shared_only=bool(options.get("shared_only")),
+    )
+
+
+def wanted(options: dict[str, Any], *, rollback: bool) -> bool:
+    """Whether this run is a fleet run: the database uses django-tenants, or a fleet option
+    was given (then fleet.targets() says why it cannot be one)."""
+    chosen = selection(options)
+    single = rollback and any(options.get(mode) for mode in SINGLE_SCHEMA_MODES)
+    if single:
+        if chosen.narrowed or options.get("skip_unsaved"):
+            raise RollbackError(
+                "--list, --check, --rehearse, --sql and --round-trip act on the public schema "
+                "only: drop --schemas, --tenants-only, --shared-only and --skip-unsaved."
+            )
+        return False
+    if options.get("skip_unsaved") and not fleet.uses_tenants(options["database"]):
+        raise RollbackError("--skip-unsaved needs django-tenants schemas.")
+    return chosen.narrowed or fleet.uses_tenants(options["database"])
+
+
+# --- save_migrations_state -------------------------------------------------------------------
+
+
+def save(command: Any, options: dict[str, Any], **save_options: Any) -> None:
+    """Save every target; one line per target, a summary, exit 1 when any failed."""
+
+    def said(save: fleet.TargetSave) -> None:
+        name = save.target.name
+        if save.error is not None:
+            command.say(f"{name}: failed: {save.error}", err=True, verbosity=0)
+            return
+        result = save.result
+        assert result is not None
+        what = "created" if result.created else "updated" if result.updated else "already saved"
+        command.say(f"{name}: state {what} for {services.describe_state(result.state)}.")
+        if result.readiness is not None and not result.readiness.possible:
+            command.warn(f"{name}: {result.readiness.message}")
+
+    outcome = fleet.save_fleet(
+        database=options["database"], selection=selection(options), on_target=said, **save_options
+    )
+    failed = outcome.failed
+    line = (
+        f"Saved the state of {len(outcome.saves) - len(failed)} of {len(outcome.saves)} "
+        f"schema{'s' if len(outcome.saves) != 1 else ''} in database '{outcome.database}'."
+    )
+    document = {
+        "command": "save",
+        "database": outcome.database,
+        "targets": [_save_entry(command, save) for save in outcome.saves],
+    }
+    if failed:
+        command.fail(
+            line + " Failed: " + ", ".join(s.target.name for s in failed) + ".", 1, document
+        )
+    command.say(line, style=command.style.SUCCESS, verbosity=0)
+    if command.json_mode:
+        command.emit_json({"ok": True, **document})
+
+
+def _save_entry(command: Any, save: fleet.TargetSave) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "database": save.target.database,
+        "schema": save.target.schema,
+        "kind": save.target.kind,
+        "ok": save.ok,
+        "error": save.error,
+    }
+    if save.result is not None:
+        entry.update(command._document(save.result))
+    return entry
+
+
+# --- rollback_migrations ---------------------------------------------------------------------
+
+
+def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float) -> None:
+    if options["jobs"] < 1:
+        raise RollbackError("--jobs needs a number of processes, 1 or more.")
+    plan = fleet.plan_fleet(
+        database=options["database"],
+        selection=selection(options),
+        tag=options["tag"],
+        commit=options["commit"],
+        repo_path=options["path"],
+        deployed_commit=options["current_commit"],
+        archive=False if options["no_archive"] else None,
+        skip_unsaved=options["skip_unsaved"],
+    )
+    _preview(command, plan)
+    refusal = plan.refusal
+    if refusal:
+        command.fail(refusal, 1, fleet.FleetResult(plan).as_dict())
+    if options["fake"]:
+        result = fleet.dry_run(plan)
+        command.say(
+            f"Dry run finished: {len(plan.planned)} of {len(plan.runs)} schemas would be "
+            "rolled back; nothing was changed.",
+            verbosity=0,
+        )
+        if command.json_mode:
+            command.emit_json(result.as_dict())
+        return
+    total, planned = len(plan.runs), len(plan.planned)
+    counted = {"done": 0, "failed": 0}
+
+    def progress(run: fleet.TargetRun) -> None:
+        counted["done" if run.status == "succeeded" else "failed"] += 1
+        where = f"[done {counted['done']}, failed {counted['failed']}, of {planned}]"
+        if run.status == "succeeded":
+            command.say(f"{where} {run.target.name}: {run.message} (log entry {run.log_id}).")
+        else:  # the one line of each target that failed or was held
+            command.say(
+                f"{where} {run.target.name}: {run.status}: {run.message}", err=True, verbosity=0
+            )
+
+    result = fleet.run_fleet(
+        plan,
+        on_target=progress,
+        jobs=options["jobs"],
+        wait=wait,
+        lock_timeout=options["lock_timeout"],
+        retries=options["retries"],
+    )
+    summary = result.summary()
+    line = (
+        f"Fleet rollback to {plan.target_commit[:12]}: {summary['succeeded']} rolled back, "
+        f"{summary['done']} already there, {summary['failed']} failed, {summary['held']} held, "
+        f"{summary['skipped']} skipped (of {total})."
+    )
+    if not result.ok:
+        command.fail(line + " Run the same command again to finish.", 1, result.as_dict())
+    command.say(line, style=command.style.SUCCESS, verbosity=0)
+    if command.json_mode:
+        command.emit_json(result.as_dict())
+
+
+def _preview(command: RollbackBaseCommand, plan: fleet.FleetPlan) -> None:
+    tags = f" {plan.target_tags}" if plan.target_tags else ""
+    command.say(
+        f"Rolling back {len(plan.runs)} schema{'s' if len(plan.runs) != 1 else ''} of database "
+        f"'{plan.database}' to commit {plan.target_commit}{tags}: tenants first, then public."
+    )
+    for group in plan.groups():
+        kind = "tenant schema" if group.kind == "tenant" else "shared schema"
+        count = len(group.schemas)
+        command.say(
+            f"  {count} {kind}{'s' if count != 1 else ''} ({', '.join(group.schemas)}): "
+            f"{len(group.steps)} migration{'s' if len(group.steps) != 1 else ''} to unapply: "
+            + ", ".join(group.steps)
+        )
+    for run in plan.runs:
+        if run.status != "planned" or run.odd:
+            command.say(f"  {run.target.name}: {run.status}: {run.message}")
+        if run.status == "planned" and run.data_loss:
+            command.say(f"  {run.target.name}: " + "; ".join(run.data_loss))
