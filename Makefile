@@ -1,5 +1,5 @@
 # The two commands a newcomer needs; both set everything up from a fresh checkout.
-.PHONY: demo test test-dj61 lint
+.PHONY: demo test test-dj61 lint soak
 
 demo:
 	bash scripts/demo.sh
@@ -15,3 +15,8 @@ test-dj61:
 lint:
 	bash scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/ruff format --check . \
 		&& .venv/bin/mypy django_rollback
+
+# The life-cycle machine for thousands of random steps per backend (CI runs a few dozen);
+# results and the seed to rerun them in test-artifacts/soak/ (docs/lifecycle.md).
+soak:
+	bash scripts/soak.sh
