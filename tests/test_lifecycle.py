@@ -77,9 +77,10 @@ class Lifecycle(RuleBasedStateMachine):
         super().__init__()
         self.url = self.databases.clone(self.blog.template_url, "life")
         self.runner = Runner(self.blog.repo, self.route_url(self.url), self.options)
-        self.release: int = 0  # deployed: the database equals this release's
-        self.head: int = 0  # checked out
-        self.states: list[int] = [0]  # releases whose state is saved, oldest first
+        start = self.blog.start
+        self.release = start  # deployed: the database equals this release's
+        self.head = start  # checked out
+        self.states = list(range(start + 1))  # releases whose state is saved, oldest first
         # (table, logical column, pk) → value: everything the machine ever wrote and did not
         # give up on purpose (a purge); in the live tables or in a kept archive.
         self.expected: dict[tuple[str, str, int], Any] = {}
@@ -87,7 +88,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.killed_logs: set[int] = set()  # entries whose process was SIGKILLed
         self.last_check: tuple[Any, ...] = ()
         self.rollbacks = 0  # restores and purges wait for the first one
-        self.checkout(0)
+        self.checkout(start)
 
     def teardown(self) -> None:
         name = urlparse(self.url).path.lstrip("/")

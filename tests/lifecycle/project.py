@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import dbtools
-from ..gitrepo import commit_release, git, init_repo, write_release
+from ..gitrepo import commit_release, init_repo, write_release
 from ..projects import Project
 from ..shop import ID, MANAGE, app_files, migration
 
@@ -198,8 +198,9 @@ class Reference:
 @dataclass
 class Blog:
     repo: Path
-    template_url: str  # v1 deployed and saved: where every run starts
+    template_url: str  # v1 then v2 deployed and saved: where every run starts
     releases: list[Reference] = field(default_factory=list)
+    start: int = 1  # the release of the template: a rollback is possible from the first step
 
     def index_of_applied(self, applied: set[tuple[str, str]]) -> int | None:
         for index, release in enumerate(self.releases):
@@ -211,16 +212,14 @@ class Blog:
 def build(root: Path, databases: dbtools.Databases) -> Blog:
     repo = init_repo(root / "repo")
     url = databases.new_url("blog")
-    blog: Blog | None = None
+    blog = Blog(repo, "")
     for tag, files in release_files():
         write_release(repo, files)
         sha = commit_release(repo, tag)
         Project(repo, url).deploy()
-        if blog is None:
-            blog = Blog(repo, databases.clone(url, "blogtmpl"))
+        if len(blog.releases) == blog.start:
+            blog.template_url = databases.clone(url, "blogtmpl")
         blog.releases.append(
             Reference(tag, sha, dbtools.schema(url), frozenset(dbtools.applied(url)))
         )
-    assert blog is not None
-    git(repo, "checkout", "-q", "--detach", TAGS[0])
     return blog
