@@ -8,10 +8,12 @@ LIFECYCLE_EXAMPLES (default 3) sequences of LIFECYCLE_STEPS (default 12) steps p
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
 import time
+import traceback
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
@@ -588,6 +590,32 @@ class Lifecycle(RuleBasedStateMachine):
             return {}
         name = physical(table, column, self.release)
         return {pk: row[0] for pk, row in probes.live_values(self.url, table, [name]).items()}
+
+
+def _print_failures(machine: type[RuleBasedStateMachine]) -> None:
+    """Print a rule's or an invariant's failure the moment it happens. A failure that depends on
+    timing may not come back when Hypothesis replays the sequence, and Hypothesis then reports
+    only that (Flaky..., "Inconsistent data generation"): the first error must be in the log."""
+    for value in vars(machine).values():
+        for marker in ("hypothesis_stateful_rule", "hypothesis_stateful_invariant"):
+            data = getattr(value, marker, None)
+            if data is not None:
+                object.__setattr__(data, "function", _printing(data.function))
+
+
+def _printing(function: Any) -> Any:
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception:
+            print(f"  !! {function.__name__} failed:\n{traceback.format_exc()}")
+            raise
+
+    return run
+
+
+_print_failures(Lifecycle)
 
 
 def sql_literal(value: Any) -> str:
