@@ -1,5 +1,5 @@
 # The two commands a newcomer needs; both set everything up from a fresh checkout.
-.PHONY: demo test test-dj61 lint docs
+.PHONY: demo test test-dj61 lint docs soak
 
 demo:
 	bash scripts/demo.sh
@@ -19,3 +19,8 @@ lint:
 # The documentation site, warnings as errors (as CI builds it): open docs/_build/html/index.html.
 docs:
 	bash scripts/bootstrap.sh && .venv/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+# The life-cycle machine for thousands of random steps per backend (CI runs a few dozen);
+# results and the seed to rerun them in test-artifacts/soak/ (docs/lifecycle.md).
+soak:
+	bash scripts/soak.sh

@@ -1,0 +1,654 @@
+"""The life cycle, driven by a machine: Hypothesis picks random sequences of deploys, writes,
+rollbacks (by tag, commit prefix, "previous", from the admin's background runner), dry runs,
+rehearsals, restores, purges, kills and Ctrl-C at random moments, concurrent saves and locks
+held by other sessions, on the blog project (tests/lifecycle/project.py), and checks the
+invariants after every step. docs/lifecycle.md says how to run it, rerun a failure and soak.
+
+LIFECYCLE_EXAMPLES (default 3) sequences of LIFECYCLE_STEPS (default 12) steps per backend."""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import signal
+import time
+import traceback
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings, strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from . import dbtools
+from .gitrepo import git
+from .lifecycle import probes
+from .lifecycle.commands import SIGNALS, Outcome, Runner, finish
+from .lifecycle.project import (
+    COLUMNS,
+    REFERENCES,
+    TABLE_SINCE,
+    TAGS,
+    Blog,
+    aliases,
+    build as build_blog,
+    physical,
+)
+from .test_production_safety import holding_table, pgbouncer, through
+
+__all__ = ["pgbouncer"]  # a fixture, used through `request`
+
+EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "3"))
+STEPS = int(os.environ.get("LIFECYCLE_STEPS", "12"))
+# Shrinking a failure replays it many times (up to five minutes): LIFECYCLE_SHRINK=0 reports
+# the sequence as found.
+PHASES = [p for p in Phase if p != Phase.shrink or os.environ.get("LIFECYCLE_SHRINK", "1") != "0"]
+SERVER = dbtools.BACKEND != "sqlite"
+ALL_OR_NOTHING = dbtools.BACKEND in ("postgresql", "sqlite")
+LAST = len(TAGS) - 1
+# Every draw has the same shape whatever the state (a pick is mapped onto the choices of the
+# moment, a seed drives the choices inside a rule): kills and races make the state differ
+# between runs of one sequence, and Hypothesis refuses data generation that depends on it.
+PICK = st.integers(0, 999)
+SEED = st.integers(0, 2**32 - 1)
+FIRST_ID = 1000  # the machine's rows get keys of their own, above anything a sequence gave
+
+
+@pytest.fixture(scope="module")
+def blog(tmp_path_factory: pytest.TempPathFactory, databases: dbtools.Databases) -> Blog:
+    return build_blog(tmp_path_factory.mktemp("lifecycle"), databases)
+
+
+class Lifecycle(RuleBasedStateMachine):
+    """One database, one checkout; the model: the release deployed, the release checked out,
+    the saved states, and every value ever written."""
+
+    blog: Blog
+    databases: dbtools.Databases
+    route_url: Any  # url → the URL the commands use (direct or through PgBouncer)
+    options: dict[str, object]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url = self.databases.clone(self.blog.template_url, "life")
+        self.runner = Runner(self.blog.repo, self.route_url(self.url), self.options)
+        start = self.blog.start
+        self.release = start  # deployed: the database equals this release's
+        self.head = start  # checked out
+        self.states = list(range(start + 1))  # releases whose state is saved, oldest first
+        # (table, logical column, pk) → value: everything the machine ever wrote and did not
+        # give up on purpose (a purge); in the live tables or in a kept archive.
+        self.expected: dict[tuple[str, str, int], Any] = {}
+        self.next_id = FIRST_ID
+        self.killed_logs: set[int] = set()  # entries whose process was SIGKILLed
+        self.last_check: tuple[Any, ...] = ()
+        self.rollbacks = 0  # restores and purges wait for the first one
+        self.checkout(start)
+
+    def teardown(self) -> None:
+        name = urlparse(self.url).path.lstrip("/")
+        if dbtools.BACKEND == "postgresql":
+            dbtools.execute(
+                self.url.replace(name, "postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            )
+        elif dbtools.BACKEND == "mysql":
+            dbtools.execute(self.url, f'DROP DATABASE IF EXISTS "{name}"')
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def checkout(self, release: int) -> None:
+        git(self.blog.repo, "checkout", "-q", "--detach", TAGS[release])
+        self.head = release
+
+    def note(self, text: str) -> None:
+        print(f"  [{TAGS[self.release] if self.release is not None else '?'}] {text}")
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "schema": dbtools.schema(self.url),
+            "applied": dbtools.applied(self.url),
+            "states": probes.saved_states(self.url),
+            "values": self.all_values(),
+        }
+
+    def all_values(self) -> dict[str, Any]:
+        out = {}
+        for table in dbtools.tables(self.url):
+            if table.startswith(("blog_", "auth_user")):
+                out[table] = sorted(map(repr, dbtools.query(self.url, f'SELECT * FROM "{table}"')))
+        return out
+
+    def assert_unchanged(self, before: dict[str, Any], outcome: Outcome) -> None:
+        after = self.snapshot()
+        for key in before:
+            assert after[key] == before[key], f"{key} changed by a refused command:\n{outcome}"
+
+    def new_logs(self, since: int) -> list[dict[str, Any]]:
+        return [e for e in probes.log_entries(self.url) if e["id"] > since]
+
+    def last_log_id(self) -> int:
+        entries = probes.log_entries(self.url)
+        return entries[-1]["id"] if entries else 0
+
+    def rolled_back_to(self, target: int) -> None:
+        """What a finished rollback changes: the database is the target's, newer states
+        are gone."""
+        self.release = target
+        self.states = [s for s in self.states if s <= target]
+        self.rollbacks += 1
+
+    def can_roll_back(self) -> bool:
+        """HEAD's state is the current one and there is an older one."""
+        return self.head == self.release and bool(self.targets())
+
+    def targets(self) -> list[int]:
+        """Saved states a rollback from HEAD may go to."""
+        return [s for s in self.states if s < self.head]
+
+    def adopt(self, target: int, outcome: Outcome, since: int) -> None:
+        """After a rollback that may have been cut short (signal, lock, concurrent command):
+        all of it or none of it happened (PostgreSQL, SQLite), or exactly the steps its log
+        entry says (MariaDB), and then the same rollback, run again, finishes it."""
+        applied = dbtools.applied(self.url)
+        if applied == self.blog.releases[target].applied:
+            self.rolled_back_to(target)
+            return
+        if applied == self.blog.releases[self.release].applied:
+            return
+        assert not ALL_OR_NOTHING, f"half a rollback is applied:\n{outcome}\n{sorted(applied)}"
+        entries = [e for e in self.new_logs(since) if e["status"] not in ("dry_run", "rehearsal")]
+        assert entries, f"a partial rollback without a log entry:\n{outcome}"
+        entry = entries[-1]
+        steps = [tuple(s["migration"].split(".", 1)) for s in entry["plan"]["steps"]]
+        done = set(steps[: entry["steps_done"]])
+        before = set(self.blog.releases[self.release].applied)
+        assert applied == before - done, (
+            f"log entry {entry['id']} says {entry['steps_done']} of {len(steps)} steps ran "
+            f"({entry['status']}), the database has {sorted(before - applied)} unapplied:\n"
+            f"{outcome}"
+        )
+        self.note(f"partial: {entry['steps_done']}/{len(steps)} steps; the same rollback again")
+        again = self.runner.run(
+            "rollback_migrations", "-c", self.blog.releases[target].sha, "--no-input"
+        )
+        assert again.returncode == 0, f"finishing a partial rollback failed:\n{again}"
+        self.rolled_back_to(target)
+
+    # --- rules -----------------------------------------------------------------------------
+
+    @rule(pick=PICK)
+    def deploy(self, pick: int) -> None:
+        """A container of a newer release starts: checkout, migrate, save_migrations_state."""
+        if self.release == LAST:
+            return
+        target = self.release + 1 + pick % (LAST - self.release)
+        self.note(f"deploy {TAGS[target]}")
+        self.checkout(target)
+        self.runner.ok("migrate", "--no-input")
+        self.runner.ok("save_migrations_state")
+        self.release = target
+        self.states.append(target)
+
+    @rule(pick=PICK, count=st.integers(1, 3), seed=SEED)
+    def write_rows(self, pick: int, count: int, seed: int) -> None:
+        tables = [t for t, since in TABLE_SINCE.items() if since <= self.release]
+        table = tables[pick % len(tables)]
+        choose = random.Random(seed)
+        for _ in range(count):
+            self.insert(table, choose)
+
+    def insert(self, table: str, choose: random.Random) -> None:
+        values: dict[str, Any] = {}
+        pk = self.next_id
+        self.next_id += 1
+        for column, since in COLUMNS[table].items():
+            if since > self.release:
+                continue
+            target = REFERENCES.get((table, column))
+            if target is not None:
+                live = sorted(probes.live_values(self.url, target, []))
+                nullable = column in ("owner_id", "user_id")
+                if not live or (nullable and choose.random() < 0.3):
+                    if nullable:
+                        values[column] = None
+                        continue
+                    self.insert(target, choose)
+                    live = sorted(probes.live_values(self.url, target, []))
+                values[column] = choose.choice(live)
+            elif column == "score":
+                values[column] = choose.randint(1, 999)
+            else:
+                values[column] = f"{column}-{pk}"
+        if table == "blog_post_tags":
+            taken = set(probes.live_values(self.url, table, ["post_id", "tag_id"]).values())
+            if (values["post_id"], values["tag_id"]) in taken:
+                return  # unique together: another pair next time
+        names = ["id"] + [physical(table, c, self.release) for c in values]
+        literals = [str(pk)] + [sql_literal(v) for v in values.values()]
+        if table == "auth_user":
+            names += ["password", "is_superuser", "first_name", "last_name", "email"]
+            names += ["is_staff", "is_active", "date_joined"]
+            literals += ["''", "FALSE", "''", "''", "''", "FALSE", "TRUE", "CURRENT_TIMESTAMP"]
+        quoted = ", ".join(f'"{n}"' for n in names)
+        dbtools.execute(
+            self.url, f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join(literals)})'
+        )
+        for column, value in values.items():
+            self.expected[(table, column, pk)] = value
+
+    @rule(
+        how=st.sampled_from(["previous", "tag", "prefix", "background"]),
+        pick=PICK,
+        older_image=st.booleans(),
+    )
+    def roll_back(self, how: str, pick: int, older_image: bool) -> None:
+        """Roll back from the newer code; then, maybe, the older image is deployed."""
+        targets = self.targets()
+        if not targets:
+            return
+        target = self.previous() if how == "previous" else targets[pick % len(targets)]
+        args = self.target_args(target, how)
+        self.note(f"rollback {' '.join(args) or '(previous)'} via {how} → {TAGS[target]}")
+        before = self.snapshot()
+        if self.head != self.release:
+            # HEAD was rolled back from: refused, nothing changed.
+            outcome = self.runner.run("rollback_migrations", *args, "--no-input")
+            assert outcome.refused_cleanly(), str(outcome)
+            self.assert_unchanged(before, outcome)
+            return
+        if how == "background":
+            outcome = self.background(target)
+        else:
+            outcome = self.runner.run("rollback_migrations", *args, "--no-input")
+        assert outcome.returncode == 0, f"the rollback failed:\n{outcome}"
+        assert dbtools.applied(self.url) == self.blog.releases[target].applied, str(outcome)
+        self.rolled_back_to(target)
+        if older_image:
+            self.checkout(self.release)
+            self.runner.ok("migrate", "--no-input")
+            self.runner.ok("save_migrations_state")
+
+    def previous(self) -> int:
+        position = self.states.index(self.head) if self.head in self.states else len(self.states)
+        return self.states[position - 1] if position > 0 else self.states[0]
+
+    def target_args(self, target: int, how: str) -> tuple[str, ...]:
+        if how == "tag":
+            return ("-t", TAGS[target])
+        if how in ("prefix", "background"):
+            return ("-c", self.blog.releases[target].sha[:8])
+        return ()
+
+    def background(self, target: int) -> Outcome:
+        """The admin's way: a queued log entry and a detached runner process, waited for."""
+        sha = self.blog.releases[target].sha
+        script = (
+            "import time\n"
+            "from django_rollback import background, services\n"
+            "from django_rollback.models import RollbackLog\n"
+            f"plan = services.plan_rollback(commit={sha!r})\n"
+            "log = background.start_rollback(plan, user='machine')\n"
+            "deadline = time.monotonic() + 240\n"
+            "while time.monotonic() < deadline:\n"
+            "    log.refresh_from_db()\n"
+            "    if log.status not in RollbackLog.ACTIVE: break\n"
+            "    time.sleep(0.2)\n"
+            "print(log.status, log.error)\n"
+            "raise SystemExit(0 if log.status == 'succeeded' else 1)\n"
+        )
+        return self.runner.run("shell", "-c", script)
+
+    @rule(how=st.sampled_from(["fake", "rehearse"]))
+    def dry_run(self, how: str) -> None:
+        """--fake and --rehearse change nothing but the log."""
+        self.note(f"rollback --{how}")
+        before = self.snapshot()
+        outcome = self.runner.run("rollback_migrations", f"--{how}", "--no-input")
+        possible = self.head == self.release and self.previous() < self.head
+        if how == "rehearse" and not ALL_OR_NOTHING:
+            possible = False  # PostgreSQL and SQLite only
+        if possible:
+            assert outcome.returncode == 0, str(outcome)
+        else:
+            assert outcome.refused_cleanly() or "Nothing to do" in outcome.stdout, str(outcome)
+        self.assert_unchanged(before, outcome)
+
+    @rule(explicit=st.booleans())
+    def restore(self, explicit: bool) -> None:
+        if not self.rollbacks:
+            return
+        chosen = self.restorable()
+        self.note(f"restore {'log ' + str(chosen['id']) if chosen else '(none restorable)'}")
+        before = self.snapshot()
+        args = ["restore_rollback_archive"]
+        if explicit and chosen is not None:
+            args.append(str(chosen["id"]))
+        outcome = self.runner.run(*args)
+        if chosen is None:
+            assert outcome.refused_cleanly(), str(outcome)
+            self.assert_unchanged(before, outcome)
+            return
+        assert outcome.returncode == 0, str(outcome)
+        held = probes.archive_values(self.url, chosen)
+        for (table, column, pk), value in self.expected.items():
+            for name in aliases(table, column):
+                if held.get((table, name, pk), object()) == value:
+                    live = self.live(table, column).get(pk)
+                    assert live == value, (
+                        f"{table}.{column} of row {pk} was {value!r} in archive "
+                        f"{chosen['id']}, after the restore it is {live!r}:\n{outcome}"
+                    )
+
+    def restorable(self) -> dict[str, Any] | None:
+        """The archive restore_rollback_archive should pick: the newest kept one whose
+        tables and columns all exist now."""
+        for entry in probes.kept_archives(self.url):
+            if entry["status"] != "succeeded":
+                continue
+            if all(self.exists(i["table"], i["column"]) for i in entry["archive"]["items"]):
+                return entry
+        return None
+
+    def exists(self, table: str, column: str | None) -> bool:
+        if table not in dbtools.tables(self.url):
+            return False
+        if column is None:
+            return True
+        try:
+            dbtools.query(self.url, f'SELECT "{column}" FROM "{table}" WHERE 1 = 0')
+        except Exception:
+            return False
+        return True
+
+    @rule(pick=PICK, everything=st.booleans())
+    def purge(self, pick: int, everything: bool) -> None:
+        """Purging gives up the purged archives' data on purpose: forget what only they held."""
+        kept = probes.kept_archives(self.url)
+        if not kept:
+            return
+        if everything or not kept:
+            chosen = kept
+            args: tuple[str, ...] = ("--purge-older-than", "0")
+        else:
+            chosen = [kept[pick % len(kept)]]
+            args = ("--purge", str(chosen[0]["id"]))
+        self.note(f"purge {[e['id'] for e in chosen]}")
+        others = [e for e in kept if e not in chosen]
+        keep = set()
+        for entry in others:
+            keep |= {
+                (t, c, pk, repr(v))
+                for (t, c, pk), v in probes.archive_values(self.url, entry).items()
+            }
+        doomed = []
+        for entry in chosen:
+            for (table, name, pk), value in probes.archive_values(self.url, entry).items():
+                doomed.append((table, name, pk, value))
+        self.runner.ok("restore_rollback_archive", *args)
+        for table, name, pk, value in doomed:
+            for column in [c for c in COLUMNS.get(table, {}) if name in aliases(table, c)]:
+                key = (table, column, pk)
+                if self.expected.get(key, object()) != value:
+                    continue
+                if self.live(table, column).get(pk) == value:
+                    continue
+                if any((table, a, pk, repr(value)) in keep for a in aliases(table, column)):
+                    continue
+                del self.expected[key]
+
+    @rule(
+        command=st.sampled_from(["rollback", "restore"]),
+        signame=st.sampled_from(sorted(SIGNALS)),
+        after=st.floats(0.0, 4.0),
+        blocked=st.booleans(),
+    )
+    def interrupt(self, command: str, signame: str, after: float, blocked: bool) -> None:
+        """SIGKILL or Ctrl-C a rollback (maybe waiting on a table lock, retrying) or a restore
+        at a random moment."""
+        if not self.can_roll_back():
+            return
+        target = self.previous()
+        since = self.last_log_id()
+        if command == "rollback":
+            args: tuple[str, ...] = ("rollback_migrations", "--no-input")
+            if blocked and SERVER:
+                args += ("--lock-timeout", "0.3", "--retries", "5")
+        else:
+            args = ("restore_rollback_archive",)
+        self.note(f"{signame} {' '.join(args)} after {after:.2f}s{' (blocked)' if blocked else ''}")
+        with self.maybe_holding(blocked and SERVER and command == "rollback"):
+            outcome = self.runner.signalled(args, SIGNALS[signame], after)
+        if signame == "SIGKILL":
+            self.killed_logs |= {
+                e["id"] for e in self.new_logs(since) if e["status"] in ("running", "queued")
+            }
+        if command == "rollback":
+            self.adopt(target, outcome, since)
+        # Ctrl-C before the command's own handler is in place (Python starting, Django loading)
+        # prints Python's KeyboardInterrupt traceback: no harm, the invariants judge the rest.
+        lines = outcome.stderr.strip().splitlines() or [""]
+        plain_ctrl_c = lines[-1] == "KeyboardInterrupt"
+        killed = outcome.returncode == -signal.SIGKILL
+        assert killed or plain_ctrl_c or "Traceback" not in outcome.stderr, str(outcome)
+
+    @contextmanager
+    def maybe_holding(self, hold: bool):  # type: ignore[no-untyped-def]
+        if not hold:
+            yield
+            return
+        with holding_table(self.url, "blog_post"):
+            yield
+
+    @rule(delay=st.floats(0.0, 3.0))
+    def concurrent_save(self, delay: float) -> None:
+        """save_migrations_state (another container starting) while a rollback runs."""
+        if not self.can_roll_back():
+            return
+        target = self.previous()
+        since = self.last_log_id()
+        self.note(f"rollback with a concurrent save_migrations_state {delay:.2f}s later")
+        rollback = self.runner.start("rollback_migrations", "--no-input")
+        time.sleep(delay)
+        save = self.runner.run("save_migrations_state")
+        outcome = finish(rollback, ("rollback_migrations", "--no-input"))
+        assert save.returncode == 0 or save.refused_cleanly(), str(save)
+        assert outcome.returncode == 0 or outcome.refused_cleanly(), str(outcome)
+        self.adopt(target, outcome, since)
+
+    @rule(
+        kind=st.sampled_from(["rollback lock", "table"]),
+        command=st.sampled_from(["rollback", "restore"]),
+    )
+    def locked_out(self, kind: str, command: str) -> None:
+        """Another session holds the rollback lock (a rollback in another container) or a table
+        the plan needs, and the command has a short --lock-timeout."""
+        if not self.can_roll_back():
+            return
+        if kind == "table" and (not SERVER or command == "restore"):
+            kind = "rollback lock"
+        target = self.previous()
+        since = self.last_log_id()
+        self.note(f"{command} while another session holds the {kind}")
+        before = self.snapshot()
+        if command == "rollback":
+            args: tuple[str, ...] = (
+                "rollback_migrations",
+                "--no-input",
+                "--lock-timeout",
+                "0.5",
+                "--retries",
+                "1",
+            )
+        else:
+            args = ("restore_rollback_archive",)
+        held = (
+            dbtools.rollback_lock_held(self.url)
+            if kind == "rollback lock"
+            else holding_table(self.url, "blog_post")
+        )
+        with held:
+            outcome = self.runner.run(*args)
+        if kind == "rollback lock":
+            assert outcome.refused_cleanly(), str(outcome)
+            self.assert_unchanged(before, outcome)
+        elif outcome.returncode == 0:
+            assert dbtools.applied(self.url) == self.blog.releases[target].applied, str(outcome)
+            self.rolled_back_to(target)
+        else:
+            assert outcome.refused_cleanly(), str(outcome)
+            self.adopt(target, outcome, since)
+
+    # --- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def one_release_exactly(self) -> None:
+        """The schema and the applied set are those of one release, the model's."""
+        applied = dbtools.applied(self.url)
+        release = self.blog.releases[self.release]
+        assert applied == release.applied, (
+            f"applied set is not {release.tag}'s: missing {sorted(release.applied - applied)}, "
+            f"extra {sorted(applied - release.applied)}"
+        )
+        schema = dbtools.schema(self.url)
+        assert schema == release.schema, "\n".join(
+            [f"schema is not {release.tag}'s:"]
+            + [f"- {line}" for line in release.schema if line not in schema]
+            + [f"+ {line}" for line in schema if line not in release.schema]
+        )
+
+    @invariant()
+    def states_as_modelled(self) -> None:
+        saved = [commit for commit, _ in probes.saved_states(self.url)]
+        assert saved == [self.blog.releases[s].sha for s in self.states], (
+            f"saved states {saved} are not those of {[TAGS[s] for s in self.states]}"
+        )
+
+    @invariant()
+    def no_active_entry_without_a_process(self) -> None:
+        for entry in probes.log_entries(self.url):
+            if entry["status"] in ("running", "queued"):
+                assert entry["id"] in self.killed_logs, (
+                    f"log entry {entry['id']} is {entry['status']} but every command has exited "
+                    f"(none was SIGKILLed): {entry['error']}"
+                )
+
+    @invariant()
+    def no_lock_left(self) -> None:
+        held = probes.settled(lambda: probes.locks_held(self.url))
+        assert not held, f"{held} advisory/named locks held once every command has exited"
+
+    @invariant()
+    def check_tells_the_truth(self) -> None:
+        states = probes.saved_states(self.url)
+        sha = git(self.blog.repo, "rev-parse", "HEAD")
+        mine = [applied for commit, applied in states if commit == sha]
+        applied = dbtools.applied(self.url)
+        truth = bool(mine) and states[-1][0] == sha and mine[0] == applied
+        # The answer depends on HEAD, the saved states and the applied set only: ask again
+        # when one of them changed (a manage.py costs seconds on a busy machine).
+        asked = (sha, tuple(states), frozenset(applied))
+        if asked == self.last_check:
+            return
+        outcome = self.runner.run("rollback_migrations", "--check")
+        assert outcome.returncode in (0, 2), str(outcome)
+        assert (outcome.returncode == 0) == truth, (
+            f"--check says {outcome.returncode}, truth {truth}:\n{outcome}"
+        )
+        self.last_check = asked
+
+    @invariant()
+    def nothing_lost(self) -> None:
+        """Every value written is live, or in an archive that can still be restored."""
+        archived: dict[tuple[str, str, int], list[Any]] = {}
+        for entry in probes.kept_archives(self.url):
+            for key, value in probes.archive_values(self.url, entry).items():
+                archived.setdefault(key, []).append(value)
+        live: dict[tuple[str, str], dict[int, Any]] = {}
+        for (table, column, pk), value in self.expected.items():
+            if (table, column) not in live:
+                live[(table, column)] = self.live(table, column)
+            if live[(table, column)].get(pk, object()) == value:
+                continue
+            if any(value in archived.get((table, a, pk), []) for a in aliases(table, column)):
+                continue
+            where = (
+                "missing" if pk not in live[(table, column)] else repr(live[(table, column)][pk])
+            )
+            raise AssertionError(
+                f"LOST: {table}.{column} = {value!r} of row {pk}: live {where}, in no kept archive"
+            )
+
+    def live(self, table: str, column: str) -> dict[int, Any]:
+        if TABLE_SINCE[table] > self.release or COLUMNS[table][column] > self.release:
+            return {}
+        name = physical(table, column, self.release)
+        return {pk: row[0] for pk, row in probes.live_values(self.url, table, [name]).items()}
+
+
+def _print_failures(machine: type[RuleBasedStateMachine]) -> None:
+    """Print a rule's or an invariant's failure the moment it happens. A failure that depends on
+    timing may not come back when Hypothesis replays the sequence, and Hypothesis then reports
+    only that (Flaky..., "Inconsistent data generation"): the first error must be in the log."""
+    for value in vars(machine).values():
+        for marker in ("hypothesis_stateful_rule", "hypothesis_stateful_invariant"):
+            data = getattr(value, marker, None)
+            if data is not None:
+                object.__setattr__(data, "function", _printing(data.function))
+
+
+def _printing(function: Any) -> Any:
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception:
+            print(f"  !! {function.__name__} failed:\n{traceback.format_exc()}")
+            raise
+
+    return run
+
+
+_print_failures(Lifecycle)
+
+
+def sql_literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+ROUTES = ["direct", "pgbouncer"] if dbtools.BACKEND == "postgresql" else ["direct"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_lifecycle(
+    route: str, blog: Blog, databases: dbtools.Databases, request: pytest.FixtureRequest
+) -> None:
+    port = request.getfixturevalue("pgbouncer") if route == "pgbouncer" else None
+
+    class Machine(Lifecycle):
+        pass
+
+    Machine.blog, Machine.databases = blog, databases
+    Machine.route_url = staticmethod(lambda url: through(port, url) if port else url)
+    Machine.options = {"DISABLE_SERVER_SIDE_CURSORS": True} if port else {}
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            print_blob=True,
+            phases=PHASES,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
