@@ -41,9 +41,8 @@ from .lifecycle.project import (
     build as build_blog,
     physical,
 )
-from .test_production_safety import holding_table, pgbouncer, through
-
-__all__ = ["pgbouncer"]  # a fixture, used through `request`
+from .pgbouncer import through
+from .test_production_safety import holding_table
 
 EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "3"))
 STEPS = int(os.environ.get("LIFECYCLE_STEPS", "12"))
