@@ -52,6 +52,7 @@ from .execution import (
     record_dry_run as record_dry_run,
 )
 from .git import GitRepository, validate_commit_prefix
+from .keys import advance_past_archives
 from .locks import rollback_lock
 from .models import (
     MigrationKey,
@@ -397,6 +398,7 @@ def save_state(
     try:
         with rollback_lock(connection, wait, on_wait=on_wait):
             result = _save_locked(connection, head, allow_unapplied)
+            advance_past_archives(connection)
             if result.previous is not None and result.is_latest:
                 try:
                     result.readiness = readiness(connection, result.state, result.previous)

@@ -220,3 +220,28 @@ def test_a_rollback_that_gives_up_leaves_no_archive_copies(busy: Shelf) -> None:
     assert {k: v for k, v in after.items() if k != "logs"} == {
         k: v for k, v in before.items() if k != "logs"
     }
+
+
+# --- keys of rows written after a redeploy ------------------------------------------------------
+
+
+def test_rows_written_after_a_redeploy_do_not_take_the_keys_of_archived_rows(
+    bookshop: tuple[Project, list[str], list[str]],
+) -> None:
+    """The table comes back empty when v2 is deployed again, its key counter started afresh.
+    save_migrations_state moves the counter past the archived keys, so the rows the site
+    writes now get keys of their own, and a later restore puts the archived rows back beside
+    them instead of overwriting them."""
+    project, _, _ = bookshop
+    write_round(project.url, 1)
+    archived = tag_rows(project.url)
+    assert archived
+    project.ok("rollback_migrations")
+    redeploy(project)
+    assert tag_rows(project.url) == []
+    # The site writes rows with keys from the database.
+    dbtools.execute(project.url, "INSERT INTO shelf_tag (name) VALUES ('after the redeploy')")
+    new = tag_rows(project.url)
+    assert new[0][0] > max(key for key, _ in archived), new
+    project.ok("restore_rollback_archive")
+    assert tag_rows(project.url) == sorted(archived + new)

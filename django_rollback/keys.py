@@ -1,0 +1,109 @@
+"""Key counters of tables that came back after a rollback archived them.
+
+A rollback keeps a table it drops in the archive, rows and keys. When the newer release is
+deployed again, ``migrate`` creates the table afresh and its key counter (a PostgreSQL sequence
+or identity, MySQL's AUTO_INCREMENT, SQLite's ``sqlite_sequence``) starts at 1 again: the rows
+the site writes next would take the keys of archived rows, and restoring the archive would then
+overwrite them (archived values win on the same key). save_state() calls advance_past_archives()
+so that the counters of such tables start past every key the archive holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import DatabaseError, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from .archive import archive_of, archive_status
+from .models import RollbackLog
+
+
+def advance_past_archives(connection: BaseDatabaseWrapper) -> list[str]:
+    """Move the key counter of every live table a kept archive holds rows of past the highest
+    archived key; returns the tables whose counter moved. Counters only ever go up."""
+    highest = _highest_archived_keys(connection)
+    moved = []
+    for (table, pk), key in sorted(highest.items()):
+        if _advance(connection, table, pk, key):
+            moved.append(table)
+    return moved
+
+
+def _highest_archived_keys(connection: BaseDatabaseWrapper) -> dict[tuple[str, str], int]:
+    """(live table, key column) → the highest integer key among the kept archived rows of the
+    tables that exist again."""
+    logs = RollbackLog.objects.using(connection.alias).filter(status=RollbackLog.Status.SUCCEEDED)
+    live = set(connection.introspection.table_names())
+    highest: dict[tuple[str, str], int] = {}
+    for log in logs.exclude(archive=None).order_by("id"):
+        if archive_status(log) != "kept":
+            continue
+        for item in archive_of(log).get("items", []):
+            if item.get("column") is not None or not item.get("pk") or item["table"] not in live:
+                continue
+            key = _highest_key(connection, item)
+            if isinstance(key, int):
+                where = (item["table"], item["pk"])
+                highest[where] = max(key, highest.get(where, key))
+    return highest
+
+
+def _highest_key(connection: BaseDatabaseWrapper, item: dict[str, Any]) -> object:
+    quote = connection.ops.quote_name
+    archive = quote(item["archive_table"])
+    if item.get("archive_schema"):
+        archive = f"{quote(item['archive_schema'])}.{archive}"
+    try:
+        # A savepoint: an archive table dropped by hand must not break the save around it.
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            cursor.execute(f"SELECT MAX({quote(item['pk'])}) FROM {archive}")
+            return cursor.fetchone()[0]
+    except DatabaseError:
+        return None
+
+
+def _advance(connection: BaseDatabaseWrapper, table: str, pk: str, key: int) -> bool:
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [quote(table), pk])
+            sequence = cursor.fetchone()[0]
+            if sequence is None:
+                return False
+            cursor.execute(f"SELECT last_value, is_called FROM {sequence}")
+            last, called = cursor.fetchone()
+            if (last if called else last - 1) >= key:
+                return False
+            cursor.execute("SELECT setval(%s, %s, true)", [sequence, key])
+            return True
+        if connection.vendor == "mysql":
+            cursor.execute(
+                "SELECT AUTO_INCREMENT FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+                [table],
+            )
+            row = cursor.fetchone()
+            if row is None or row[0] is None or row[0] > key:
+                return False
+            cursor.execute(f"ALTER TABLE {quote(table)} AUTO_INCREMENT = {int(key) + 1}")
+            return True
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = %s", [table]
+            )
+            row = cursor.fetchone()
+            if row is None or "AUTOINCREMENT" not in (row[0] or "").upper():
+                return False  # the next key follows the highest row: nothing to move
+            cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+            current = cursor.fetchone()
+            if current is not None and current[0] >= key:
+                return False
+            if current is None:
+                cursor.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, key]
+                )
+            else:
+                cursor.execute("UPDATE sqlite_sequence SET seq = %s WHERE name = %s", [key, table])
+            return True
+    return False
