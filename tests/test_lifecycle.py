@@ -57,7 +57,16 @@ LAST = len(TAGS) - 1
 # between runs of one sequence, and Hypothesis refuses data generation that depends on it.
 PICK = st.integers(0, 999)
 SEED = st.integers(0, 2**32 - 1)
-FIRST_ID = 1000  # the machine's rows get keys of their own, above anything a sequence gave
+# The column that tells a row of the machine's apart (a unique text), to find the key the
+# database gave it: rows are written with keys from the database, as the site writes them, so
+# that a key counter started afresh after a rollback (a re-created table) shows as a loss.
+MARKER = {
+    "auth_user": "username",
+    "blog_author": "name",
+    "blog_post": "title",
+    "blog_tag": "label",
+    "blog_comment": "body",
+}
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +94,7 @@ class Lifecycle(RuleBasedStateMachine):
         # (table, logical column, pk) → value: everything the machine ever wrote and did not
         # give up on purpose (a purge); in the live tables or in a kept archive.
         self.expected: dict[tuple[str, str, int], Any] = {}
-        self.next_id = FIRST_ID
+        self.next_token = 1  # makes every text the machine writes unique
         self.killed_logs: set[int] = set()  # entries whose process was SIGKILLed
         self.last_check: tuple[Any, ...] = ()
         self.rollbacks = 0  # restores and purges wait for the first one
@@ -205,8 +214,8 @@ class Lifecycle(RuleBasedStateMachine):
 
     def insert(self, table: str, choose: random.Random) -> None:
         values: dict[str, Any] = {}
-        pk = self.next_id
-        self.next_id += 1
+        token = self.next_token
+        self.next_token += 1
         for column, since in COLUMNS[table].items():
             if since > self.release:
                 continue
@@ -224,13 +233,13 @@ class Lifecycle(RuleBasedStateMachine):
             elif column == "score":
                 values[column] = choose.randint(1, 999)
             else:
-                values[column] = f"{column}-{pk}"
+                values[column] = f"{column}-{token}"
         if table == "blog_post_tags":
             taken = set(probes.live_values(self.url, table, ["post_id", "tag_id"]).values())
             if (values["post_id"], values["tag_id"]) in taken:
                 return  # unique together: another pair next time
-        names = ["id"] + [physical(table, c, self.release) for c in values]
-        literals = [str(pk)] + [sql_literal(v) for v in values.values()]
+        names = [physical(table, c, self.release) for c in values]
+        literals = [sql_literal(v) for v in values.values()]
         if table == "auth_user":
             names += ["password", "is_superuser", "first_name", "last_name", "email"]
             names += ["is_staff", "is_active", "date_joined"]
@@ -239,6 +248,12 @@ class Lifecycle(RuleBasedStateMachine):
         dbtools.execute(
             self.url, f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join(literals)})'
         )
+        if table == "blog_post_tags":
+            where = f"post_id = {values['post_id']} AND tag_id = {values['tag_id']}"
+        else:
+            marker = physical(table, MARKER[table], self.release)
+            where = f'"{marker}" = {sql_literal(values[MARKER[table]])}'
+        [(pk,)] = dbtools.query(self.url, f'SELECT id FROM "{table}" WHERE {where}')
         for column, value in values.items():
             self.expected[(table, column, pk)] = value
 
@@ -599,12 +614,17 @@ def _print_failures(machine: type[RuleBasedStateMachine]) -> None:
         for marker in ("hypothesis_stateful_rule", "hypothesis_stateful_invariant"):
             data = getattr(value, marker, None)
             if data is not None:
-                object.__setattr__(data, "function", _printing(data.function))
+                rule = marker == "hypothesis_stateful_rule"
+                object.__setattr__(data, "function", _printing(data.function, rule))
 
 
-def _printing(function: Any) -> Any:
+STEPS_RUN = [0]  # rules run in this process: the soak reports how many steps it made
+
+
+def _printing(function: Any, rule: bool) -> Any:
     @functools.wraps(function)
     def run(*args: Any, **kwargs: Any) -> Any:
+        STEPS_RUN[0] += rule
         try:
             return function(*args, **kwargs)
         except Exception:
@@ -651,3 +671,8 @@ def test_lifecycle(
             suppress_health_check=list(HealthCheck),
         ),
     )
+    print(f"{STEPS_RUN[0]} random steps run so far in this session, invariants checked after each")
+    if os.environ.get("LIFECYCLE_STEPS_FILE"):
+        with open(os.environ["LIFECYCLE_STEPS_FILE"], "a") as out:
+            out.write(f"{dbtools.BACKEND} {route} {STEPS_RUN[0]}\n")
+    STEPS_RUN[0] = 0
