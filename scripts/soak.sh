@@ -2,26 +2,29 @@
 # The life-cycle machine (tests/test_lifecycle.py) for a long time on each backend: thousands
 # of random steps instead of CI's few dozen. Results land in test-artifacts/soak/: one log and
 # one JUnit XML per backend, and summary.txt with the seed that reproduces each run.
-# SOAK_BACKENDS (default "sqlite postgresql mariadb"), LIFECYCLE_EXAMPLES (default 100),
-# LIFECYCLE_STEPS (default 25) and SOAK_SEED (default: the clock) can be set.
+# SOAK_OUT (default test-artifacts/soak), SOAK_BACKENDS (default "sqlite postgresql mariadb"), LIFECYCLE_EXAMPLES (default 100),
+# LIFECYCLE_STEPS (default 20) and SOAK_SEED (default: the clock) can be set.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=test-artifacts/soak
+out=${SOAK_OUT:-test-artifacts/soak}
 mkdir -p "$out"
 seed=${SOAK_SEED:-$(date +%s)}
-export LIFECYCLE_EXAMPLES=${LIFECYCLE_EXAMPLES:-100} LIFECYCLE_STEPS=${LIFECYCLE_STEPS:-25}
+export LIFECYCLE_EXAMPLES=${LIFECYCLE_EXAMPLES:-100} LIFECYCLE_STEPS=${LIFECYCLE_STEPS:-20}
 summary=$out/summary.txt
 echo "soak $(date -u +%FT%TZ): $LIFECYCLE_EXAMPLES examples x $LIFECYCLE_STEPS steps, seed $seed" >"$summary"
 failed=""
 for backend in ${SOAK_BACKENDS:-sqlite postgresql mariadb}; do
   began=$(date +%s)
-  TEST_BACKENDS=$backend bash scripts/test.sh tests/test_lifecycle.py -p no:cacheprovider \
+  steps=$out/$backend.steps
+  rm -f "$steps"
+  LIFECYCLE_STEPS_FILE=$steps TEST_BACKENDS=$backend bash scripts/test.sh tests/test_lifecycle.py -p no:cacheprovider \
     --hypothesis-seed="$seed" --hypothesis-show-statistics --junitxml="$out/$backend.xml" \
     >"$out/$backend.log" 2>&1
   status=$?
   result=passed
   if [ "$status" != 0 ]; then result=FAILED; failed="$failed $backend"; fi
-  echo "$backend: $result in $(( $(date +%s) - began ))s (log: $out/$backend.log); rerun:" \
+  made=$(awk '{print $2 ": " $3 " steps"}' "$steps" 2>/dev/null | paste -sd, - || true)
+  echo "$backend: $result in $(( $(date +%s) - began ))s, ${made:-no step count} (log: $out/$backend.log); rerun:" \
     "LIFECYCLE_EXAMPLES=$LIFECYCLE_EXAMPLES LIFECYCLE_STEPS=$LIFECYCLE_STEPS" \
     "TEST_BACKENDS=$backend bash scripts/test.sh tests/test_lifecycle.py --hypothesis-seed=$seed" \
     >>"$summary"
