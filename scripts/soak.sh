@@ -3,7 +3,8 @@
 # of random steps instead of CI's few dozen. Results land in test-artifacts/soak/: one log and
 # one JUnit XML per backend, and summary.txt with the seed that reproduces each run.
 # SOAK_OUT (default test-artifacts/soak), SOAK_BACKENDS (default "sqlite postgresql mariadb"), LIFECYCLE_EXAMPLES (default 100),
-# LIFECYCLE_STEPS (default 20) and SOAK_SEED (default: the clock) can be set.
+# LIFECYCLE_STEPS (default 20) and SOAK_SEED (default: the clock) can be set; arguments go to
+# pytest (-k pgbouncer: that route only).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${SOAK_OUT:-test-artifacts/soak}
@@ -18,12 +19,13 @@ for backend in ${SOAK_BACKENDS:-sqlite postgresql mariadb}; do
   steps=$out/$backend.steps
   rm -f "$steps"
   LIFECYCLE_STEPS_FILE=$steps TEST_BACKENDS=$backend bash scripts/test.sh tests/test_lifecycle.py -p no:cacheprovider \
-    --hypothesis-seed="$seed" --hypothesis-show-statistics --junitxml="$out/$backend.xml" \
+    --hypothesis-seed="$seed" --hypothesis-show-statistics --junitxml="$out/$backend.xml" "$@" \
     >"$out/$backend.log" 2>&1
   status=$?
   result=passed
   if [ "$status" != 0 ]; then result=FAILED; failed="$failed $backend"; fi
-  made=$(awk '{print $2 ": " $3 " steps"}' "$steps" 2>/dev/null | paste -sd, - || true)
+  # one line per example: "backend route steps"
+  made=$(awk '{n[$2] += $3; e[$2]++} END {for (r in n) printf "%s%s: %d steps in %d examples", (k++ ? ", " : ""), r, n[r], e[r]}' "$steps" 2>/dev/null || true)
   echo "$backend: $result in $(( $(date +%s) - began ))s, ${made:-no step count} (log: $out/$backend.log); rerun:" \
     "LIFECYCLE_EXAMPLES=$LIFECYCLE_EXAMPLES LIFECYCLE_STEPS=$LIFECYCLE_STEPS" \
     "TEST_BACKENDS=$backend bash scripts/test.sh tests/test_lifecycle.py --hypothesis-seed=$seed" \

@@ -43,6 +43,7 @@ from .lifecycle.project import (
 )
 from .pgbouncer import through
 from .test_production_safety import holding_table
+from .webhooks import webhook_server
 
 EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "3"))
 STEPS = int(os.environ.get("LIFECYCLE_STEPS", "12"))
@@ -82,11 +83,19 @@ class Lifecycle(RuleBasedStateMachine):
     databases: dbtools.Databases
     route_url: Any  # url → the URL the commands use (direct or through PgBouncer)
     options: dict[str, object]
+    route: str  # "direct" or "pgbouncer"
 
     def __init__(self) -> None:
         super().__init__()
+        self.steps_before = STEPS_RUN[0]
         self.url = self.databases.clone(self.blog.template_url, "life")
-        self.runner = Runner(self.blog.repo, self.route_url(self.url), self.options)
+        # Every notification the commands send lands here: one per event, never lost.
+        self.webhooks = webhook_server("ok")
+        self.hooks = self.webhooks.__enter__()
+        notify = {"WEBHOOKS": [self.hooks.url], "TIMEOUT": 5}
+        self.runner = Runner(
+            self.blog.repo, self.route_url(self.url), self.options, {"NOTIFY": notify}
+        )
         start = self.blog.start
         self.release = start  # deployed: the database equals this release's
         self.head = start  # checked out
@@ -96,11 +105,16 @@ class Lifecycle(RuleBasedStateMachine):
         self.expected: dict[tuple[str, str, int], Any] = {}
         self.next_token = 1  # makes every text the machine writes unique
         self.killed_logs: set[int] = set()  # entries whose process was SIGKILLed
+        self.signalled_logs: set[int] = set()  # entries whose process got SIGKILL or SIGINT
         self.last_check: tuple[Any, ...] = ()
         self.rollbacks = 0  # restores and purges wait for the first one
         self.checkout(start)
 
     def teardown(self) -> None:
+        self.webhooks.__exit__(None, None, None)
+        if os.environ.get("LIFECYCLE_STEPS_FILE"):  # the soak counts steps example by example
+            with open(os.environ["LIFECYCLE_STEPS_FILE"], "a") as out:
+                out.write(f"{dbtools.BACKEND} {self.route} {STEPS_RUN[0] - self.steps_before}\n")
         name = urlparse(self.url).path.lstrip("/")
         if dbtools.BACKEND == "postgresql":
             dbtools.execute(
@@ -350,6 +364,12 @@ class Lifecycle(RuleBasedStateMachine):
             self.assert_unchanged(before, outcome)
             return
         assert outcome.returncode == 0, str(outcome)
+        told = [
+            d
+            for d in self.hooks.received
+            if d["event"] == "archive_restored" and d["log_id"] == chosen["id"]
+        ]
+        assert len(told) == 1, f"{len(told)} archive_restored notifications:\n{outcome}"
         held = probes.archive_values(self.url, chosen)
         for (table, column, pk), value in self.expected.items():
             for name in aliases(table, column):
@@ -411,7 +431,8 @@ class Lifecycle(RuleBasedStateMachine):
                 key = (table, column, pk)
                 if self.expected.get(key, object()) != value:
                     continue
-                if self.live(table, column).get(pk) == value:
+                live = self.live(table, column)
+                if pk in live and live[pk] == value:  # (a NULL is not a missing row)
                     continue
                 if any((table, a, pk, repr(value)) in keep for a in aliases(table, column)):
                     continue
@@ -439,6 +460,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.note(f"{signame} {' '.join(args)} after {after:.2f}s{' (blocked)' if blocked else ''}")
         with self.maybe_holding(blocked and SERVER and command == "rollback"):
             outcome = self.runner.signalled(args, SIGNALS[signame], after)
+        self.signalled_logs |= {e["id"] for e in self.new_logs(since)}
         if signame == "SIGKILL":
             self.killed_logs |= {
                 e["id"] for e in self.new_logs(since) if e["status"] in ("running", "queued")
@@ -554,6 +576,35 @@ class Lifecycle(RuleBasedStateMachine):
                 )
 
     @invariant()
+    def notified_once_per_event(self) -> None:
+        """Every rollback that ended sent one rollback_finished notification with its outcome
+        (one whose process was signalled: at most one), dry runs and rehearsals none, and no
+        rollback started twice. The admin's runner notifies a moment after the entry ends."""
+        problems = probes.settled(self.notification_problems)
+        assert not problems, "\n".join(problems)
+
+    def notification_problems(self) -> list[str]:
+        sent: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for document in list(self.hooks.received):
+            sent.setdefault((document["event"], document["log_id"]), []).append(document)
+        problems = []
+        for entry in probes.log_entries(self.url):
+            number, status = entry["id"], entry["status"]
+            started = sent.get(("rollback_started", number), [])
+            finished = sent.get(("rollback_finished", number), [])
+            if len(started) > 1 or len(finished) > 1:
+                problems.append(f"entry {number}: started {len(started)}×, ended {len(finished)}×")
+            if status in ("dry_run", "rehearsal") and (started or finished):
+                problems.append(f"entry {number} ({status}) sent notifications")
+            if status not in ("succeeded", "failed", "interrupted"):
+                continue
+            if finished and finished[0]["outcome"] != status:
+                problems.append(f"entry {number} is {status}, notified {finished[0]['outcome']}")
+            if not finished and number not in self.signalled_logs:
+                problems.append(f"entry {number} ended {status} without a notification")
+        return problems
+
+    @invariant()
     def no_lock_left(self) -> None:
         held = probes.settled(lambda: probes.locks_held(self.url))
         assert not held, f"{held} advisory/named locks held once every command has exited"
@@ -657,7 +708,7 @@ def test_lifecycle(
     class Machine(Lifecycle):
         pass
 
-    Machine.blog, Machine.databases = blog, databases
+    Machine.blog, Machine.databases, Machine.route = blog, databases, route
     Machine.route_url = staticmethod(lambda url: through(port, url) if port else url)
     Machine.options = {"DISABLE_SERVER_SIDE_CURSORS": True} if port else {}
     run_state_machine_as_test(
@@ -672,7 +723,3 @@ def test_lifecycle(
         ),
     )
     print(f"{STEPS_RUN[0]} random steps run so far in this session, invariants checked after each")
-    if os.environ.get("LIFECYCLE_STEPS_FILE"):
-        with open(os.environ["LIFECYCLE_STEPS_FILE"], "a") as out:
-            out.write(f"{dbtools.BACKEND} {route} {STEPS_RUN[0]}\n")
-    STEPS_RUN[0] = 0

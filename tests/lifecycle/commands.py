@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -37,6 +37,7 @@ class Runner:
     path: Path
     url: str
     options: dict[str, object]
+    rollback_settings: dict[str, object] = field(default_factory=dict)  # DJANGO_ROLLBACK keys
 
     def env(self) -> dict[str, str]:
         return {
@@ -44,8 +45,13 @@ class Runner:
             "DJANGO_SETTINGS_MODULE": "shop.settings",
             "DATABASE_URL": self.url,
             "DATABASE_OPTIONS": json.dumps(self.options),
+            "ROLLBACK_SETTINGS": json.dumps(self.rollback_settings),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
+
+    def with_settings(self, **extra: object) -> Runner:
+        """The same runner with more DJANGO_ROLLBACK keys."""
+        return replace(self, rollback_settings={**self.rollback_settings, **extra})
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
