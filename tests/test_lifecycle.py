@@ -333,6 +333,51 @@ class Lifecycle(RuleBasedStateMachine):
         )
         return self.runner.run("shell", "-c", script)
 
+    @rule(run_here=st.booleans(), self_approval=st.booleans())
+    def approved_rollback(self, run_here: bool, self_approval: bool) -> None:
+        """With approvals on: one person requests the rollback to the previous state, the
+        same person may not approve it, a second one does; it then runs from a terminal
+        (--approved) or in the admin's background runner."""
+        if not self.can_roll_back():
+            return
+        target = self.previous()
+        sha = self.blog.releases[target].sha
+        self.note(f"rollback → {TAGS[target]} approved by a second person, run {run_here=}")
+        runner = self.runner.with_settings(APPROVALS=1)
+        script = (
+            "import time\n"
+            "from django_rollback import approvals, services\n"
+            "from django_rollback.exceptions import ApprovalError\n"
+            "from django_rollback.models import RollbackLog\n"
+            f"plan = services.plan_rollback(commit={sha!r})\n"
+            "log = approvals.request(plan, user='alice', reason='the release is broken')\n"
+            f"if {self_approval}:\n"
+            "    try:\n"
+            "        approvals.approve(log.pk, user='alice')\n"
+            "        raise SystemExit('the requester approved her own request')\n"
+            "    except ApprovalError:\n"
+            "        pass\n"
+            f"approvals.approve(log.pk, user='bob', run={not run_here})\n"
+            "deadline = time.monotonic() + 240\n"
+            f"while {not run_here} and time.monotonic() < deadline:\n"
+            "    log.refresh_from_db()\n"
+            "    if log.status not in RollbackLog.ACTIVE: break\n"
+            "    time.sleep(0.2)\n"
+            "print(log.pk)\n"
+        )
+        outcome = runner.run("shell", "-c", script)
+        assert outcome.returncode == 0, str(outcome)
+        number = int(outcome.stdout.split()[-1])
+        if run_here:
+            outcome = runner.run("rollback_migrations", "--approved", str(number), "--no-input")
+            assert outcome.returncode == 0, str(outcome)
+        [entry] = [e for e in probes.log_entries(self.url) if e["id"] == number]
+        assert entry["status"] == "succeeded", f"approved rollback {number}: {entry}"
+        assert dbtools.applied(self.url) == self.blog.releases[target].applied, str(outcome)
+        told = [d for d in self.hooks.received if d["log_id"] == number]
+        assert [d["event"] for d in told][:1] == ["rollback_requested"], told
+        self.rolled_back_to(target)
+
     @rule(how=st.sampled_from(["fake", "rehearse"]))
     def dry_run(self, how: str) -> None:
         """--fake and --rehearse change nothing but the log."""
