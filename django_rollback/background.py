@@ -34,6 +34,7 @@ from .locks import rollback_lock
 from .models import RollbackLog
 from .planning import RollbackPlan
 from .progress import live_progress
+from .services.targets import plan_rollback
 
 RUNNER_MODULE = "django_rollback.runner"
 
@@ -135,15 +136,13 @@ def launch(log: RollbackLog) -> int | None:
 
 def run_queued(log_id: int, database: str) -> int:
     """The runner's work: run the queued entry's plan; the outcome lands in the entry."""
-    from . import services  # services imports this module's siblings; import late
-
     log = RollbackLog.objects.using(database).get(pk=log_id)
     if log.status != RollbackLog.Status.QUEUED:
         return 1
     RollbackLog.objects.using(database).filter(pk=log.pk).update(pid=os.getpid())
     log.pid = os.getpid()
     try:
-        plan = services.plan_rollback(
+        plan = plan_rollback(
             commit=log.to_commit, repo_path=conf.repo_path(), database=database, count_rows=False
         )
         if plan.fingerprint != log.fingerprint:

@@ -16,7 +16,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _, ngettext
 
-from .. import approvals, conf, services
+from .. import approvals, background, conf, services
 from ..exceptions import RollbackError
 from ..models import MigrationState, RollbackLog
 from ..planning import RollbackPlan
@@ -163,7 +163,7 @@ class RollbackViewsMixin(StateModelAdmin):
         try:
             # The rollback runs in a process of its own (background.py): this request only
             # queues it, so no web server timeout can cut it short.
-            log = services.start_rollback(plan, user=user, source=RollbackLog.Source.ADMIN)
+            log = background.start_rollback(plan, user=user, source=RollbackLog.Source.ADMIN)
         except RollbackError as exc:  # refused: another rollback runs, or it could not start
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(self._rollback_url(request, state.pk))
