@@ -28,8 +28,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from . import background, conf, services, signals
-from .exceptions import ApprovalError, PlanRefusedError, RollbackError, StalePlanError
-from .execution import RollbackResult, StepEvent, current_user, describe_state, execute
+from .audit import new_entry
+from .exceptions import ApprovalError, RollbackError, StalePlanError
+from .execution import RollbackResult, StepEvent, current_user, execute
+from .execution.checks import refuse_unrunnable
 from .models import RollbackLog, describe_commit
 from .planning import RollbackPlan
 
@@ -181,10 +183,7 @@ def request(
             "A rollback request needs a reason: say why the database must go back, so that the "
             "approver can judge it."
         )
-    if plan.blockers:
-        raise PlanRefusedError("Refusing to roll back: " + " ".join(plan.blockers))
-    if plan.is_noop:
-        raise RollbackError(f"Nothing to do: {describe_state(plan.target)} is the current state.")
+    refuse_unrunnable(plan)
     pending = open_requests(plan.database).first()
     if pending is not None:
         raise ApprovalError(
@@ -193,20 +192,14 @@ def request(
             "another is requested."
         )
     now = timezone.now()
-    log = RollbackLog(
-        status=Status.AWAITING_APPROVAL,
-        started_at=now,
-        database=plan.database,
-        from_commit=plan.current.commit,
-        from_tags=list(plan.current.tags),
-        to_commit=plan.target.commit,
-        to_tags=list(plan.target.tags),
-        plan=plan.as_dict(),
-        fingerprint=plan.fingerprint,
-        steps_total=len(plan.steps),
+    log = new_entry(
+        plan,
+        Status.AWAITING_APPROVAL,
         user=user,
         source=source,
-        host=socket.gethostname(),
+        started_at=now,
+        fingerprint=plan.fingerprint,
+        steps_total=len(plan.steps),
         expires_at=now + ttl(),
     )
     log.add_event("requested", user, reason, needed=needed)

@@ -28,8 +28,9 @@ from django.db import connections
 from django.utils import timezone
 
 from . import conf
+from .audit import new_entry
 from .exceptions import RollbackError, RollbackInProgressError, StalePlanError
-from .execution import _log_row, current_user, execute
+from .execution import current_user, execute
 from .locks import rollback_lock
 from .models import RollbackLog
 from .planning import RollbackPlan
@@ -43,13 +44,16 @@ def start_rollback(
     plan: RollbackPlan, *, user: str = "", source: RollbackLog.Source = RollbackLog.Source.ADMIN
 ) -> RollbackLog:
     """Queue the plan and start its runner; returns at once with the log entry to watch."""
-    if plan.blockers:
-        from .exceptions import PlanRefusedError
-
-        raise PlanRefusedError("Refusing to roll back: " + " ".join(plan.blockers))
+    plan.refuse_if_blocked()
     _refuse_if_busy(plan.database)
-    log = _log_row(plan, RollbackLog.Status.QUEUED, user=user or current_user(), source=source)
-    log.fingerprint, log.steps_total = plan.fingerprint, len(plan.steps)
+    log = new_entry(
+        plan,
+        RollbackLog.Status.QUEUED,
+        user=user or current_user(),
+        source=source,
+        fingerprint=plan.fingerprint,
+        steps_total=len(plan.steps),
+    )
     log.save(using=plan.database)
     return _start(log, plan.database)
 

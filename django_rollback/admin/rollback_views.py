@@ -192,9 +192,7 @@ class RollbackViewsMixin(StateModelAdmin):
             )
             return self._render_preview(request, state, plan, None)
         try:
-            result = services.execute(
-                plan, user=user, source=RollbackLog.Source.ADMIN, rehearse=True
-            )
+            result = services.rehearse(plan, user=user, source=RollbackLog.Source.ADMIN)
         except RollbackError as exc:  # refused (backend, lock, stale) or a step failed
             self.message_user(request, str(exc), messages.ERROR)
             return self._render_preview(request, state, plan, None)

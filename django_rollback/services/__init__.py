@@ -24,6 +24,7 @@ from ..execution import (
     describe_state,
     execute,
     record_dry_run,
+    rehearse,
 )
 from ..progress import LiveProgress, live_progress
 from .commit import CurrentCommit, current_commit
@@ -77,6 +78,7 @@ __all__ = [
     "readiness",
     "ready_connection",
     "record_dry_run",
+    "rehearse",
     "resolve_state",
     "save_state",
     "start_rollback",

@@ -33,6 +33,8 @@ class Readiness:
     # it blocks a rollback to any state without it. The admin list reads it from the
     # current state alone instead of planning each row.
     irreversible_applied: tuple[tuple[str, str], ...] = ()
+    # The blockers that irreversible steps put (said through `irreversible` instead).
+    irreversible_blockers: frozenset[str] = frozenset()
 
     @property
     def possible(self) -> bool:
@@ -55,7 +57,7 @@ class Readiness:
             reasons.append(
                 "irreversible: " + ", ".join(f"{name} ({why})" for name, why in self.irreversible)
             )
-        reasons += [b for b in self.blockers if not b.startswith("Irreversible: ")]
+        reasons += [b for b in self.blockers if b not in self.irreversible_blockers]
         why = "; ".join(reason.rstrip(".") for reason in reasons)
         return f"Warning: a rollback to {target} is NOT possible: {why}."
 
@@ -113,4 +115,7 @@ def readiness(
         blockers=tuple(plan.blockers),
         overridden=tuple(sorted(overridden)),
         irreversible_applied=tuple(still),
+        irreversible_blockers=frozenset(
+            step.irreversible_blocker for step in plan.steps if step.irreversible_blocker
+        ),
     )

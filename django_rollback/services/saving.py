@@ -115,24 +115,7 @@ def _save_locked(
     applied = applied_migrations(connection)
     unapplied = unapplied_on_disk(applied)
     if unapplied and not allow_unapplied:
-        raise UnappliedMigrationsError(
-            ngettext(
-                "Not saved: %(count)d migration on disk is not applied in database "
-                "'%(database)s' (%(names)s). Right after a rollback, deploy the release it "
-                "went back to; or run migrate to return to this one (--allow-unapplied saves "
-                "anyway).",
-                "Not saved: %(count)d migrations on disk are not applied in database "
-                "'%(database)s' (%(names)s). Right after a rollback, deploy the release it "
-                "went back to; or run migrate to return to this one (--allow-unapplied saves "
-                "anyway).",
-                len(unapplied),
-            )
-            % {
-                "count": len(unapplied),
-                "database": database,
-                "names": labels(unapplied[:5]) + (", ..." if len(unapplied) > 5 else ""),
-            }
-        )
+        raise UnappliedMigrationsError(_unapplied_message(unapplied, database))
     fields = {
         "tags": head.tag_list,
         "migrations": MigrationState.serialize_migrations(applied),
@@ -150,19 +133,7 @@ def _save_locked(
     latest = states.latest_state()
     assert latest is not None
     if not created:
-        changed: list[str] = []
-        # Unknown tags (a commit given without them, no git) keep the stored ones.
-        if head.tags_known and list(state.tags) != fields["tags"]:
-            state.tags, tags_changed = fields["tags"], True
-            changed.append("tags")
-        # Only the latest state describes the database now; older ones are history.
-        if latest.pk == state.pk and (state.migration_set != applied or state.unresolved):
-            state.migrations, state.squashes = fields["migrations"], squashes_on_disk()
-            state.unresolved = []  # a state converted from 0.4.0 now has its full set
-            updated = True
-            changed += ["migrations", "squashes", "unresolved"]
-        if changed:
-            state.save(update_fields=changed)
+        tags_changed, updated = _save_again(state, head, applied, latest)
     previous = states.before(state).first()
     before = previous.migration_set if previous else frozenset()
     return SaveResult(
@@ -177,3 +148,47 @@ def _save_locked(
         tag_warning=head.tag_warning,
         unapplied=tuple(unapplied),
     )
+
+
+def _unapplied_message(unapplied: list[MigrationKey], database: str) -> str:
+    return ngettext(
+        "Not saved: %(count)d migration on disk is not applied in database "
+        "'%(database)s' (%(names)s). Right after a rollback, deploy the release it "
+        "went back to; or run migrate to return to this one (--allow-unapplied saves "
+        "anyway).",
+        "Not saved: %(count)d migrations on disk are not applied in database "
+        "'%(database)s' (%(names)s). Right after a rollback, deploy the release it "
+        "went back to; or run migrate to return to this one (--allow-unapplied saves "
+        "anyway).",
+        len(unapplied),
+    ) % {
+        "count": len(unapplied),
+        "database": database,
+        "names": labels(unapplied[:5]) + (", ..." if len(unapplied) > 5 else ""),
+    }
+
+
+def _save_again(
+    state: MigrationState,
+    head: CurrentCommit,
+    applied: frozenset[MigrationKey],
+    latest: MigrationState,
+) -> tuple[bool, bool]:
+    """A commit saved before: its tags, and (when it is the latest) its migrations, brought
+    up to date. Returns (tags changed, migrations updated)."""
+    changed: list[str] = []
+    tags_changed = updated = False
+    # Unknown tags (a commit given without them, no git) keep the stored ones.
+    if head.tags_known and list(state.tags) != head.tag_list:
+        state.tags, tags_changed = head.tag_list, True
+        changed.append("tags")
+    # Only the latest state describes the database now; older ones are history.
+    if latest.pk == state.pk and (state.migration_set != applied or state.unresolved):
+        state.migrations = MigrationState.serialize_migrations(applied)
+        state.squashes = squashes_on_disk()
+        state.unresolved = []  # a state converted from 0.4.0 now has its full set
+        updated = True
+        changed += ["migrations", "squashes", "unresolved"]
+    if changed:
+        state.save(update_fields=changed)
+    return tags_changed, updated

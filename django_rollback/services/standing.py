@@ -128,7 +128,36 @@ def _standing(view: DatabaseOverview) -> Standing:
     if head is None:
         return Standing("unknown_commit", view.head_error or _("The current commit is unknown."))
     name = _("The current %(commit)s") % {"commit": head.described}
-    if state is None and view.rolled_back_by is not None:
+    if state is None:
+        return _without_state(view, name)
+    assert latest is not None
+    if latest.pk != state.pk:
+        return Standing(
+            "not_latest",
+            _(
+                "%(name)s is not the latest saved state in database '%(database)s' (the "
+                "latest is %(latest)s): an older release is running."
+            )
+            % {"name": name, "database": database, "latest": describe_state(latest)},
+        )
+    missing, unexpected = view.differences(state)
+    if missing or unexpected:
+        return _drifted(view, head.described, missing, unexpected)
+    return Standing(
+        "ok",
+        _("OK: database '%(database)s' matches the saved state of %(name)s (%(migrations)s).")
+        % {
+            "database": database,
+            "name": head.described,
+            "migrations": migrations_text(len(view.applied)),
+        },
+    )
+
+
+def _without_state(view: DatabaseOverview, name: str) -> Standing:
+    """HEAD has no saved state: a rollback left it, nothing was saved, or not HEAD."""
+    database = view.database
+    if view.rolled_back_by is not None:
         log = view.rolled_back_by
         return Standing(
             "rolled_back",
@@ -144,7 +173,7 @@ def _standing(view: DatabaseOverview) -> Standing:
                 "log": log.log_id,
             },
         )
-    if state is None and latest is None:
+    if view.latest is None:
         return Standing(
             "not_saved",
             _(
@@ -153,50 +182,36 @@ def _standing(view: DatabaseOverview) -> Standing:
             )
             % {"database": database},
         )
-    if state is None:
-        return Standing(
-            "not_saved",
-            _("%(name)s has no saved state in database '%(database)s': run save_migrations_state.")
-            % {"name": name, "database": database},
-        )
-    assert latest is not None
-    if latest.pk != state.pk:
-        return Standing(
-            "not_latest",
-            _(
-                "%(name)s is not the latest saved state in database '%(database)s' (the "
-                "latest is %(latest)s): an older release is running."
-            )
-            % {"name": name, "database": database, "latest": describe_state(latest)},
-        )
-    missing, unexpected = view.differences(state)
-    if missing or unexpected:
-        parts = [_("%(count)d saved but not applied") % {"count": len(missing)}] if missing else []
-        if unexpected:
-            parts.append(_("%(count)d applied but not saved") % {"count": len(unexpected)})
-        return Standing(
-            "drifted",
-            _(
-                "Database '%(database)s' no longer matches the saved state of %(name)s: "
-                "%(parts)s (e.g. %(example)s)."
-            )
-            % {
-                "database": database,
-                "name": head.described,
-                "parts": ", ".join(parts),
-                "example": labels(sorted(missing | unexpected)[:3]),
-            },
-            frozenset(missing),
-            frozenset(unexpected),
-        )
     return Standing(
-        "ok",
-        _("OK: database '%(database)s' matches the saved state of %(name)s (%(migrations)s).")
+        "not_saved",
+        _("%(name)s has no saved state in database '%(database)s': run save_migrations_state.")
+        % {"name": name, "database": database},
+    )
+
+
+def _drifted(
+    view: DatabaseOverview,
+    described: str,
+    missing: frozenset[MigrationKey],
+    unexpected: frozenset[MigrationKey],
+) -> Standing:
+    parts = [_("%(count)d saved but not applied") % {"count": len(missing)}] if missing else []
+    if unexpected:
+        parts.append(_("%(count)d applied but not saved") % {"count": len(unexpected)})
+    return Standing(
+        "drifted",
+        _(
+            "Database '%(database)s' no longer matches the saved state of %(name)s: "
+            "%(parts)s (e.g. %(example)s)."
+        )
         % {
-            "database": database,
-            "name": head.described,
-            "migrations": migrations_text(len(view.applied)),
+            "database": view.database,
+            "name": described,
+            "parts": ", ".join(parts),
+            "example": labels(sorted(missing | unexpected)[:3]),
         },
+        frozenset(missing),
+        frozenset(unexpected),
     )
 
 

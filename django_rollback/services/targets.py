@@ -25,6 +25,7 @@ from ..execution import (
 from ..git import GitRepository, validate_commit_prefix
 from ..models import (
     MigrationState,
+    MigrationStateQuerySet,
     RollbackLog,
     describe_commit,
 )
@@ -150,46 +151,9 @@ def _resolve_target(
             raise StateNotSavedError(f"There is no saved state with id {state_id}.")
         return found
     if tag is not None:
-        tagged = states.with_tag(tag)
-        if len(tagged) == 1:
-            return states.get(pk=tagged[0].pk)
-        sha = repo.resolve_tag(tag) if repo is not None else None
-        if sha is None:
-            if tagged:  # the same tag stored on several states and git cannot say which
-                raise AmbiguousCommitError(
-                    f'Tag "{tag}" is stored with several states: '
-                    + ", ".join(s.commit[: conf.CANDIDATE_LENGTH] for s in tagged)
-                    + "; roll back by commit instead."
-                )
-            elsewhere = "git has no such tag" if repo is not None else "there is no git to ask"
-            raise UnknownReferenceError(
-                f'Unknown tag "{tag}": no saved state carries it and {elsewhere}.'
-                + _nearest_tags(tag, states, repo)
-            )
-        found = states.filter(commit=sha).first()
-        if found is None:
-            raise StateNotSavedError(
-                f'Tag "{tag}" points at commit "{sha}", whose state was never saved.'
-            )
-        return found
+        return _tagged(tag, states, repo)
     if commit is not None:
-        prefix = validate_commit_prefix(commit)
-        matches = list(states.with_commit_prefix(prefix).only("id", "commit")[:10])
-        if len(matches) > 1:
-            raise AmbiguousCommitError(
-                f'Commit prefix "{prefix}" is ambiguous: it matches saved commits '
-                + ", ".join(s.commit[: conf.CANDIDATE_LENGTH] for s in matches)
-                + "; give more characters."
-            )
-        if matches:
-            return states.get(pk=matches[0].pk)
-        sha = repo.resolve_commit_prefix(prefix) if repo is not None else None
-        if sha is None:
-            elsewhere = "no git commit" if repo is not None else "no git to ask; nothing"
-            raise UnknownReferenceError(
-                f'Unknown commit "{prefix}": no saved state and {elsewhere} starts with it.'
-            )
-        raise StateNotSavedError(f'Commit "{sha}" was never saved, so there is no state for it.')
+        return _by_commit(commit, states, repo)
     assert current is not None, "the previous state needs the current one"
     previous = states.before(current).first()
     if previous is None:
@@ -198,3 +162,50 @@ def _resolve_target(
             "there is nothing to roll back to."
         )
     return previous
+
+
+def _tagged(tag: str, states: MigrationStateQuerySet, repo: GitRepository | None) -> MigrationState:
+    tagged = states.with_tag(tag)
+    if len(tagged) == 1:
+        return states.get(pk=tagged[0].pk)
+    sha = repo.resolve_tag(tag) if repo is not None else None
+    if sha is None:
+        if tagged:  # the same tag stored on several states and git cannot say which
+            raise AmbiguousCommitError(
+                f'Tag "{tag}" is stored with several states: '
+                + ", ".join(s.commit[: conf.CANDIDATE_LENGTH] for s in tagged)
+                + "; roll back by commit instead."
+            )
+        elsewhere = "git has no such tag" if repo is not None else "there is no git to ask"
+        raise UnknownReferenceError(
+            f'Unknown tag "{tag}": no saved state carries it and {elsewhere}.'
+            + _nearest_tags(tag, states, repo)
+        )
+    found = states.filter(commit=sha).first()
+    if found is None:
+        raise StateNotSavedError(
+            f'Tag "{tag}" points at commit "{sha}", whose state was never saved.'
+        )
+    return found
+
+
+def _by_commit(
+    commit: str, states: MigrationStateQuerySet, repo: GitRepository | None
+) -> MigrationState:
+    prefix = validate_commit_prefix(commit)
+    matches = list(states.with_commit_prefix(prefix).only("id", "commit")[:10])
+    if len(matches) > 1:
+        raise AmbiguousCommitError(
+            f'Commit prefix "{prefix}" is ambiguous: it matches saved commits '
+            + ", ".join(s.commit[: conf.CANDIDATE_LENGTH] for s in matches)
+            + "; give more characters."
+        )
+    if matches:
+        return states.get(pk=matches[0].pk)
+    sha = repo.resolve_commit_prefix(prefix) if repo is not None else None
+    if sha is None:
+        elsewhere = "no git commit" if repo is not None else "no git to ask; nothing"
+        raise UnknownReferenceError(
+            f'Unknown commit "{prefix}": no saved state and {elsewhere} starts with it.'
+        )
+    raise StateNotSavedError(f'Commit "{sha}" was never saved, so there is no state for it.')

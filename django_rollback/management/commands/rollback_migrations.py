@@ -403,12 +403,11 @@ class Command(RollbackBaseCommand):
             "so other sessions using those tables wait until then."
         )
         try:
-            result = services.execute(
+            result = services.rehearse(
                 plan,
                 progress=self._progress,
                 wait=options["wait"],
                 lock_timeout=options["lock_timeout"],
-                rehearse=True,
             )
         except RollbackError as exc:
             self._close_step_line()
