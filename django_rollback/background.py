@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from . import conf
 from .audit import new_entry
-from .exceptions import RollbackError, RollbackInProgressError, StalePlanError
+from .exceptions import RollbackError, RollbackInProgressError, StalePlanError, first_line
 from .execution import current_user, execute
 from .locks import rollback_lock
 from .models import RollbackLog
@@ -159,7 +159,7 @@ def run_queued(log_id: int, database: str) -> int:
         _fail_if_not_started(log, str(exc))
         return 1
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc)
         _fail_if_not_started(log, f"The rollback process failed: {reason}")
         traceback.print_exc()
         return 1

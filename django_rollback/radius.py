@@ -21,6 +21,8 @@ from django.db.migrations.utils import (  # type: ignore[attr-defined]  # (stubs
 )
 from django.db.models import UniqueConstraint
 
+from .presenters.text import describe_size
+
 # Lock strengths, weakest first; the names are PostgreSQL's, what the others take below.
 SHARE, SHARE_ROW_EXCLUSIVE, ACCESS_EXCLUSIVE = 1, 2, 3
 MODE_NAMES = {
@@ -78,22 +80,10 @@ class TableSize:
         if self.rows is None:
             return "not in the database"
         rows = f"{'≈ ' if self.estimated else ''}{self.rows:,} rows"
-        return rows if self.bytes is None else f"{rows}, {human_bytes(self.bytes)}"
+        return rows if self.bytes is None else f"{rows}, {describe_size(self.bytes, largest='TB')}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "bytes": self.bytes, "estimated": self.estimated}
-
-
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "kB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-# --- locks --------------------------------------------------------------------------------
 
 
 class StepLocks:
@@ -293,9 +283,6 @@ def _type_changes(connection: BaseDatabaseWrapper, old: Any, new: Any) -> bool:
         return bool(old.db_type(connection) != new.db_type(connection))
     except Exception:  # a relation's type needs its target model: compare the classes
         return type(old) is not type(new)
-
-
-# --- sizes --------------------------------------------------------------------------------
 
 
 class Sizer:

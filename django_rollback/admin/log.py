@@ -25,6 +25,7 @@ from .. import archive, services
 from ..exceptions import RollbackError
 from ..models import RollbackLog
 from ..planning import DataLoss
+from ..presenters.text import describe_archive_item, describe_size
 from ..templatetags.rollback_admin import admin_date
 from .approvals import ApprovalViewsMixin, AwaitingApprovalFilter
 from .common import (
@@ -229,11 +230,11 @@ class RollbackLogAdmin(ApprovalViewsMixin, AuditAdmin):
         items = format_html_join(
             "",
             "<li>{}</li>",
-            ((archive.describe_item(item),) for item in document.get("items", [])),
+            ((describe_archive_item(item),) for item in document.get("items", [])),
         )
         sizes = ngettext(
             "%(rows)d row, %(size)s", "%(rows)d rows, %(size)s", document.get("rows", 0)
-        ) % {"rows": document.get("rows", 0), "size": archive.describe_size(document.get("bytes"))}
+        ) % {"rows": document.get("rows", 0), "size": describe_size(document.get("bytes"))}
         state = {
             archive.ArchiveStatus.KEPT: _("kept, not restored yet"),
             archive.ArchiveStatus.RESTORED: _("restored at %(when)s")

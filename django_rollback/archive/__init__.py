@@ -37,6 +37,7 @@ happens in one transaction; afterwards sequences are moved past the restored key
 from __future__ import annotations
 
 from ..exceptions import ArchiveError
+from ..presenters.text import describe_archive_item as describe_item, describe_size
 from .keeping import Archiver
 from .names import PG_SCHEMA, TABLE_PREFIX, check_names, column_types, enabled, pg_schema
 from .restoring import ItemOutcome, RestoreResult, find_archive, restore
@@ -44,8 +45,6 @@ from .status import (
     ArchiveStatus,
     archive_of,
     archive_status,
-    describe_item,
-    describe_size,
     find_log,
     list_archives,
     missing_targets,

@@ -10,7 +10,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from .. import signals
-from ..exceptions import ArchiveError, RollbackInProgressError
+from ..exceptions import ArchiveError, RollbackInProgressError, first_line
 from ..locks import rollback_lock
 from ..models import RollbackLog
 from .names import column_types, item_table, relations
@@ -125,7 +125,7 @@ def restore(log: RollbackLog, *, fake: bool = False, wait: float = 0.0) -> Resto
             except _Rehearsal:
                 pass
             except DatabaseError as exc:
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                reason = first_line(exc)
                 raise ArchiveError(
                     f"Restoring the archive of log entry {log.pk} failed: {reason}; "
                     "nothing was restored."

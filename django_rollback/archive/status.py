@@ -15,22 +15,6 @@ from ..models import RollbackLog
 from .names import column_types, item_table
 
 
-def describe_size(size: int | None) -> str:
-    if size is None:
-        return "size unknown"
-    for unit in ("bytes", "kB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return f"{size} bytes"
-
-
-def describe_item(item: dict[str, Any]) -> str:
-    if item["column"] is None:
-        return f'table "{item["table"]}" ({item["rows"]} rows)'
-    return f'column "{item["table"]}"."{item["column"]}" ({item["rows"]} rows)'
-
-
 def archive_of(log: RollbackLog) -> dict[str, Any]:
     """The archive document of a log entry ({} when it has none)."""
     return log.archive if isinstance(log.archive, dict) else {}

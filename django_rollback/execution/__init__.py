@@ -14,6 +14,7 @@ stale between the preview and the confirmation. The audit row's life is in audit
 from __future__ import annotations
 
 from ..audit import close_stale_running
+from ..presenters.text import describe_state
 from .checks import check_rehearsable
 from .records import (
     MAX_RETRY_DELAY,
@@ -22,7 +23,6 @@ from .records import (
     RunRecord,
     StepEvent,
     current_user,
-    describe_state,
 )
 from .rehearsal import rehearse
 from .running import execute, record_dry_run

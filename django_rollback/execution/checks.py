@@ -8,8 +8,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ..exceptions import RollbackError, RollbackFailedError, StalePlanError
 from ..models import MigrationState
 from ..planning import RollbackPlan, labels
+from ..presenters.text import describe_state
 from ..snapshot import applied_migrations
-from .records import describe_state
 
 
 def refuse_unrunnable(plan: RollbackPlan) -> None:

@@ -9,15 +9,10 @@ from typing import Literal
 
 from ..conf import get_setting
 from ..exceptions import RollbackError
-from ..models import MigrationState, RollbackLog, describe_commit
+from ..models import RollbackLog
 from ..planning import PlanStep, RollbackPlan
 
 MAX_RETRY_DELAY = 30.0
-
-
-def describe_state(state: MigrationState) -> str:
-    """How every message names a state: the full commit and its tags."""
-    return describe_commit(state.commit, state.tags)
 
 
 def current_user() -> str:

@@ -26,6 +26,7 @@ from ..execution import (
     record_dry_run,
     rehearse,
 )
+from ..presenters.text import migrations_text
 from ..progress import LiveProgress, live_progress
 from .commit import CurrentCommit, current_commit
 from .connection import open_repository, ready_connection
@@ -40,7 +41,6 @@ from .standing import (
     StateListing,
     UndoSummary,
     list_states,
-    migrations_text,
     overview,
 )
 from .targets import plan_rollback, resolve_state

@@ -15,6 +15,7 @@ from ..models import (
     MigrationState,
 )
 from ..planning import build_plan, label
+from ..presenters.text import migrations_in_apps
 from .squashes import saved_squashes
 
 
@@ -48,9 +49,8 @@ class Readiness:
             if not self.migrations:
                 return f"Rollback to {target} is possible: no migrations to unapply."
             return (
-                f"Rollback to {target} is possible: {self.migrations} "
-                f"migration{'s' if self.migrations != 1 else ''} in {self.apps} "
-                f"app{'s' if self.apps != 1 else ''}."
+                f"Rollback to {target} is possible: "
+                f"{migrations_in_apps(self.migrations, self.apps)}."
             )
         reasons = []
         if self.irreversible:

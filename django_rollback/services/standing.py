@@ -11,7 +11,7 @@ from django.db import (
     models,
 )
 from django.db.models import Q, Subquery
-from django.utils.translation import gettext as _, ngettext
+from django.utils.translation import gettext as _
 
 from ..exceptions import (
     RollbackError,
@@ -27,6 +27,7 @@ from ..models import (
     describe_commit,
 )
 from ..planning import labels
+from ..presenters.text import migrations_text
 from ..snapshot import (
     applied_migrations,
     parse_squashes,
@@ -117,10 +118,6 @@ class Standing:
             "not_saved": _("not saved"),
             "unknown_commit": _("unknown"),
         }[self.status]
-
-
-def migrations_text(count: int) -> str:
-    return ngettext("%(count)d migration", "%(count)d migrations", count) % {"count": count}
 
 
 def _standing(view: DatabaseOverview) -> Standing:
