@@ -32,7 +32,7 @@ from .audit import new_entry
 from .exceptions import ApprovalError, RollbackError, StalePlanError
 from .execution import RollbackResult, StepEvent, current_user, execute
 from .execution.checks import refuse_unrunnable
-from .models import RollbackLog, describe_commit
+from .models import RollbackLog
 from .planning import RollbackPlan
 
 Status = RollbackLog.Status
@@ -68,11 +68,7 @@ def ttl() -> timedelta:
 def open_requests(database: str = DEFAULT_DB_ALIAS) -> QuerySet[RollbackLog]:
     """Requests that may still run (awaiting approval or approved), oldest first."""
     expire_overdue(database)
-    return (
-        RollbackLog.objects.using(database)
-        .filter(status__in=RollbackLog.OPEN_REQUESTS)
-        .order_by("id")
-    )
+    return RollbackLog.objects.using(database).open_requests()
 
 
 def expire_overdue(database: str = DEFAULT_DB_ALIAS) -> int:
@@ -384,8 +380,3 @@ def run_approved(
         log.approval_trail = (log.approval_trail or [])[:-1]
         _move(log, Status.QUEUED, Status.APPROVED, pid=None)
         raise
-
-
-def describe_request(log: RollbackLog) -> str:
-    """How messages name a request: its id and its target."""
-    return f"rollback request {log.pk} to {describe_commit(log.to_commit, log.to_tags)}"

@@ -94,7 +94,7 @@ def _start(log: RollbackLog, database: str) -> RollbackLog:
 
 def _refuse_if_busy(database: str) -> None:
     """Say at once when another rollback runs, rather than on the entry's page later."""
-    for other in RollbackLog.objects.using(database).filter(status__in=RollbackLog.ACTIVE):
+    for other in RollbackLog.objects.using(database).active():
         if live_progress(other).active:
             raise RollbackInProgressError(
                 f"Another rollback is running on database '{database}' (log entry {other.pk}); "

@@ -145,6 +145,19 @@ class RollbackLogQuerySet(models.QuerySet["RollbackLog"]):
         """Succeeded rollbacks that left `commit`, newest first."""
         return self.succeeded().filter(from_commit=commit).order_by("-id")
 
+    def open_requests(self) -> RollbackLogQuerySet:
+        """Approval requests that may still run (awaiting approval or approved), oldest first."""
+        return self.filter(status__in=RollbackLog.OPEN_REQUESTS).order_by("id")
+
+    def rehearsals_of(self, from_commit: str, to_commit: str) -> RollbackLogQuerySet:
+        """Successful rehearsals from one commit to another, newest first."""
+        return self.filter(
+            status=RollbackLog.Status.REHEARSAL,
+            from_commit=from_commit,
+            to_commit=to_commit,
+            error="",
+        ).order_by("-id")
+
 
 class RollbackLog(models.Model):
     """One row per rollback or dry run; kept when the states it names are pruned."""

@@ -219,13 +219,7 @@ class RollbackViewsMixin(StateModelAdmin):
         """The latest successful rehearsal of exactly this plan, if any."""
         found = (
             RollbackLog.objects.using(plan.database)
-            .filter(
-                status=RollbackLog.Status.REHEARSAL,
-                from_commit=plan.current.commit,
-                to_commit=plan.target.commit,
-                error="",
-            )
-            .order_by("-id")
+            .rehearsals_of(plan.current.commit, plan.target.commit)
             .first()
         )
         if found is not None and (found.plan or {}).get("fingerprint") == plan.fingerprint:

@@ -75,7 +75,7 @@ def restorable_now(database: str = DEFAULT_DB_ALIAS) -> RollbackLog | None:
 
 
 def kept_archives(database: str) -> list[RollbackLog]:
-    logs = RollbackLog.objects.using(database).filter(status=RollbackLog.Status.SUCCEEDED)
+    logs = RollbackLog.objects.using(database).succeeded()
     return [log for log in logs.order_by("-id") if archive_status(log) is ArchiveStatus.KEPT]
 
 

@@ -11,7 +11,8 @@ from ..exceptions import RollbackError
 
 
 def add_target_arguments(parser: CommandParser) -> None:
-    """Which state to go to, and what to do with it."""
+    """Which state to go to and what to do with it (--list first, as --help always showed)."""
+    parser.add_argument("--list", action="store_true", help="List the saved states, newest first.")
     parser.add_argument("-t", "--tag", help="Git tag of the state to roll back to.")
     parser.add_argument(
         "-c",
@@ -85,8 +86,7 @@ def add_run_arguments(parser: CommandParser) -> None:
 
 
 def add_mode_arguments(parser: CommandParser) -> None:
-    """The modes besides a rollback: list, check, rehearse, round trip, diff, approved."""
-    parser.add_argument("--list", action="store_true", help="List the saved states, newest first.")
+    """The modes besides a rollback (check, rehearse, round trip, diff, approved), --json."""
     parser.add_argument(
         "--check",
         action="store_true",
