@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from django_rollback.archive import ArchiveItem
 from django_rollback.presenters.text import (
     describe_archive_item,
     describe_size,
@@ -37,8 +38,10 @@ def test_byte_sizes_read_as_people_read_them() -> None:
 
 
 def test_archive_items_name_the_table_or_the_column() -> None:
-    table = {"table": "shop_order", "column": None, "rows": 4}
-    column = {"table": "shop_order", "column": "note", "rows": 2}
+    stored = {"table": "shop_order", "column": None, "pk": "id", "archive_table": "a", "rows": 4}
+    table = ArchiveItem.from_dict(stored)
+    column = ArchiveItem.from_dict({**stored, "column": "note", "rows": 2})
+    assert table.as_dict()["rows"] == 4 and table.is_table and not column.is_table
     assert describe_archive_item(table) == 'table "shop_order" (4 rows)'
     assert describe_archive_item(column) == 'column "shop_order"."note" (2 rows)'
 

@@ -230,7 +230,7 @@ class RollbackLogAdmin(ApprovalViewsMixin, AuditAdmin):
         items = format_html_join(
             "",
             "<li>{}</li>",
-            ((describe_archive_item(item),) for item in document.get("items", [])),
+            ((describe_archive_item(item),) for item in archive.archive_items(obj)),
         )
         sizes = ngettext(
             "%(rows)d row, %(size)s", "%(rows)d rows, %(size)s", document.get("rows", 0)

@@ -38,12 +38,12 @@ from __future__ import annotations
 
 from ..exceptions import ArchiveError
 from ..presenters.text import describe_archive_item as describe_item, describe_size
+from .items import ArchiveItem, archive_items, archive_of
 from .keeping import Archiver
 from .names import PG_SCHEMA, TABLE_PREFIX, check_names, column_types, enabled, pg_schema
 from .restoring import ItemOutcome, RestoreResult, find_archive, restore
 from .status import (
     ArchiveStatus,
-    archive_of,
     archive_status,
     find_log,
     list_archives,
@@ -58,10 +58,12 @@ __all__ = [
     "PG_SCHEMA",
     "TABLE_PREFIX",
     "ArchiveError",
+    "ArchiveItem",
     "ArchiveStatus",
     "Archiver",
     "ItemOutcome",
     "RestoreResult",
+    "archive_items",
     "archive_of",
     "archive_status",
     "check_names",

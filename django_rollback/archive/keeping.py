@@ -12,6 +12,7 @@ from django.db.backends.utils import truncate_name
 
 from ..lock_waits import WriteCounter
 from ..models import RollbackLog
+from .items import ArchiveItem
 from .names import (
     PG_SCHEMA,
     TABLE_PREFIX,
@@ -30,7 +31,7 @@ class Archiver:
     def __init__(self, connection: BaseDatabaseWrapper, log: RollbackLog) -> None:
         self.connection = connection
         self.log = log
-        self.items: list[dict[str, Any]] = []
+        self.items: list[ArchiveItem] = []
         self.step = ""
         self._schema_ready = False
         # What this attempt wrote only into the archive (copies, not moves): a lock timeout
@@ -63,9 +64,9 @@ class Archiver:
 
     def document(self) -> dict[str, Any]:
         return {
-            "items": self.items,
-            "rows": sum(item["rows"] or 0 for item in self.items),
-            "bytes": sum(item["bytes"] or 0 for item in self.items),
+            "items": [item.as_dict() for item in self.items],
+            "rows": sum(item.rows or 0 for item in self.items),
+            "bytes": sum(item.bytes or 0 for item in self.items),
             "restored_at": None,
             "restored": None,
             "purged_at": None,
@@ -170,17 +171,17 @@ class Archiver:
                 cursor.execute(f"SELECT COUNT(*) FROM {qualified(self.connection, schema, name)}")
                 rows = int(cursor.fetchone()[0])
         self.items.append(
-            {
-                "table": table,
-                "column": column,
-                "pk": pk,
-                "archive_schema": schema,
-                "archive_table": name,
-                "types": types,
-                "rows": rows,
-                "bytes": table_size(self.connection, schema, name),
-                "step": self.step,
-            }
+            ArchiveItem(
+                table=table,
+                column=column,
+                pk=pk,
+                archive_schema=schema,
+                archive_table=name,
+                types=types,
+                rows=rows,
+                bytes=table_size(self.connection, schema, name),
+                step=self.step,
+            )
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -15,6 +14,7 @@ from django.db.models import Max
 from .. import conf
 from ..exceptions import ArchiveError
 from ..models import RollbackLog
+from .items import ArchiveItem
 
 PG_SCHEMA = "django_rollback_archive"
 TABLE_PREFIX = "django_rollback_archive_"  # SQLite and MySQL: archive tables beside the others
@@ -42,8 +42,8 @@ def qualified(connection: BaseDatabaseWrapper, schema: str | None, name: str) ->
     return f"{quote(schema)}.{quote(name)}" if schema else quote(name)
 
 
-def item_table(connection: BaseDatabaseWrapper, item: dict[str, Any]) -> str:
-    return qualified(connection, item.get("archive_schema"), item["archive_table"])
+def item_table(connection: BaseDatabaseWrapper, item: ArchiveItem) -> str:
+    return qualified(connection, item.archive_schema, item.archive_table)
 
 
 def column_types(

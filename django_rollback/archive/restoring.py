@@ -13,10 +13,10 @@ from .. import signals
 from ..exceptions import ArchiveError, RollbackInProgressError, first_line
 from ..locks import rollback_lock
 from ..models import RollbackLog
+from .items import ArchiveItem, archive_items, archive_of
 from .names import column_types, item_table, relations
 from .status import (
     ArchiveStatus,
-    archive_of,
     archive_status,
     kept_archives,
     missing_targets,
@@ -26,7 +26,7 @@ from .status import (
 
 @dataclass
 class ItemOutcome:
-    item: dict[str, Any]
+    item: ArchiveItem
     restored: int = 0  # rows inserted or updated, or values written back
     skipped: dict[str, int] = field(default_factory=dict)  # reason → rows
 
@@ -36,9 +36,9 @@ class ItemOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "table": self.item["table"],
-            "column": self.item["column"],
-            "archived": self.item["rows"],
+            "table": self.item.table,
+            "column": self.item.column,
+            "archived": self.item.rows,
             "restored": self.restored,
             "skipped": self.skipped,
         }
@@ -144,9 +144,9 @@ def restore(log: RollbackLog, *, fake: bool = False, wait: float = 0.0) -> Resto
 def _restore_items(
     connection: BaseDatabaseWrapper, log: RollbackLog, *, fake: bool
 ) -> list[ItemOutcome]:
-    items = archive_of(log).get("items", [])
-    tables = [i for i in items if i["column"] is None]
-    columns = [i for i in items if i["column"] is not None]
+    items = archive_items(log)
+    tables = [i for i in items if i.column is None]
+    columns = [i for i in items if i.column is not None]
     existing = set(connection.introspection.table_names())
     outcomes: list[ItemOutcome] = []
     # Tables pointed at first, so rows pointing at restored rows find them.
@@ -159,10 +159,10 @@ def _restore_items(
 
 
 def _referenced_first(
-    connection: BaseDatabaseWrapper, tables: list[dict[str, Any]], existing: set[str]
-) -> list[dict[str, Any]]:
-    by_table = {item["table"]: item for item in tables}
-    done: list[dict[str, Any]] = []
+    connection: BaseDatabaseWrapper, tables: list[ArchiveItem], existing: set[str]
+) -> list[ArchiveItem]:
+    by_table = {item.table: item for item in tables}
+    done: list[ArchiveItem] = []
     seen: set[str] = set()
 
     def visit(table: str) -> None:
@@ -180,15 +180,13 @@ def _referenced_first(
     return done
 
 
-def _unusable(
-    connection: BaseDatabaseWrapper, item: dict[str, Any], existing: set[str]
-) -> str | None:
+def _unusable(connection: BaseDatabaseWrapper, item: ArchiveItem, existing: set[str]) -> str | None:
     """Why the item cannot go back at all (its table or column is gone, a type changed)."""
-    table = item["table"]
+    table = item.table
     if table not in existing:
         return "table missing"
     live = column_types(connection, table)
-    for column, kind in item["types"].items():
+    for column, kind in item.types.items():
         if column not in live:
             return "column missing"
         if live[column] != kind:
@@ -196,19 +194,19 @@ def _unusable(
     return None
 
 
-def _fk_conditions(connection: BaseDatabaseWrapper, item: dict[str, Any], alias: str) -> list[str]:
+def _fk_conditions(connection: BaseDatabaseWrapper, item: ArchiveItem, alias: str) -> list[str]:
     """SQL conditions a row of the archive meets when each foreign key it holds points at a
     row that exists (in the live table, or in this archive for a table pointing at itself)."""
     quote = connection.ops.quote_name
     conditions = []
-    for column, (ref_column, ref_table) in relations(connection, item["table"]).items():
-        if column not in item["types"]:
+    for column, (ref_column, ref_table) in relations(connection, item.table).items():
+        if column not in item.types:
             continue
         target = f"SELECT {quote(ref_column)} FROM {quote(ref_table)}"
         if connection.vendor == "mysql":  # MySQL refuses the target table of an UPDATE here
             target = f"SELECT r.{quote(ref_column)} FROM ({target}) r"
         allowed = f"{alias}.{quote(column)} IN ({target})"
-        if ref_table == item["table"] and item["column"] is None:
+        if ref_table == item.table and item.column is None:
             itself = f"SELECT {quote(ref_column)} FROM {item_table(connection, item)}"
             allowed += f" OR {alias}.{quote(column)} IN ({itself})"
         conditions.append(f"({alias}.{quote(column)} IS NULL OR {allowed})")
@@ -228,21 +226,21 @@ def _execute(connection: BaseDatabaseWrapper, sql: str) -> int:
 
 
 def _restore_table(
-    connection: BaseDatabaseWrapper, item: dict[str, Any], existing: set[str]
+    connection: BaseDatabaseWrapper, item: ArchiveItem, existing: set[str]
 ) -> ItemOutcome:
     outcome = ItemOutcome(item)
     reason = _unusable(connection, item, existing)
     if reason:
-        outcome.skipped[reason] = item["rows"]
+        outcome.skipped[reason] = item.rows
         return outcome
     quote = connection.ops.quote_name
-    table, pk, archive = quote(item["table"]), item["pk"], item_table(connection, item)
+    table, pk, archive = quote(item.table), item.pk, item_table(connection, item)
     valid = " AND ".join(_fk_conditions(connection, item, "a")) or "1 = 1"
     total = _count(connection, f"SELECT COUNT(*) FROM {archive} a")
     usable = _count(connection, f"SELECT COUNT(*) FROM {archive} a WHERE {valid}")
     if total - usable:
         outcome.skipped["foreign key to a deleted row"] = total - usable
-    columns = list(item["types"])
+    columns = list(item.types)
     names = ", ".join(quote(c) for c in columns)
     picked = ", ".join(f"a.{quote(c)}" for c in columns)
     if pk is None:
@@ -266,11 +264,12 @@ def _restore_table(
 
 
 def _update(
-    connection: BaseDatabaseWrapper, item: dict[str, Any], columns: list[str], where: str
+    connection: BaseDatabaseWrapper, item: ArchiveItem, columns: list[str], where: str
 ) -> int:
     """UPDATE the live rows from the archive rows matched by primary key, where `where`."""
     quote = connection.ops.quote_name
-    table, pk, archive = quote(item["table"]), quote(item["pk"]), item_table(connection, item)
+    assert item.pk is not None, "an archived table or column has a primary key"
+    table, pk, archive = quote(item.table), quote(item.pk), item_table(connection, item)
     if connection.vendor == "mysql":
         sets = ", ".join(f"t.{quote(c)} = a.{quote(c)}" for c in columns)
         return _execute(
@@ -285,15 +284,16 @@ def _update(
 
 
 def _restore_column(
-    connection: BaseDatabaseWrapper, item: dict[str, Any], existing: set[str]
+    connection: BaseDatabaseWrapper, item: ArchiveItem, existing: set[str]
 ) -> ItemOutcome:
     outcome = ItemOutcome(item)
     reason = _unusable(connection, item, existing)
     if reason:
-        outcome.skipped[reason] = item["rows"]
+        outcome.skipped[reason] = item.rows
         return outcome
     quote = connection.ops.quote_name
-    table, pk, archive = quote(item["table"]), quote(item["pk"]), item_table(connection, item)
+    assert item.pk is not None, "an archived table or column has a primary key"
+    table, pk, archive = quote(item.table), quote(item.pk), item_table(connection, item)
     present = f"a.{pk} IN (SELECT t.{pk} FROM {table} t)"
     valid = " AND ".join(_fk_conditions(connection, item, "a")) or "1 = 1"
     total = _count(connection, f"SELECT COUNT(*) FROM {archive} a")
@@ -303,7 +303,8 @@ def _restore_column(
         outcome.skipped["row deleted"] = total - alive
     if alive - usable:
         outcome.skipped["foreign key to a deleted row"] = alive - usable
-    outcome.restored = _update(connection, item, [item["column"]], f"{present} AND {valid}")
+    assert item.column is not None
+    outcome.restored = _update(connection, item, [item.column], f"{present} AND {valid}")
     return outcome
 
 
@@ -313,9 +314,9 @@ def _move_sequences(connection: BaseDatabaseWrapper, outcomes: list[ItemOutcome]
     quote = connection.ops.quote_name
     for outcome in outcomes:
         item = outcome.item
-        if item["column"] is not None or not item["pk"] or not outcome.restored:
+        if item.column is not None or not item.pk or not outcome.restored:
             continue
-        table, pk = item["table"], item["pk"]
+        table, pk = item.table, item.pk
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute(

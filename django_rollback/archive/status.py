@@ -12,12 +12,8 @@ from django.utils import timezone
 
 from ..exceptions import ArchiveError
 from ..models import RollbackLog
+from .items import archive_items, archive_of
 from .names import column_types, item_table
-
-
-def archive_of(log: RollbackLog) -> dict[str, Any]:
-    """The archive document of a log entry ({} when it has none)."""
-    return log.archive if isinstance(log.archive, dict) else {}
 
 
 class ArchiveStatus(str, Enum):
@@ -52,8 +48,8 @@ def missing_targets(connection: BaseDatabaseWrapper, log: RollbackLog) -> list[s
     existing = set(connection.introspection.table_names())
     missing: list[str] = []
     columns: dict[str, dict[str, str]] = {}
-    for item in archive_of(log).get("items", []):
-        table, column = item["table"], item["column"]
+    for item in archive_items(log):
+        table, column = item.table, item.column
         if table not in existing:
             missing.append(f'table "{table}"')
             continue
@@ -96,7 +92,7 @@ def find_log(database: str, log_id: int) -> RollbackLog:
 
 def summary(log: RollbackLog) -> dict[str, Any]:
     """One archive as --list and the admin show it."""
-    items = archive_of(log).get("items", [])
+    items = archive_items(log)
     return {
         "log_id": log.pk,
         "from": log.from_commit,
@@ -104,8 +100,8 @@ def summary(log: RollbackLog) -> dict[str, Any]:
         "to": log.to_commit,
         "to_tags": list(log.to_tags),
         "rolled_back_at": log.started_at.isoformat(),
-        "tables": sum(1 for item in items if item["column"] is None),
-        "columns": sum(1 for item in items if item["column"] is not None),
+        "tables": sum(1 for item in items if item.column is None),
+        "columns": sum(1 for item in items if item.column is not None),
         "rows": archive_of(log).get("rows", 0),
         "bytes": archive_of(log).get("bytes", 0),
         "status": archive_status(log),
@@ -123,7 +119,7 @@ def purge(log: RollbackLog) -> int:
     dropped = 0
     with transaction.atomic(using=database):
         with connection.cursor() as cursor:
-            for item in archive_of(log).get("items", []):
+            for item in archive_items(log):
                 cursor.execute(f"DROP TABLE IF EXISTS {item_table(connection, item)}")
                 dropped += 1
         log.archive = {**archive_of(log), "purged_at": timezone.now().isoformat()}

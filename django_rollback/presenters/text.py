@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.utils.translation import ngettext
 
 from ..models import MigrationState, describe_commit
+
+if TYPE_CHECKING:  # archive/ uses this module: no import at run time
+    from ..archive.items import ArchiveItem
 
 
 def describe_state(state: MigrationState) -> str:
@@ -41,8 +44,8 @@ def describe_size(size: int | None, *, largest: str = "GB") -> str:
     return f"{size} bytes"
 
 
-def describe_archive_item(item: dict[str, Any]) -> str:
-    """One archived table or column, as the restore command and the log entry page list it."""
-    if item["column"] is None:
-        return f'table "{item["table"]}" ({item["rows"]} rows)'
-    return f'column "{item["table"]}"."{item["column"]}" ({item["rows"]} rows)'
+def describe_archive_item(item: ArchiveItem) -> str:
+    """One archived table or column, as the log entry page lists it."""
+    if item.column is None:
+        return f'table "{item.table}" ({item.rows} rows)'
+    return f'column "{item.table}"."{item.column}" ({item.rows} rows)'
