@@ -14,7 +14,7 @@ test-dj61:
 
 lint:
 	bash scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/ruff format --check . \
-		&& .venv/bin/mypy django_rollback
+		&& .venv/bin/mypy django_rollback && .venv/bin/python scripts/check_shape.py
 
 # The documentation site, warnings as errors (as CI builds it): open docs/_build/html/index.html.
 docs:

@@ -28,9 +28,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from . import background, conf, services, signals
-from .exceptions import ApprovalError, PlanRefusedError, RollbackError, StalePlanError
-from .execution import RollbackResult, StepEvent, current_user, describe_state, execute
-from .models import RollbackLog, describe_commit
+from .audit import new_entry
+from .exceptions import ApprovalError, RollbackError, StalePlanError
+from .execution import RollbackResult, StepEvent, current_user, execute
+from .execution.checks import refuse_unrunnable
+from .models import RollbackLog
 from .planning import RollbackPlan
 
 Status = RollbackLog.Status
@@ -66,11 +68,7 @@ def ttl() -> timedelta:
 def open_requests(database: str = DEFAULT_DB_ALIAS) -> QuerySet[RollbackLog]:
     """Requests that may still run (awaiting approval or approved), oldest first."""
     expire_overdue(database)
-    return (
-        RollbackLog.objects.using(database)
-        .filter(status__in=RollbackLog.OPEN_REQUESTS)
-        .order_by("id")
-    )
+    return RollbackLog.objects.using(database).open_requests()
 
 
 def expire_overdue(database: str = DEFAULT_DB_ALIAS) -> int:
@@ -181,10 +179,7 @@ def request(
             "A rollback request needs a reason: say why the database must go back, so that the "
             "approver can judge it."
         )
-    if plan.blockers:
-        raise PlanRefusedError("Refusing to roll back: " + " ".join(plan.blockers))
-    if plan.is_noop:
-        raise RollbackError(f"Nothing to do: {describe_state(plan.target)} is the current state.")
+    refuse_unrunnable(plan)
     pending = open_requests(plan.database).first()
     if pending is not None:
         raise ApprovalError(
@@ -193,20 +188,14 @@ def request(
             "another is requested."
         )
     now = timezone.now()
-    log = RollbackLog(
-        status=Status.AWAITING_APPROVAL,
-        started_at=now,
-        database=plan.database,
-        from_commit=plan.current.commit,
-        from_tags=list(plan.current.tags),
-        to_commit=plan.target.commit,
-        to_tags=list(plan.target.tags),
-        plan=plan.as_dict(),
-        fingerprint=plan.fingerprint,
-        steps_total=len(plan.steps),
+    log = new_entry(
+        plan,
+        Status.AWAITING_APPROVAL,
         user=user,
         source=source,
-        host=socket.gethostname(),
+        started_at=now,
+        fingerprint=plan.fingerprint,
+        steps_total=len(plan.steps),
         expires_at=now + ttl(),
     )
     log.add_event("requested", user, reason, needed=needed)
@@ -391,8 +380,3 @@ def run_approved(
         log.approval_trail = (log.approval_trail or [])[:-1]
         _move(log, Status.QUEUED, Status.APPROVED, pid=None)
         raise
-
-
-def describe_request(log: RollbackLog) -> str:
-    """How messages name a request: its id and its target."""
-    return f"rollback request {log.pk} to {describe_commit(log.to_commit, log.to_tags)}"

@@ -28,12 +28,14 @@ from django.db import connections
 from django.utils import timezone
 
 from . import conf
-from .exceptions import RollbackError, RollbackInProgressError, StalePlanError
-from .execution import _log_row, current_user, execute
+from .audit import new_entry
+from .exceptions import RollbackError, RollbackInProgressError, StalePlanError, first_line
+from .execution import current_user, execute
 from .locks import rollback_lock
 from .models import RollbackLog
 from .planning import RollbackPlan
 from .progress import live_progress
+from .services.targets import plan_rollback
 
 RUNNER_MODULE = "django_rollback.runner"
 
@@ -42,13 +44,16 @@ def start_rollback(
     plan: RollbackPlan, *, user: str = "", source: RollbackLog.Source = RollbackLog.Source.ADMIN
 ) -> RollbackLog:
     """Queue the plan and start its runner; returns at once with the log entry to watch."""
-    if plan.blockers:
-        from .exceptions import PlanRefusedError
-
-        raise PlanRefusedError("Refusing to roll back: " + " ".join(plan.blockers))
+    plan.refuse_if_blocked()
     _refuse_if_busy(plan.database)
-    log = _log_row(plan, RollbackLog.Status.QUEUED, user=user or current_user(), source=source)
-    log.fingerprint, log.steps_total = plan.fingerprint, len(plan.steps)
+    log = new_entry(
+        plan,
+        RollbackLog.Status.QUEUED,
+        user=user or current_user(),
+        source=source,
+        fingerprint=plan.fingerprint,
+        steps_total=len(plan.steps),
+    )
     log.save(using=plan.database)
     return _start(log, plan.database)
 
@@ -89,7 +94,7 @@ def _start(log: RollbackLog, database: str) -> RollbackLog:
 
 def _refuse_if_busy(database: str) -> None:
     """Say at once when another rollback runs, rather than on the entry's page later."""
-    for other in RollbackLog.objects.using(database).filter(status__in=RollbackLog.ACTIVE):
+    for other in RollbackLog.objects.using(database).active():
         if live_progress(other).active:
             raise RollbackInProgressError(
                 f"Another rollback is running on database '{database}' (log entry {other.pk}); "
@@ -135,15 +140,13 @@ def launch(log: RollbackLog) -> int | None:
 
 def run_queued(log_id: int, database: str) -> int:
     """The runner's work: run the queued entry's plan; the outcome lands in the entry."""
-    from . import services  # services imports this module's siblings; import late
-
     log = RollbackLog.objects.using(database).get(pk=log_id)
     if log.status != RollbackLog.Status.QUEUED:
         return 1
     RollbackLog.objects.using(database).filter(pk=log.pk).update(pid=os.getpid())
     log.pid = os.getpid()
     try:
-        plan = services.plan_rollback(
+        plan = plan_rollback(
             commit=log.to_commit, repo_path=conf.repo_path(), database=database, count_rows=False
         )
         if plan.fingerprint != log.fingerprint:
@@ -156,7 +159,7 @@ def run_queued(log_id: int, database: str) -> int:
         _fail_if_not_started(log, str(exc))
         return 1
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc)
         _fail_if_not_started(log, f"The rollback process failed: {reason}")
         traceback.print_exc()
         return 1

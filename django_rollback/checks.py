@@ -64,7 +64,7 @@ def check_reverse_overrides(app_configs: Any = None, **kwargs: Any) -> list[chec
 
 def check_notify(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """A bad DJANGO_ROLLBACK["NOTIFY"] is an error: notifications would silently not go out."""
-    from .notify import config
+    from .notify_settings import config
 
     try:
         config()

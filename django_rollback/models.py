@@ -131,6 +131,34 @@ class MigrationState(models.Model):
         return [[app, name] for app, name in sorted(keys)]
 
 
+class RollbackLogQuerySet(models.QuerySet["RollbackLog"]):
+    """The questions the services and the admin ask of the audit trail."""
+
+    def active(self) -> RollbackLogQuerySet:
+        """Entries a process is (or should be) working on."""
+        return self.filter(status__in=RollbackLog.ACTIVE)
+
+    def succeeded(self) -> RollbackLogQuerySet:
+        return self.filter(status=RollbackLog.Status.SUCCEEDED)
+
+    def rolled_back_from(self, commit: str) -> RollbackLogQuerySet:
+        """Succeeded rollbacks that left `commit`, newest first."""
+        return self.succeeded().filter(from_commit=commit).order_by("-id")
+
+    def open_requests(self) -> RollbackLogQuerySet:
+        """Approval requests that may still run (awaiting approval or approved), oldest first."""
+        return self.filter(status__in=RollbackLog.OPEN_REQUESTS).order_by("id")
+
+    def rehearsals_of(self, from_commit: str, to_commit: str) -> RollbackLogQuerySet:
+        """Successful rehearsals from one commit to another, newest first."""
+        return self.filter(
+            status=RollbackLog.Status.REHEARSAL,
+            from_commit=from_commit,
+            to_commit=to_commit,
+            error="",
+        ).order_by("-id")
+
+
 class RollbackLog(models.Model):
     """One row per rollback or dry run; kept when the states it names are pruned."""
 
@@ -198,6 +226,8 @@ class RollbackLog(models.Model):
     # older release during a rolling deploy, which does not know the columns, stay valid.
     expires_at = models.DateTimeField(_("request expires at"), null=True, blank=True)
     approval_trail = models.JSONField(_("approval trail"), default=list, null=True, blank=True)
+
+    objects = RollbackLogQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]

@@ -268,11 +268,7 @@ def mark_interrupted(log: RollbackLog, values: dict[str, Any] | None = None) -> 
         "output": values.get("output", log.output) or "",
         "running_step": running_step or "",
     }
-    updated = (
-        RollbackLog.objects.using(log._state.db)
-        .filter(pk=log.pk, status__in=RollbackLog.ACTIVE)
-        .update(**changed)
-    )
+    updated = RollbackLog.objects.using(log._state.db).active().filter(pk=log.pk).update(**changed)
     if updated:
         for name, value in changed.items():
             setattr(log, name, value)

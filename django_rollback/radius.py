@@ -21,6 +21,8 @@ from django.db.migrations.utils import (  # type: ignore[attr-defined]  # (stubs
 )
 from django.db.models import UniqueConstraint
 
+from .presenters.text import describe_size
+
 # Lock strengths, weakest first; the names are PostgreSQL's, what the others take below.
 SHARE, SHARE_ROW_EXCLUSIVE, ACCESS_EXCLUSIVE = 1, 2, 3
 MODE_NAMES = {
@@ -78,22 +80,10 @@ class TableSize:
         if self.rows is None:
             return "not in the database"
         rows = f"{'≈ ' if self.estimated else ''}{self.rows:,} rows"
-        return rows if self.bytes is None else f"{rows}, {human_bytes(self.bytes)}"
+        return rows if self.bytes is None else f"{rows}, {describe_size(self.bytes, largest='TB')}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "bytes": self.bytes, "estimated": self.estimated}
-
-
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "kB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-# --- locks --------------------------------------------------------------------------------
 
 
 class StepLocks:
@@ -141,18 +131,33 @@ def undo_locks(
 ) -> None:
     """Record what undoing `operation` does to tables: `before`/`after` are the states around
     the operation run forwards (the undo goes from `after` back to `before`)."""
-
-    def model(state: ProjectState, name: str) -> ModelState | None:
-        return state.models.get((app, name))
-
+    u = _Undo(connection, app, before, after, locks, table_name)
     touched = getattr(operation, "model_name_lower", None) or getattr(operation, "name_lower", None)
     if touched is not None and any(
-        (found := model(state, touched)) is not None and not has_own_table(found)
+        (found := u.model(state, touched)) is not None and not has_own_table(found)
         for state in (before, after)
     ):
         return  # Django's schema editor skips the model: nothing is locked, nothing dropped
+    _table_and_column_locks(u, operation)
+    _alter_locks(u, operation)
+    _index_and_name_locks(u, operation)
 
-    def fk_targets(state: ProjectState, model_state: ModelState, fields: Any) -> set[str]:
+
+@dataclass
+class _Undo:
+    """What undoing one operation needs to know to name the tables it locks."""
+
+    connection: BaseDatabaseWrapper
+    app: str
+    before: ProjectState
+    after: ProjectState
+    locks: StepLocks
+    table_name: Any
+
+    def model(self, state: ProjectState, name: str) -> ModelState | None:
+        return state.models.get((self.app, name))
+
+    def fk_targets(self, state: ProjectState, model_state: ModelState, fields: Any) -> set[str]:
         out = set()
         for field in fields:
             remote = getattr(field, "remote_field", None)
@@ -160,78 +165,92 @@ def undo_locks(
                 continue
             if not getattr(field, "db_constraint", True):
                 continue  # no constraint: the target's table is not touched
-            target = state.models.get(resolve_relation(remote.model, app, model_state.name_lower))
+            key = resolve_relation(remote.model, self.app, model_state.name_lower)
+            target = state.models.get(key)
             if target is not None:
-                out.add(table_name(target))
+                out.add(self.table_name(target))
         return out
 
+
+def _table_and_column_locks(u: _Undo, operation: ops.base.Operation) -> None:
+    """Tables created or deleted, columns added or removed."""
     ae, sre = ACCESS_EXCLUSIVE, SHARE_ROW_EXCLUSIVE
     if isinstance(operation, ops.CreateModel):
-        created = model(after, operation.name_lower)
+        created = u.model(u.after, operation.name_lower)
         if created is not None:
-            locks.add(table_name(created), ae, "drops the table")
-            for target in fk_targets(after, created, created.fields.values()):
-                locks.add(target, ae, "drops a foreign key to it")
+            u.locks.add(u.table_name(created), ae, "drops the table")
+            for target in u.fk_targets(u.after, created, created.fields.values()):
+                u.locks.add(target, ae, "drops a foreign key to it")
     elif isinstance(operation, ops.DeleteModel):
-        deleted = model(before, operation.name_lower)
+        deleted = u.model(u.before, operation.name_lower)
         if deleted is not None:
-            locks.add(table_name(deleted), ae, "re-creates the table (empty)")
-            for target in fk_targets(before, deleted, deleted.fields.values()):
-                locks.add(target, sre, "adds a foreign key to it")
+            u.locks.add(u.table_name(deleted), ae, "re-creates the table (empty)")
+            for target in u.fk_targets(u.before, deleted, deleted.fields.values()):
+                u.locks.add(target, sre, "adds a foreign key to it")
     elif isinstance(operation, ops.AddField):
-        changed = model(after, operation.model_name_lower)
+        changed = u.model(u.after, operation.model_name_lower)
         if changed is not None:
-            locks.add(table_name(changed), ae, f"drops column {operation.name}")
-            for target in fk_targets(after, changed, [operation.field]):
-                locks.add(target, ae, "drops a foreign key to it")
+            u.locks.add(u.table_name(changed), ae, f"drops column {operation.name}")
+            for target in u.fk_targets(u.after, changed, [operation.field]):
+                u.locks.add(target, ae, "drops a foreign key to it")
     elif isinstance(operation, ops.RemoveField):
-        changed = model(before, operation.model_name_lower)
+        changed = u.model(u.before, operation.model_name_lower)
         if changed is not None:
             field = changed.fields.get(operation.name_lower) or changed.fields.get(operation.name)
             # Re-adding a NOT NULL column with a default rewrites SQLite's table (Django
             # remakes it); PostgreSQL 11+ and MySQL 8 add it in place.
-            rewrites = connection.vendor == "sqlite" and field is not None and not field.null
-            locks.add(
-                table_name(changed), ae, f"re-adds column {operation.name}", rewrites=rewrites
+            rewrites = u.connection.vendor == "sqlite" and field is not None and not field.null
+            u.locks.add(
+                u.table_name(changed), ae, f"re-adds column {operation.name}", rewrites=rewrites
             )
             if field is not None:
-                for target in fk_targets(before, changed, [field]):
-                    locks.add(target, sre, "adds a foreign key to it")
-    elif isinstance(operation, ops.AlterField):
+                for target in u.fk_targets(u.before, changed, [field]):
+                    u.locks.add(target, sre, "adds a foreign key to it")
+
+
+def _alter_locks(u: _Undo, operation: ops.base.Operation) -> None:
+    """Columns altered or renamed."""
+    ae = ACCESS_EXCLUSIVE
+    if isinstance(operation, ops.AlterField):
         old, new = (
-            model(before, operation.model_name_lower),
-            model(after, operation.model_name_lower),
+            u.model(u.before, operation.model_name_lower),
+            u.model(u.after, operation.model_name_lower),
         )
         if old is not None and new is not None:
-            rewrites = connection.vendor == "sqlite" or _type_changes(
-                connection,
+            rewrites = u.connection.vendor == "sqlite" or _type_changes(
+                u.connection,
                 old.fields.get(operation.name_lower),
                 new.fields.get(operation.name_lower),
             )
-            locks.add(table_name(new), ae, f"alters column {operation.name}", rewrites=rewrites)
+            u.locks.add(u.table_name(new), ae, f"alters column {operation.name}", rewrites=rewrites)
     elif isinstance(operation, ops.RenameField):
-        changed = model(after, operation.model_name_lower)
+        changed = u.model(u.after, operation.model_name_lower)
         if changed is not None:
-            locks.add(table_name(changed), ae, f"renames column {operation.new_name}")
-    elif isinstance(operation, ops.AlterModelTable | ops.AlterModelTableComment):
-        changed = model(after, operation.name_lower)
+            u.locks.add(u.table_name(changed), ae, f"renames column {operation.new_name}")
+
+
+def _index_and_name_locks(u: _Undo, operation: ops.base.Operation) -> None:
+    """Table names and comments, indexes and constraints."""
+    ae = ACCESS_EXCLUSIVE
+    if isinstance(operation, ops.AlterModelTable | ops.AlterModelTableComment):
+        changed = u.model(u.after, operation.name_lower)
         if changed is not None:
-            locks.add(table_name(changed), ae, "renames or re-labels the table")
+            u.locks.add(u.table_name(changed), ae, "renames or re-labels the table")
     elif isinstance(operation, ops.RenameModel):
-        renamed = model(after, operation.new_name_lower)
+        renamed = u.model(u.after, operation.new_name_lower)
         if renamed is not None:
-            locks.add(table_name(renamed), ae, "renames the table")
+            u.locks.add(u.table_name(renamed), ae, "renames the table")
     elif isinstance(operation, ops.AddIndex | ops.AddConstraint):
-        changed = model(after, operation.model_name_lower)
+        changed = u.model(u.after, operation.model_name_lower)
         if changed is not None:
             kind = "an index" if isinstance(operation, ops.AddIndex) else "a constraint"
-            locks.add(table_name(changed), ae, f"drops {kind}")
+            u.locks.add(u.table_name(changed), ae, f"drops {kind}")
     elif isinstance(operation, ops.RemoveIndex):
-        changed = model(before, operation.model_name_lower)
+        changed = u.model(u.before, operation.model_name_lower)
         if changed is not None:
-            locks.add(table_name(changed), SHARE, "re-creates an index", index=True)
+            u.locks.add(u.table_name(changed), SHARE, "re-creates an index", index=True)
     elif isinstance(operation, ops.RemoveConstraint):
-        changed = model(before, operation.model_name_lower)
+        changed = u.model(u.before, operation.model_name_lower)
         if changed is not None:
             constraint = next(
                 (
@@ -243,11 +262,11 @@ def undo_locks(
             )
             unique = isinstance(constraint, UniqueConstraint)
             action = "re-adds a constraint" + ("" if unique else " (checks every row)")
-            locks.add(table_name(changed), ae, action, index=unique)
+            u.locks.add(u.table_name(changed), ae, action, index=unique)
     elif isinstance(operation, ops.AlterUniqueTogether | ops.AlterIndexTogether):
-        changed = model(after, operation.name_lower)
+        changed = u.model(u.after, operation.name_lower)
         if changed is not None:
-            locks.add(table_name(changed), ae, "changes indexes", index=True)
+            u.locks.add(u.table_name(changed), ae, "changes indexes", index=True)
 
 
 def has_own_table(model: ModelState) -> bool:
@@ -264,9 +283,6 @@ def _type_changes(connection: BaseDatabaseWrapper, old: Any, new: Any) -> bool:
         return bool(old.db_type(connection) != new.db_type(connection))
     except Exception:  # a relation's type needs its target model: compare the classes
         return type(old) is not type(new)
-
-
-# --- sizes --------------------------------------------------------------------------------
 
 
 class Sizer:

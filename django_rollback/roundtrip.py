@@ -28,9 +28,10 @@ from django.db.migrations.loader import MigrationLoader
 
 from . import services
 from .conf import short_commit
-from .exceptions import RollbackError, UnknownReferenceError
+from .exceptions import RollbackError, UnknownReferenceError, first_line
 from .git import GitRepository
 from .models import MigrationKey
+from .planning import RollbackPlan
 
 Schema = dict[str, dict[str, Any]]  # table -> {"columns": {...}, "constraints": Counter}
 
@@ -95,32 +96,9 @@ def round_trip(
             count_rows=False,
             archive=False,  # a scratch database: nothing to keep, and no tables beside REF's
         )
-        try:
-            services.execute(plan)
-        except RollbackError as exc:
-            raise RollbackError(
-                f"Round trip: rolling back to {ref} on the scratch database: {exc}"
-            ) from None
-        after_rollback = compare(ref_schema, schema_of(connection))
-        say(
-            f"Rolled back to {ref}: {len(plan.steps)} migrations unapplied; schema "
-            + ("the same as at REF." if not after_rollback else "differs from REF's:")
+        after_rollback, after_forward = _back_and_forth(
+            connection, plan, ref, ref_schema, head_schema, say
         )
-        for line in after_rollback:
-            say(f"  {line}")
-        try:
-            _migrate_to(connection, None)
-        except DatabaseError as exc:  # what the rollback left in the way of HEAD's migrations
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            after_forward = [f"migrating forward again failed: {reason}"]
-        else:
-            after_forward = compare(head_schema, schema_of(connection))
-        say(
-            "Migrated forward again; schema "
-            + ("the same as at HEAD." if not after_forward else "differs from HEAD's:")
-        )
-        for line in after_forward:
-            say(f"  {line}")
         at_head = len(plan.applied_before)
     return RoundTripResult(
         ref,
@@ -133,6 +111,44 @@ def round_trip(
         after_rollback,
         after_forward,
     )
+
+
+def _back_and_forth(
+    connection: BaseDatabaseWrapper,
+    plan: RollbackPlan,
+    ref: str,
+    ref_schema: Schema,
+    head_schema: Schema,
+    say: Callable[[str], None],
+) -> tuple[list[str], list[str]]:
+    """Roll back to REF, migrate forward again; the differences from each schema."""
+    try:
+        services.execute(plan)
+    except RollbackError as exc:
+        raise RollbackError(
+            f"Round trip: rolling back to {ref} on the scratch database: {exc}"
+        ) from None
+    after_rollback = compare(ref_schema, schema_of(connection))
+    say(
+        f"Rolled back to {ref}: {len(plan.steps)} migrations unapplied; schema "
+        + ("the same as at REF." if not after_rollback else "differs from REF's:")
+    )
+    for line in after_rollback:
+        say(f"  {line}")
+    try:
+        _migrate_to(connection, None)
+    except DatabaseError as exc:  # what the rollback left in the way of HEAD's migrations
+        reason = first_line(exc)
+        after_forward = [f"migrating forward again failed: {reason}"]
+    else:
+        after_forward = compare(head_schema, schema_of(connection))
+    say(
+        "Migrated forward again; schema "
+        + ("the same as at HEAD." if not after_forward else "differs from HEAD's:")
+    )
+    for line in after_forward:
+        say(f"  {line}")
+    return after_rollback, after_forward
 
 
 def _migrations_at(

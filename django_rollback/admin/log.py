@@ -25,6 +25,7 @@ from .. import archive, services
 from ..exceptions import RollbackError
 from ..models import RollbackLog
 from ..planning import DataLoss
+from ..presenters.text import describe_archive_item, describe_size
 from ..templatetags.rollback_admin import admin_date
 from .approvals import ApprovalViewsMixin, AwaitingApprovalFilter
 from .common import (
@@ -223,24 +224,26 @@ class RollbackLogAdmin(ApprovalViewsMixin, AuditAdmin):
     @admin.display(description=gettext_lazy("archive"))
     def archive_display(self, obj: RollbackLog) -> str:
         status = archive.archive_status(obj)
-        if status == "none":
+        if status is archive.ArchiveStatus.NONE:
             return format_html('<span class="rollback-quiet">{}</span>', _("nothing archived"))
         document = archive.archive_of(obj)
         items = format_html_join(
             "",
             "<li>{}</li>",
-            ((archive.describe_item(item),) for item in document.get("items", [])),
+            ((describe_archive_item(item),) for item in archive.archive_items(obj)),
         )
         sizes = ngettext(
             "%(rows)d row, %(size)s", "%(rows)d rows, %(size)s", document.get("rows", 0)
-        ) % {"rows": document.get("rows", 0), "size": archive.describe_size(document.get("bytes"))}
+        ) % {"rows": document.get("rows", 0), "size": describe_size(document.get("bytes"))}
         state = {
-            "kept": _("kept, not restored yet"),
-            "restored": _("restored at %(when)s") % {"when": document.get("restored_at")},
-            "purged": _("purged at %(when)s") % {"when": document.get("purged_at")},
+            archive.ArchiveStatus.KEPT: _("kept, not restored yet"),
+            archive.ArchiveStatus.RESTORED: _("restored at %(when)s")
+            % {"when": document.get("restored_at")},
+            archive.ArchiveStatus.PURGED: _("purged at %(when)s")
+            % {"when": document.get("purged_at")},
         }[status]
         action = mark_safe("")
-        if status == "kept":
+        if status is archive.ArchiveStatus.KEPT:
             missing = archive.missing_targets(connections[obj._state.db or "default"], obj)
             if missing:
                 action = format_html(

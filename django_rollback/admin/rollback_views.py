@@ -16,7 +16,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _, ngettext
 
-from .. import approvals, conf, services
+from .. import approvals, background, conf, services
 from ..exceptions import RollbackError
 from ..models import MigrationState, RollbackLog
 from ..planning import RollbackPlan
@@ -163,7 +163,7 @@ class RollbackViewsMixin(StateModelAdmin):
         try:
             # The rollback runs in a process of its own (background.py): this request only
             # queues it, so no web server timeout can cut it short.
-            log = services.start_rollback(plan, user=user, source=RollbackLog.Source.ADMIN)
+            log = background.start_rollback(plan, user=user, source=RollbackLog.Source.ADMIN)
         except RollbackError as exc:  # refused: another rollback runs, or it could not start
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(self._rollback_url(request, state.pk))
@@ -192,9 +192,7 @@ class RollbackViewsMixin(StateModelAdmin):
             )
             return self._render_preview(request, state, plan, None)
         try:
-            result = services.execute(
-                plan, user=user, source=RollbackLog.Source.ADMIN, rehearse=True
-            )
+            result = services.rehearse(plan, user=user, source=RollbackLog.Source.ADMIN)
         except RollbackError as exc:  # refused (backend, lock, stale) or a step failed
             self.message_user(request, str(exc), messages.ERROR)
             return self._render_preview(request, state, plan, None)
@@ -221,13 +219,7 @@ class RollbackViewsMixin(StateModelAdmin):
         """The latest successful rehearsal of exactly this plan, if any."""
         found = (
             RollbackLog.objects.using(plan.database)
-            .filter(
-                status=RollbackLog.Status.REHEARSAL,
-                from_commit=plan.current.commit,
-                to_commit=plan.target.commit,
-                error="",
-            )
-            .order_by("-id")
+            .rehearsals_of(plan.current.commit, plan.target.commit)
             .first()
         )
         if found is not None and (found.plan or {}).get("fingerprint") == plan.fingerprint:

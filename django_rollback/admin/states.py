@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -14,6 +15,7 @@ from django.utils.translation import gettext as _, gettext_lazy, ngettext
 from .. import conf, services
 from ..exceptions import RollbackError
 from ..models import MigrationState
+from ..presenters.text import migrations_in_apps
 from ..templatetags.rollback_admin import DJANGO_6_MARKUP
 from .approvals import pending_requests
 from .common import (
@@ -85,75 +87,8 @@ class MigrationStateAdmin(CompareViewsMixin, RollbackViewsMixin, ReadOnlyAdmin):
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
         overview = self.get_overview(request)
-
-        @admin.display(description=_("status"))
-        def status(obj: MigrationState) -> str:
-            marks: list[tuple[str, tuple[str, ...]]] = []
-            if overview and overview.current and overview.current.pk == obj.pk:
-                marks.append(
-                    (
-                        '<span class="rollback-badge rollback-current" title="{}">{}</span>',
-                        (_("The saved state of the deployed commit (HEAD)"), _("current")),
-                    )
-                )
-            if overview and overview.latest and overview.latest.pk == obj.pk:
-                if overview.drifted:
-                    marks.append(
-                        (
-                            '<span class="rollback-badge rollback-drift" title="{}">{}</span>',
-                            (_("The applied migrations no longer match this state"), _("drift")),
-                        )
-                    )
-                else:
-                    marks.append(('<span class="rollback-badge">{}</span>', (_("latest"),)))
-            return format_html_join(" ", "{}", ((format_html(t, *a),) for t, a in marks))
-
-        current = overview.current if overview else None
-        # Irreversible migrations applied now, as the current state's save recorded them
-        # (MigrationState.readiness): no plan per row, no query.
-        recorded = ((current.readiness or {}).get("irreversible_applied", [])) if current else []
-
-        def irreversible_in_the_way(obj: MigrationState) -> list[str]:
-            if current is None or obj.pk >= current.pk:
-                return []
-            have = {f"{app}.{name}" for app, name in obj.migrations}
-            return [entry["migration"] for entry in recorded if entry["migration"] not in have]
-
-        @admin.display(description=_("rolling back to it"))
-        def undo(obj: MigrationState) -> str:
-            if overview is None:
-                return "—"
-            summary = overview.undo_summary(obj)
-            if summary.missing:
-                return format_html(
-                    '<span class="rollback-warning">{}</span>',
-                    ngettext(
-                        "cannot: %(count)d migration of it is not applied",
-                        "cannot: %(count)d migrations of it are not applied",
-                        summary.missing,
-                    )
-                    % {"count": summary.missing},
-                )
-            if not summary.migrations:
-                return format_html('<span class="rollback-quiet">{}</span>', _("nothing to undo"))
-            text = (
-                ngettext("−%(count)d migration", "−%(count)d migrations", summary.migrations)
-                % {"count": summary.migrations}
-                + " "
-                + ngettext("in %(apps)d app", "in %(apps)d apps", summary.apps)
-                % {"apps": summary.apps}
-            )
-            blocking = irreversible_in_the_way(obj)
-            if not blocking:
-                return text
-            return format_html(
-                '{} <span class="rollback-badge rollback-drift rollback-irreversible" '
-                'title="{}">{}</span>',
-                text,
-                _("Recorded when the current state was saved (rollback readiness)."),
-                _("cannot: irreversible %(migrations)s") % {"migrations": ", ".join(blocking)},
-            )
-
+        status = _status_column(overview)
+        undo = _undo_column(overview)
         columns: list[Any] = [
             "commit_link",
             "tags_badges",
@@ -246,3 +181,73 @@ class MigrationStateAdmin(CompareViewsMixin, RollbackViewsMixin, ReadOnlyAdmin):
             context["is_current"] = overview.current is not None and overview.current.pk == state.pk
         context.update(extra_context or {})
         return super().change_view(request, object_id, form_url, context)
+
+
+def _status_column(overview: services.DatabaseOverview | None) -> Callable[[MigrationState], str]:
+    @admin.display(description=_("status"))
+    def status(obj: MigrationState) -> str:
+        marks: list[tuple[str, tuple[str, ...]]] = []
+        if overview and overview.current and overview.current.pk == obj.pk:
+            marks.append(
+                (
+                    '<span class="rollback-badge rollback-current" title="{}">{}</span>',
+                    (_("The saved state of the deployed commit (HEAD)"), _("current")),
+                )
+            )
+        if overview and overview.latest and overview.latest.pk == obj.pk:
+            if overview.drifted:
+                marks.append(
+                    (
+                        '<span class="rollback-badge rollback-drift" title="{}">{}</span>',
+                        (_("The applied migrations no longer match this state"), _("drift")),
+                    )
+                )
+            else:
+                marks.append(('<span class="rollback-badge">{}</span>', (_("latest"),)))
+        return format_html_join(" ", "{}", ((format_html(t, *a),) for t, a in marks))
+
+    return status
+
+
+def _undo_column(overview: services.DatabaseOverview | None) -> Callable[[MigrationState], str]:
+    current = overview.current if overview else None
+    # Irreversible migrations applied now, as the current state's save recorded them
+    # (MigrationState.readiness): no plan per row, no query.
+    recorded = ((current.readiness or {}).get("irreversible_applied", [])) if current else []
+
+    def irreversible_in_the_way(obj: MigrationState) -> list[str]:
+        if current is None or obj.pk >= current.pk:
+            return []
+        have = {f"{app}.{name}" for app, name in obj.migrations}
+        return [entry["migration"] for entry in recorded if entry["migration"] not in have]
+
+    @admin.display(description=_("rolling back to it"))
+    def undo(obj: MigrationState) -> str:
+        if overview is None:
+            return "—"
+        summary = overview.undo_summary(obj)
+        if summary.missing:
+            return format_html(
+                '<span class="rollback-warning">{}</span>',
+                ngettext(
+                    "cannot: %(count)d migration of it is not applied",
+                    "cannot: %(count)d migrations of it are not applied",
+                    summary.missing,
+                )
+                % {"count": summary.missing},
+            )
+        if not summary.migrations:
+            return format_html('<span class="rollback-quiet">{}</span>', _("nothing to undo"))
+        text = "−" + migrations_in_apps(summary.migrations, summary.apps)
+        blocking = irreversible_in_the_way(obj)
+        if not blocking:
+            return text
+        return format_html(
+            '{} <span class="rollback-badge rollback-drift rollback-irreversible" '
+            'title="{}">{}</span>',
+            text,
+            _("Recorded when the current state was saved (rollback readiness)."),
+            _("cannot: irreversible %(migrations)s") % {"migrations": ", ".join(blocking)},
+        )
+
+    return undo

@@ -75,9 +75,9 @@ class Command(RollbackBaseCommand):
         )
         for outcome in result.outcomes:
             item = outcome.item
-            what = f'"{item["table"]}"' + (f'."{item["column"]}"' if item["column"] else "")
-            unit = "rows" if item["column"] is None else "values"
-            line = f"  {what}: {verb} {outcome.restored} of {item['rows']} {unit}"
+            what = f'"{item.table}"' + (f'."{item.column}"' if item.column else "")
+            unit = "rows" if item.column is None else "values"
+            line = f"  {what}: {verb} {outcome.restored} of {item.rows} {unit}"
             if outcome.skipped:
                 reasons = ", ".join(f"{count} {why}" for why, count in outcome.skipped.items())
                 line += f"; skipped {reasons}"

@@ -108,6 +108,16 @@ class Command(RollbackBaseCommand):
             allow_unapplied=options["allow_unapplied"],
             on_wait=lambda: self.waiting_for_lock(options["database"], wait),
         )
+        self._say_outcome(result)
+        if options["log_full_data"]:
+            data = [tuple(pair) for pair in result.state.migrations]
+            self.say(f"Data = {data}", logging.DEBUG)
+        if options["log_diff"]:
+            self._say_diff(result)
+        self._say_readiness(result, options)
+
+    def _say_outcome(self, result: services.SaveResult) -> None:
+        """What was saved, and what the operator should know about it."""
         state = services.describe_state(result.state)
         if result.tag_warning:
             self.warn(f"Warning: {result.tag_warning}")
@@ -150,11 +160,9 @@ class Command(RollbackBaseCommand):
                 f"{short_commit(log.to_commit)}) can be restored now: run restore_rollback_archive "
                 f"{log.pk}."
             )
-        if options["log_full_data"]:
-            data = [tuple(pair) for pair in result.state.migrations]
-            self.say(f"Data = {data}", logging.DEBUG)
-        if options["log_diff"]:
-            self._say_diff(result)
+
+    def _say_readiness(self, result: services.SaveResult, options: dict[str, Any]) -> None:
+        """Whether this deploy could be rolled back; --require-rollback makes it the gate."""
         readiness = result.readiness
         document = self._document(result)
         if readiness is not None and readiness.possible:

@@ -4,19 +4,19 @@ A rollback keeps a table it drops in the archive, rows and keys. When the newer 
 deployed again, ``migrate`` creates the table afresh and its key counter (a PostgreSQL sequence
 or identity, MySQL's AUTO_INCREMENT, SQLite's ``sqlite_sequence``) starts at 1 again: the rows
 the site writes next would take the keys of archived rows, and restoring the archive would then
-overwrite them (archived values win on the same key). save_state() calls advance_past_archives()
-so that the counters of such tables start past every key the archive holds.
+overwrite them (archived values win on the same key). save_state() (services/saving.py) calls
+advance_past_archives() so that the counters of such tables start past every archived key.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .archive import archive_of, archive_status
-from .models import RollbackLog
+from ..models import RollbackLog
+from .items import ArchiveItem, archive_items
+from .names import item_table
+from .status import ArchiveStatus, archive_status
 
 
 def advance_past_archives(connection: BaseDatabaseWrapper) -> list[str]:
@@ -33,31 +33,29 @@ def advance_past_archives(connection: BaseDatabaseWrapper) -> list[str]:
 def _highest_archived_keys(connection: BaseDatabaseWrapper) -> dict[tuple[str, str], int]:
     """(live table, key column) → the highest integer key among the kept archived rows of the
     tables that exist again."""
-    logs = RollbackLog.objects.using(connection.alias).filter(status=RollbackLog.Status.SUCCEEDED)
+    logs = RollbackLog.objects.using(connection.alias).succeeded().exclude(archive=None)
     live = set(connection.introspection.table_names())
     highest: dict[tuple[str, str], int] = {}
-    for log in logs.exclude(archive=None).order_by("id"):
-        if archive_status(log) != "kept":
+    for log in logs.order_by("id"):
+        if archive_status(log) != ArchiveStatus.KEPT:
             continue
-        for item in archive_of(log).get("items", []):
-            if item.get("column") is not None or not item.get("pk") or item["table"] not in live:
+        for item in archive_items(log):
+            if not item.is_table or not item.pk or item.table not in live:
                 continue
             key = _highest_key(connection, item)
             if isinstance(key, int):
-                where = (item["table"], item["pk"])
+                where = (item.table, item.pk)
                 highest[where] = max(key, highest.get(where, key))
     return highest
 
 
-def _highest_key(connection: BaseDatabaseWrapper, item: dict[str, Any]) -> object:
-    quote = connection.ops.quote_name
-    archive = quote(item["archive_table"])
-    if item.get("archive_schema"):
-        archive = f"{quote(item['archive_schema'])}.{archive}"
+def _highest_key(connection: BaseDatabaseWrapper, item: ArchiveItem) -> object:
+    assert item.pk is not None
+    pk = connection.ops.quote_name(item.pk)
     try:
         # A savepoint: an archive table dropped by hand must not break the save around it.
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            cursor.execute(f"SELECT MAX({quote(item['pk'])}) FROM {archive}")
+            cursor.execute(f"SELECT MAX({pk}) FROM {item_table(connection, item)}")
             return cursor.fetchone()[0]
     except DatabaseError:
         return None
