@@ -130,3 +130,30 @@ def test_drift_check_takes_a_squash_as_what_it_replaces(cms: Deployed) -> None:
     dbtools.execute(project.url, "DELETE FROM django_migrations WHERE name = '0003_page_slug'")
     result = project.manage("rollback_migrations", "--check")
     assert result.returncode != 0 and "1 saved but not applied" in result.stdout + result.stderr
+
+
+def test_a_release_that_only_ships_a_squash_is_rolled_back_to_the_targets_rows(
+    databases: dbtools.Databases, tmp_path: Path
+) -> None:
+    """v2 adds the squash and nothing else: its migrate records the squash and runs nothing,
+    so the rollback to v1 has no step to unapply, yet the record must go."""
+    repo = init_repo(tmp_path / "cms")
+    project = Project(repo, databases.new_url("squashonly"))
+    (_, first), (_, second) = releases()
+    only_the_squash = {f"cms/migrations/{SQUASH[1]}.py": second[f"cms/migrations/{SQUASH[1]}.py"]}
+    applied = {}
+    for tag, files in [("v1", first), ("v2", only_the_squash)]:
+        write_release(repo, files)
+        commit_release(repo, tag)
+        project.deploy()
+        applied[tag] = dbtools.applied(project.url)
+    assert applied["v2"] == applied["v1"] | {SQUASH}  # the premise
+    schema = dbtools.schema(project.url)
+    preview = project.ok("rollback_migrations", "-t", "v1", "--fake")
+    assert SQUASH[1] in preview, preview  # the preview says the record goes
+    project.ok("rollback_migrations", "-t", "v1", "--no-input")
+    assert dbtools.applied(project.url) == applied["v1"]
+    assert dbtools.schema(project.url) == schema
+    git(project.path, "checkout", "-q", "v1")
+    result = project.manage("rollback_migrations", "--check", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -81,6 +81,9 @@ def run_steps(
             progress(
                 StepEvent("finished", step, seconds, number=number, total=total, elapsed=elapsed)
             )
+    for app, name in sorted(plan.stray_records):
+        context.executor.recorder.record_unapplied(app, name)
+        record.output.append(f"Removing the record of {app}.{name}... OK")
 
 
 def _unapply(

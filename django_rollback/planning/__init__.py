@@ -75,6 +75,7 @@ def build_plan(
 
     full_plan = executor.migration_plan(executor.loader.graph.leaf_nodes(), clean_start=True)
     ordered, steps, extra_unrecords = _ordered_steps(full_plan, sets, blockers)
+    stray_records = frozenset() if steps else sets.stray_squashes
 
     all_or_nothing = connection.features.can_rollback_ddl and all(m.atomic for m in ordered)
     context = ExecutionContext(executor, full_plan, sets.applied_nodes, ordered)
@@ -97,6 +98,7 @@ def build_plan(
         applied_before=recorded,
         expected_after=sets.expected_after,
         extra_unrecords=extra_unrecords,
+        stray_records=stray_records,
         squashes={key: squashes[key] for key in recorded if squashes.get(key)},
         tables=tables,
         context=context,
@@ -124,7 +126,7 @@ def _ordered_steps(
     blockers += override_blockers
     steps = [describe_step(m, reverse_overrides) for m in ordered]
     extra_unrecords = dict(sets.extra_unrecords)
-    if sets.stray_squashes:
+    if sets.stray_squashes and steps:
         last = steps[-1]
         extra_unrecords[last.key] = extra_unrecords.get(last.key, frozenset()) | (
             sets.stray_squashes

@@ -101,14 +101,13 @@ def compute_sets(
     # A squash recorded while the target did not record it, everything it replaces staying
     # applied: newer code's `migrate` recorded it (Django does once all it replaces is
     # applied). It stands for rows the target has; its own row goes too, so that the rows
-    # after the rollback are exactly the target's (build_plan gives it to the last step).
+    # after the rollback are exactly the target's (build_plan gives it to the last step, or
+    # to the plan itself when there is no step: a release that only shipped the squash).
     stray_squashes = frozenset(
         key
         for key in recorded - removed - target_raw
         if squashes.get(key) and squashes[key] <= recorded - removed
     )
-    if not to_unapply:
-        stray_squashes = frozenset()  # no step to remove it with: it stays, harmlessly
     expected_after = recorded - removed - stray_squashes
     return PlanSets(
         target_raw=target_raw,

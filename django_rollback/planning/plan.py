@@ -164,6 +164,8 @@ class RollbackPlan:
     expected_after: frozenset[MigrationKey]
     # Replaced migrations a step must also mark unapplied (squashes known from saved states).
     extra_unrecords: dict[MigrationKey, frozenset[MigrationKey]] = field(default_factory=dict)
+    # Without any step: squash records a newer `migrate` added, which the rollback removes.
+    stray_records: frozenset[MigrationKey] = frozenset()
     sql: list[str] | None = None
     # The squashes among the recorded rows, with what each replaces: kept in the audit entry,
     # so that the drift check knows them when the newer code and its states are gone.
@@ -237,4 +239,5 @@ class RollbackPlan:
                 label(key): [list(r) for r in sorted(replaced)]
                 for key, replaced in sorted(self.squashes.items())
             },
+            "stray_records": [label(key) for key in sorted(self.stray_records)],
         }

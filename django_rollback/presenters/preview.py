@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..planning import RollbackPlan
+from ..planning import RollbackPlan, labels
 from .text import describe_state, migrations_in_apps
 
 LineKind = Literal["info", "warning", "error", "sql"]
@@ -33,7 +33,9 @@ def preview_lines(plan: RollbackPlan, *, detailed: bool) -> list[Line]:
     the SQL when it was asked for."""
     lines = [Line(summary(plan))]
     lines += [Line(f"  {change.describe()}") for change in plan.app_changes]
-    if not plan.steps:
+    if plan.stray_records:
+        lines.append(Line(stray_records_line(plan)))
+    elif not plan.steps:
         lines.append(Line("No migrations to unapply; only the saved states change."))
     elif plan.all_or_nothing:
         lines.append(
@@ -49,6 +51,14 @@ def preview_lines(plan: RollbackPlan, *, detailed: bool) -> list[Line]:
         lines.append(Line("SQL of the plan:"))
         lines += [Line(statement, "sql") for statement in plan.sql]
     return lines
+
+
+def stray_records_line(plan: RollbackPlan) -> str:
+    return (
+        f"No migrations to unapply; the record of {labels(sorted(plan.stray_records))} goes "
+        "(the newer release's `migrate` recorded the squash because all it replaces is "
+        "applied; the target did not) and the saved states change."
+    )
 
 
 def _step_lines(plan: RollbackPlan) -> list[Line]:
