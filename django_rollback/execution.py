@@ -141,6 +141,7 @@ def execute(
     retries: int | None = None,
     rehearse: bool = False,
     log: RollbackLog | None = None,
+    before_commit: Callable[[BaseDatabaseWrapper], None] | None = None,
 ) -> RollbackResult:
     """Run the plan under the rollback lock; all or nothing where the backend allows it.
 
@@ -158,7 +159,13 @@ def execute(
     a `rehearsal` row in the log remains, with each step's time.
 
     Ctrl-C (KeyboardInterrupt) or SIGTERM (Terminated) while it runs: the log entry is
-    marked interrupted at once and RollbackInterruptedError says what was changed."""
+    marked interrupted at once and RollbackInterruptedError says what was changed.
+
+    `before_commit` (fleet --atomic) runs last inside the plan's transaction, with the
+    outcome written: it may end that transaction itself (PREPARE TRANSACTION), so nothing
+    is written after it; it needs a plan that runs in one transaction."""
+    if before_commit is not None and not plan.all_or_nothing:
+        raise PlanRefusedError("This plan cannot run in one transaction: it cannot be prepared.")
     if plan.blockers:
         raise PlanRefusedError("Refusing to roll back: " + " ".join(plan.blockers))
     if plan.is_noop:
@@ -250,6 +257,8 @@ def execute(
                         time.perf_counter() - started,
                         archiver=archiver,
                     )
+                    if before_commit is not None:  # fleet --atomic: a prepared transaction
+                        before_commit(connection)
                 committed = True
                 break
             except Exception as exc:
@@ -299,9 +308,14 @@ def execute(
                 signals.send_rollback_finished(plan, log)
                 raise RollbackFailedError(message) from exc
         seconds = time.perf_counter() - started
-        audit_error = _finish(
-            log, RollbackLog.Status.SUCCEEDED, output, finished, seconds, archiver=archiver
-        )
+        if before_commit is not None:
+            # The log row is locked by the prepared transaction: writing it now would wait
+            # for that transaction's outcome. Its duration is the one written inside it.
+            audit_error = commit_audit_error
+        else:
+            audit_error = _finish(
+                log, RollbackLog.Status.SUCCEEDED, output, finished, seconds, archiver=archiver
+            )
         if audit_error and not commit_audit_error:
             audit_error = None  # only the final duration is missing; the outcome is saved
     signals.send_rollback_finished(plan, log)  # after the lock: receivers may be slow
