@@ -26,7 +26,9 @@ Nothing here prints: results are dataclasses that the commands present.
 
 from __future__ import annotations
 
+from .atomic import check_two_phase
 from .plans import plan_fleet
+from .recovery import Resolution, prepared, recover
 from .reference import resolve_reference
 from .results import AppliedGroup, FleetPlan, FleetResult, TargetRun
 from .running import default_jobs, dry_run, run_fleet
@@ -49,6 +51,7 @@ __all__ = [
     "FleetPlan",
     "FleetResult",
     "FleetSave",
+    "Resolution",
     "Selection",
     "Target",
     "TargetKind",
@@ -56,12 +59,15 @@ __all__ = [
     "TargetSave",
     "TargetStatus",
     "check_setup",
+    "check_two_phase",
     "default_jobs",
     "dry_run",
     "on_schema",
     "parse_schemas",
     "plan_fleet",
+    "prepared",
     "public_schema",
+    "recover",
     "resolve_reference",
     "run_fleet",
     "save_fleet",

@@ -92,19 +92,19 @@ def prepare_hook(gid: str) -> Callable[[BaseDatabaseWrapper], None]:
     return prepare
 
 
-def _lock_key(run: str) -> int:
+def lock_key(run: str) -> int:
     digest = hashlib.sha256(f"django_rollback:fleet:{run}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _decision_table(database: str) -> str:
+def decision_table(database: str) -> str:
     table = connections[database].ops.quote_name(FleetDecision._meta.db_table)
     if uses_tenants(database):  # the decisions live in public, whatever the schema
         return f"{connections[database].ops.quote_name(public_schema())}.{table}"
     return table
 
 
-def _raw_connection(database: str) -> Any:
+def raw_connection(database: str) -> Any:
     """A connection of our own, outside Django's registry, in autocommit: the coordinator's
     lock and decisions must not share a session with the rollbacks, nor be inherited by
     worker processes as a Django connection they would close."""
@@ -126,12 +126,12 @@ class Coordinator:
     @classmethod
     def start(cls, database: str, targets: list[str]) -> Coordinator:
         run = uuid.uuid4().hex[:16]
-        raw = _raw_connection(database)
+        raw = raw_connection(database)
         coordinator = cls(database, run, raw)
         with raw.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [_lock_key(run)])
+            cursor.execute("SELECT pg_advisory_lock(%s)", [lock_key(run)])
             cursor.execute(
-                f"INSERT INTO {_decision_table(database)} (fleet, decision, targets, "
+                f"INSERT INTO {decision_table(database)} (fleet, decision, targets, "
                 "created_at, resolved_by) VALUES (%s, %s, %s::jsonb, now(), '')",
                 [run, coordinator.decision, _json(targets)],
             )
@@ -144,7 +144,7 @@ class Coordinator:
         """Write the decision durably: before the first COMMIT (or ROLLBACK) PREPARED."""
         with self.raw.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {_decision_table(self.database)} SET decision = %s, "
+                f"UPDATE {decision_table(self.database)} SET decision = %s, "
                 "decided_at = now() WHERE fleet = %s",
                 [decision, self.run],
             )
@@ -153,7 +153,7 @@ class Coordinator:
     def resolved(self) -> None:
         with self.raw.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {_decision_table(self.database)} SET resolved_at = now(), "
+                f"UPDATE {decision_table(self.database)} SET resolved_at = now(), "
                 "resolved_by = %s WHERE fleet = %s",
                 [f"coordinator {socket.gethostname()}:{os.getpid()}", self.run],
             )

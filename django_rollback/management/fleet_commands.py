@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.db import DatabaseError
 
 from .. import fleet, services
 from ..exceptions import RollbackError
@@ -34,6 +35,13 @@ def add_arguments(parser: CommandParser, *, rollback: bool) -> None:
             f"(default: min(4, CPU count), {fleet.default_jobs()} here).",
         )
         group.add_argument(
+            "--atomic",
+            action="store_true",
+            help="Every schema or none (PostgreSQL two-phase commit): each one's rollback is "
+            "prepared, and committed only when all are; a failure anywhere rolls every one "
+            "back. Needs max_prepared_transactions above 0.",
+        )
+        group.add_argument(
             "--skip-unsaved",
             action="store_true",
             help="Roll back the other schemas when some have no saved state at the target "
@@ -55,14 +63,15 @@ def wanted(options: dict[str, Any], *, rollback: bool) -> bool:
     chosen = selection(options)
     single = rollback and any(options.get(mode) for mode in SINGLE_SCHEMA_MODES)
     if single:
-        if chosen.narrowed or options.get("skip_unsaved"):
+        if chosen.narrowed or options.get("skip_unsaved") or options.get("atomic"):
             raise RollbackError(
                 "--list, --check, --rehearse, --sql and --round-trip act on the public schema "
-                "only: drop --schemas, --tenants-only, --shared-only and --skip-unsaved."
+                "only: drop --schemas, --tenants-only, --shared-only, --skip-unsaved and --atomic."
             )
         return False
-    if options.get("skip_unsaved") and not fleet.uses_tenants(options["database"]):
-        raise RollbackError("--skip-unsaved needs django-tenants schemas.")
+    for flag in ("skip_unsaved", "atomic"):
+        if options.get(flag) and not fleet.uses_tenants(options["database"]):
+            raise RollbackError(f"--{flag.replace('_', '-')} needs django-tenants schemas.")
     return chosen.narrowed or fleet.uses_tenants(options["database"])
 
 
@@ -122,9 +131,25 @@ def _save_entry(command: Any, save: fleet.TargetSave) -> dict[str, Any]:
 # --- rollback_migrations ---------------------------------------------------------------------
 
 
+def recover(command: RollbackBaseCommand, options: dict[str, Any]) -> None:
+    """First of all: resolve the prepared transactions a dead --atomic run left behind."""
+    try:
+        resolutions = fleet.recover(options["database"])
+    except DatabaseError as exc:
+        command.warn(f"Could not look for prepared transactions (--atomic): {exc}".strip())
+        return
+    for resolution in resolutions:
+        if resolution.action == "left":
+            command.warn(resolution.describe())
+        else:
+            command.say(resolution.describe(), err=True, verbosity=0)
+
+
 def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float) -> None:
     if options["jobs"] < 1:
         raise RollbackError("--jobs needs a number of processes, 1 or more.")
+    if options["atomic"]:
+        fleet.check_two_phase(options["database"])  # before anything: refuse in one line
     plan = fleet.plan_fleet(
         database=options["database"],
         selection=selection(options),
@@ -150,9 +175,18 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
             command.emit_json(result.as_dict())
         return
     total, planned = len(plan.runs), len(plan.planned)
-    counted = {"done": 0, "failed": 0}
+    counted = {"done": 0, "failed": 0, "prepared": 0}
 
     def progress(run: fleet.TargetRun) -> None:
+        if run.status == "prepared":
+            counted["prepared"] += 1
+            command.say(
+                f"[prepared {counted['prepared']} of {planned}] {run.target.name}: {run.message}."
+            )
+            return
+        if run.status == "aborted":
+            command.say(f"{run.target.name}: aborted: {run.message}", err=True, verbosity=0)
+            return
         counted["done" if run.status == "succeeded" else "failed"] += 1
         where = f"[done {counted['done']}, failed {counted['failed']}, of {planned}]"
         if run.status == "succeeded":
@@ -166,6 +200,7 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
         plan,
         on_target=progress,
         jobs=options["jobs"],
+        atomic=options["atomic"],
         wait=wait,
         lock_timeout=options["lock_timeout"],
         retries=options["retries"],
@@ -174,10 +209,16 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
     line = (
         f"Fleet rollback to {plan.target_commit[:12]}: {summary['succeeded']} rolled back, "
         f"{summary['done']} already there, {summary['failed']} failed, {summary['held']} held, "
-        f"{summary['skipped']} skipped (of {total})."
+        + (f"{summary['aborted']} aborted, " if options["atomic"] else "")
+        + f"{summary['skipped']} skipped (of {total})."
     )
     if not result.ok:
-        command.fail(line + " Run the same command again to finish.", 1, result.as_dict())
+        after = (
+            " Nothing was changed in any schema (--atomic)."
+            if options["atomic"]
+            else " Run the same command again to finish."
+        )
+        command.fail(line + after, 1, result.as_dict())
     command.say(line, style=command.style.SUCCESS, verbosity=0)
     if command.json_mode:
         command.emit_json(result.as_dict())

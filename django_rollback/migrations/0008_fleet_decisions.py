@@ -5,28 +5,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('django_rollback', '0007_approvals'),
+        ("django_rollback", "0007_approvals"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='FleetDecision',
+            name="FleetDecision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('fleet', models.CharField(max_length=32, unique=True, verbose_name='fleet run')),
-                ('decision', models.CharField(choices=[('pending', 'pending'), ('commit', 'commit'), ('abort', 'abort')], max_length=16, verbose_name='decision')),
-                ('targets', models.JSONField(blank=True, default=list, verbose_name='targets')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('decided_at', models.DateTimeField(blank=True, null=True, verbose_name='decided at')),
-                ('resolved_at', models.DateTimeField(blank=True, null=True, verbose_name='resolved at')),
-                ('resolved_by', models.CharField(blank=True, max_length=255, verbose_name='resolved by')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("fleet", models.CharField(max_length=32, unique=True, verbose_name="fleet run")),
+                (
+                    "decision",
+                    models.CharField(
+                        choices=[("pending", "pending"), ("commit", "commit"), ("abort", "abort")],
+                        max_length=16,
+                        verbose_name="decision",
+                    ),
+                ),
+                ("targets", models.JSONField(blank=True, default=list, verbose_name="targets")),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                (
+                    "decided_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="decided at"),
+                ),
+                (
+                    "resolved_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="resolved at"),
+                ),
+                (
+                    "resolved_by",
+                    models.CharField(blank=True, max_length=255, verbose_name="resolved by"),
+                ),
             ],
             options={
-                'verbose_name': 'fleet decision',
-                'verbose_name_plural': 'fleet decisions',
-                'ordering': ['-id'],
+                "verbose_name": "fleet decision",
+                "verbose_name_plural": "fleet decisions",
+                "ordering": ["-id"],
             },
         ),
     ]

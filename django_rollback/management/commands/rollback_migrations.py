@@ -158,6 +158,7 @@ class Command(RollbackBaseCommand):
                 "rollback runs anyway, and --fake never executes."
             )
         targeted = tag is not None or commit is not None or options["fake"] or options["sql"]
+        fleet_commands.recover(self, options)  # what a dead --atomic run left (fleet/recovery.py)
         if options["approved"] is not None:
             if targeted or options["list"] or options["check"] or options["rehearse"]:
                 raise RollbackError(
