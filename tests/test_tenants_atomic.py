@@ -97,6 +97,15 @@ def test_atomic_failure_in_one_tenant_changes_no_schema(tenants: TenantHistory) 
     code, document = run_json(project, *ROLLBACK[1:])
 
     assert code == 0, document
+    # Three tenants at the same place share one plan; public has its own.
+    assert document["plans_built"] == 2, document
+    assert {t["schema"]: t["plan_of"] for t in document["targets"]} == {
+        "alpha": "alpha",
+        "beta": "alpha",
+        "gamma": "alpha",
+        LATE: None,
+        "public": "public",
+    }
     assert statuses(document) == {
         "alpha": "succeeded",
         "beta": "succeeded",

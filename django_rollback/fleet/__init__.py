@@ -27,6 +27,7 @@ Nothing here prints: results are dataclasses that the commands present.
 from __future__ import annotations
 
 from .atomic import check_two_phase
+from .databases import aliases_with_states, plan_databases
 from .plans import plan_fleet
 from .recovery import Resolution, prepared, recover
 from .reference import resolve_reference
@@ -58,12 +59,14 @@ __all__ = [
     "TargetRun",
     "TargetSave",
     "TargetStatus",
+    "aliases_with_states",
     "check_setup",
     "check_two_phase",
     "default_jobs",
     "dry_run",
     "on_schema",
     "parse_schemas",
+    "plan_databases",
     "plan_fleet",
     "prepared",
     "public_schema",

@@ -24,7 +24,8 @@ def run_atomic(
 ) -> None:
     """Prepare every planned target; commit them all when every one is prepared, roll every
     prepared one back otherwise. The decision is on disk before the first of either."""
-    check_two_phase(fleet.database)
+    for database in dict.fromkeys(r.target.database for r in fleet.runs):
+        check_two_phase(database)
     planned = fleet.planned
     if not planned:
         return

@@ -15,7 +15,7 @@ from ..exceptions import (
 )
 from ..git import GitRepository, validate_commit_prefix
 from ..models import MigrationState
-from .targets import Target, on_schema, public_schema
+from .targets import home_target, on_schema
 
 
 def resolve_reference(
@@ -30,8 +30,7 @@ def resolve_reference(
     saved before the current commit's. Every schema is rolled back to that state's commit."""
     if tag is not None and commit is not None:
         raise RollbackError("Choose one target: -t/--tag or -c/--commit, not both.")
-    public = Target(database, public_schema(), "shared")
-    with on_schema(public):
+    with on_schema(home_target(database)):
         services.ready_connection(database)
         states = MigrationState.objects.using(database)
         repo = _repository(repo_path) if tag or commit else None
@@ -66,7 +65,8 @@ def resolve_reference(
         previous = states.before(current).first() if current is not None else None
         if previous is None:
             raise StateNotSavedError(
-                f"The public schema has no state saved before the current {head.described}: "
+                "The public schema (or the database) has no state saved before the current "
+                f"{head.described}: "
                 "name the target with -t or -c."
             )
         return previous

@@ -24,6 +24,7 @@ class TargetRun:
     seconds: float | None = None
     archived: dict[str, Any] | None = None
     gid: str | None = None  # --atomic: the global id of its prepared transaction
+    plan_of: str | None = None  # the target whose plan it shares (itself when planned alone)
 
     @property
     def steps(self) -> int:
@@ -46,6 +47,7 @@ class TargetRun:
             "odd": self.odd,
             "steps": [step.label for step in self.plan.steps] if self.plan is not None else [],
             "data_loss": self.data_loss,
+            "plan_of": self.plan_of,
             "log_id": self.log_id,
             "seconds": None if self.seconds is None else round(self.seconds, 3),
             "archive": self.archived,
@@ -69,6 +71,8 @@ class FleetPlan:
     target_tags: list[str]
     runs: list[TargetRun]
     skip_unsaved: bool = False
+    plans_built: int = 0  # plan_rollback() calls: one per group of targets at the same place
+    databases: list[str] = field(default_factory=list)  # --all-databases: every alias in it
 
     @property
     def refused(self) -> list[TargetRun]:
@@ -165,8 +169,10 @@ class FleetResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "database": self.plan.database,
+            "databases": self.plan.databases or [self.plan.database],
             "target": {"commit": self.plan.target_commit, "tags": self.plan.target_tags},
             "dry_run": self.dry_run,
+            "plans_built": self.plan.plans_built,
             "ok": self.ok,
             "summary": self.summary(),
             "targets": [r.as_dict() for r in self.runs],

@@ -16,7 +16,8 @@ from django.utils.connection import ConnectionDoesNotExist
 
 from ..exceptions import RollbackError
 
-TargetKind = Literal["shared", "tenant"]
+# "database": a whole database alias without django-tenants (--all-databases).
+TargetKind = Literal["shared", "tenant", "database"]
 # planned → succeeded | failed | held (--atomic: planned → prepared → succeeded | aborted);
 # the others are decided while planning.
 TargetStatus = Literal[
@@ -35,7 +36,7 @@ TargetStatus = Literal[
 
 @dataclass(frozen=True)
 class Target:
-    """One schema of one database."""
+    """One schema of one database (or, of kind "database", a database without schemas)."""
 
     database: str
     schema: str
@@ -43,7 +44,10 @@ class Target:
 
     @property
     def name(self) -> str:
-        """How lines and JSON name it: the schema, prefixed by the alias when not default."""
+        """How lines and JSON name it: the schema, prefixed by the alias when not default;
+        a database without schemas by its alias."""
+        if self.kind == "database":
+            return self.database
         return (
             self.schema if self.database == DEFAULT_DB_ALIAS else f"{self.database}:{self.schema}"
         )
@@ -78,6 +82,13 @@ def public_schema() -> str:
     return str(getattr(settings, "PUBLIC_SCHEMA_NAME", "public"))
 
 
+def home_target(database: str) -> Target:
+    """Where a database keeps the states a fleet goes by: public, or the database itself."""
+    if uses_tenants(database):
+        return Target(database, public_schema(), "shared")
+    return Target(database, "", "database")
+
+
 def check_setup(database: str) -> None:
     """Refuse, with the sentence that says what to change, a setup the fleet cannot serve."""
     if not uses_tenants(database):
@@ -98,6 +109,9 @@ def check_setup(database: str) -> None:
 def on_schema(target: Target) -> Iterator[BaseDatabaseWrapper]:
     """The connection of the target's database, pointed at its schema until the end."""
     connection = connections[target.database]
+    if target.kind == "database":
+        yield connection
+        return
     # set_schema() sets search_path to the schema then public on each new cursor: every
     # query of the single-database code lands in this schema's tables.
     connection.set_schema(target.schema)  # type: ignore[attr-defined]
@@ -107,9 +121,14 @@ def on_schema(target: Target) -> Iterator[BaseDatabaseWrapper]:
         connection.set_schema_to_public()  # type: ignore[attr-defined]
 
 
-def targets(database: str = DEFAULT_DB_ALIAS, selection: Selection | None = None) -> list[Target]:
-    """The public schema, then every tenant schema by name (migrate_schemas' order)."""
+def targets(
+    database: str = DEFAULT_DB_ALIAS, selection: Selection | None = None, *, whole: bool = False
+) -> list[Target]:
+    """The public schema, then every tenant schema by name (migrate_schemas' order); with
+    `whole`, a database without django-tenants is one target (--all-databases)."""
     selection = selection or Selection()
+    if whole and not uses_tenants(database):
+        return [] if selection.tenants_only else [Target(database, "", "database")]
     check_setup(database)
     if selection.tenants_only and selection.shared_only:
         raise RollbackError("Choose --tenants-only or --shared-only, not both.")

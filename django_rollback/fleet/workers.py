@@ -31,11 +31,11 @@ def run_all(
             run_target(run, execute_options)
             if on_target is not None:
                 on_target(run)
-    tenant_failed = any(r.status == "failed" for r in tenants)
+    failed_in = {r.target.database for r in tenants if r.status == "failed"}
     for run in fleet.runs:
-        if run.status != "planned" or run.target.kind != "shared":
+        if run.status != "planned" or run.target.kind == "tenant":
             continue
-        if tenant_failed:
+        if run.target.database in failed_in:  # the public schema of a database
             run.status = "held"
             run.message = (
                 "not rolled back while a tenant schema failed: the tenants at the newer "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import CommandParser
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
 from .. import fleet, services
 from ..exceptions import RollbackError
@@ -33,6 +33,12 @@ def add_arguments(parser: CommandParser, *, rollback: bool) -> None:
             metavar="N",
             help="Roll back this many tenant schemas at once, each in a process of its own "
             f"(default: min(4, CPU count), {fleet.default_jobs()} here).",
+        )
+        group.add_argument(
+            "--all-databases",
+            action="store_true",
+            help="Every alias of DATABASES that has saved states (routers respected), in one "
+            "run and one report: the schemas of django-tenants aliases, the others whole.",
         )
         group.add_argument(
             "--atomic",
@@ -63,12 +69,16 @@ def wanted(options: dict[str, Any], *, rollback: bool) -> bool:
     chosen = selection(options)
     single = rollback and any(options.get(mode) for mode in SINGLE_SCHEMA_MODES)
     if single:
-        if chosen.narrowed or options.get("skip_unsaved") or options.get("atomic"):
+        fleet_only = ("skip_unsaved", "atomic", "all_databases")
+        if chosen.narrowed or any(options.get(flag) for flag in fleet_only):
             raise RollbackError(
                 "--list, --check, --rehearse, --sql and --round-trip act on the public schema "
-                "only: drop --schemas, --tenants-only, --shared-only, --skip-unsaved and --atomic."
+                "only: drop --schemas, --tenants-only, --shared-only, --skip-unsaved, --atomic "
+                "and --all-databases."
             )
         return False
+    if options.get("all_databases"):
+        return True
     for flag in ("skip_unsaved", "atomic"):
         if options.get(flag) and not fleet.uses_tenants(options["database"]):
             raise RollbackError(f"--{flag.replace('_', '-')} needs django-tenants schemas.")
@@ -133,11 +143,13 @@ def _save_entry(command: Any, save: fleet.TargetSave) -> dict[str, Any]:
 
 def recover(command: RollbackBaseCommand, options: dict[str, Any]) -> None:
     """First of all: resolve the prepared transactions a dead --atomic run left behind."""
-    try:
-        resolutions = fleet.recover(options["database"])
-    except DatabaseError as exc:
-        command.warn(f"Could not look for prepared transactions (--atomic): {exc}".strip())
-        return
+    aliases = list(connections) if options.get("all_databases") else [options["database"]]
+    resolutions: list[fleet.Resolution] = []
+    for alias in aliases:
+        try:
+            resolutions += fleet.recover(alias)
+        except DatabaseError as exc:
+            command.warn(f"Could not look for prepared transactions (--atomic): {exc}".strip())
     for resolution in resolutions:
         if resolution.action == "left":
             command.warn(resolution.describe())
@@ -148,10 +160,9 @@ def recover(command: RollbackBaseCommand, options: dict[str, Any]) -> None:
 def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float) -> None:
     if options["jobs"] < 1:
         raise RollbackError("--jobs needs a number of processes, 1 or more.")
-    if options["atomic"]:
+    if options["atomic"] and not options["all_databases"]:
         fleet.check_two_phase(options["database"])  # before anything: refuse in one line
-    plan = fleet.plan_fleet(
-        database=options["database"],
+    plan_options: dict[str, Any] = dict(
         selection=selection(options),
         tag=options["tag"],
         commit=options["commit"],
@@ -160,6 +171,10 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
         archive=False if options["no_archive"] else None,
         skip_unsaved=options["skip_unsaved"],
     )
+    if options["all_databases"]:
+        plan = fleet.plan_databases(**plan_options)
+    else:
+        plan = fleet.plan_fleet(database=options["database"], **plan_options)
     _preview(command, plan)
     refusal = plan.refusal
     if refusal:
@@ -227,11 +242,18 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
 def _preview(command: RollbackBaseCommand, plan: fleet.FleetPlan) -> None:
     tags = f" {plan.target_tags}" if plan.target_tags else ""
     command.say(
-        f"Rolling back {len(plan.runs)} schema{'s' if len(plan.runs) != 1 else ''} of database "
-        f"'{plan.database}' to commit {plan.target_commit}{tags}: tenants first, then public."
+        f"Rolling back {len(plan.runs)} schema{'s' if len(plan.runs) != 1 else ''} of "
+        + (
+            f"databases {', '.join(plan.databases)}"
+            if len(plan.databases) > 1
+            else f"database '{plan.database}'"
+        )
+        + f" to commit {plan.target_commit}{tags}: tenants first, then public."
     )
     for group in plan.groups():
-        kind = "tenant schema" if group.kind == "tenant" else "shared schema"
+        kind = {"tenant": "tenant schema", "shared": "shared schema", "database": "database"}[
+            group.kind
+        ]
         count = len(group.schemas)
         command.say(
             f"  {count} {kind}{'s' if count != 1 else ''} ({', '.join(group.schemas)}): "

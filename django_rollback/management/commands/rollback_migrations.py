@@ -158,7 +158,6 @@ class Command(RollbackBaseCommand):
                 "rollback runs anyway, and --fake never executes."
             )
         targeted = tag is not None or commit is not None or options["fake"] or options["sql"]
-        fleet_commands.recover(self, options)  # what a dead --atomic run left (fleet/recovery.py)
         if options["approved"] is not None:
             if targeted or options["list"] or options["check"] or options["rehearse"]:
                 raise RollbackError(
@@ -174,7 +173,9 @@ class Command(RollbackBaseCommand):
         if options["diff"] is not None:
             self._diff(options, targeted)
             return
-        if fleet_commands.wanted(options, rollback=True):  # django-tenants: every schema
+        fleet_run = fleet_commands.wanted(options, rollback=True)  # django-tenants: every schema
+        fleet_commands.recover(self, options)  # what a dead --atomic run left (fleet/recovery.py)
+        if fleet_run:
             fleet_commands.rollback(self, options, wait)
             return
         if options["rehearse"] and (options["fake"] or options["list"] or options["check"]):
