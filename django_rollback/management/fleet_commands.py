@@ -160,6 +160,9 @@ def recover(command: RollbackBaseCommand, options: dict[str, Any]) -> None:
 def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float) -> None:
     if options["jobs"] < 1:
         raise RollbackError("--jobs needs a number of processes, 1 or more.")
+    if not options["all_databases"]:
+        fleet.check_setup(options["database"])  # the options' refusal before any query
+    recover(command, options)
     if options["atomic"] and not options["all_databases"]:
         fleet.check_two_phase(options["database"])  # before anything: refuse in one line
     plan_options: dict[str, Any] = dict(

@@ -173,11 +173,10 @@ class Command(RollbackBaseCommand):
         if options["diff"] is not None:
             self._diff(options, targeted)
             return
-        fleet_run = fleet_commands.wanted(options, rollback=True)  # django-tenants: every schema
-        fleet_commands.recover(self, options)  # what a dead --atomic run left (fleet/recovery.py)
-        if fleet_run:
+        if fleet_commands.wanted(options, rollback=True):  # django-tenants: every schema
             fleet_commands.rollback(self, options, wait)
             return
+        fleet_commands.recover(self, options)  # what a dead --atomic run left (fleet/recovery.py)
         if options["rehearse"] and (options["fake"] or options["list"] or options["check"]):
             raise RollbackError("--rehearse runs the plan; drop --fake, --list and --check.")
         if options["list"]:
