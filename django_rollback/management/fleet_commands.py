@@ -3,6 +3,7 @@ the options both add, and how their results are shown. The work is in django_rol
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import CommandParser
@@ -165,19 +166,7 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
     recover(command, options)
     if options["atomic"] and not options["all_databases"]:
         fleet.check_two_phase(options["database"])  # before anything: refuse in one line
-    plan_options: dict[str, Any] = dict(
-        selection=selection(options),
-        tag=options["tag"],
-        commit=options["commit"],
-        repo_path=options["path"],
-        deployed_commit=options["current_commit"],
-        archive=False if options["no_archive"] else None,
-        skip_unsaved=options["skip_unsaved"],
-    )
-    if options["all_databases"]:
-        plan = fleet.plan_databases(**plan_options)
-    else:
-        plan = fleet.plan_fleet(database=options["database"], **plan_options)
+    plan = _plan(options)
     _preview(command, plan)
     refusal = plan.refusal
     if refusal:
@@ -192,7 +181,51 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
         if command.json_mode:
             command.emit_json(result.as_dict())
         return
-    total, planned = len(plan.runs), len(plan.planned)
+    result = fleet.run_fleet(
+        plan,
+        on_target=_progress(command, len(plan.planned)),
+        jobs=options["jobs"],
+        atomic=options["atomic"],
+        wait=wait,
+        lock_timeout=options["lock_timeout"],
+        retries=options["retries"],
+    )
+    summary = result.summary()
+    line = (
+        f"Fleet rollback to {plan.target_commit[:12]}: {summary['succeeded']} rolled back, "
+        f"{summary['done']} already there, {summary['failed']} failed, {summary['held']} held, "
+        + (f"{summary['aborted']} aborted, " if options["atomic"] else "")
+        + f"{summary['skipped']} skipped (of {summary['total']})."
+    )
+    if not result.ok:
+        after = (
+            " Nothing was changed in any schema (--atomic)."
+            if options["atomic"]
+            else " Run the same command again to finish."
+        )
+        command.fail(line + after, 1, result.as_dict())
+    command.say(line, style=command.style.SUCCESS, verbosity=0)
+    if command.json_mode:
+        command.emit_json(result.as_dict())
+
+
+def _plan(options: dict[str, Any]) -> fleet.FleetPlan:
+    plan_options: dict[str, Any] = dict(
+        selection=selection(options),
+        tag=options["tag"],
+        commit=options["commit"],
+        repo_path=options["path"],
+        deployed_commit=options["current_commit"],
+        archive=False if options["no_archive"] else None,
+        skip_unsaved=options["skip_unsaved"],
+    )
+    if options["all_databases"]:
+        return fleet.plan_databases(**plan_options)
+    return fleet.plan_fleet(database=options["database"], **plan_options)
+
+
+def _progress(command: RollbackBaseCommand, planned: int) -> Callable[[fleet.TargetRun], None]:
+    """One line per target as it finishes; failures and aborted targets on stderr."""
     counted = {"done": 0, "failed": 0, "prepared": 0}
 
     def progress(run: fleet.TargetRun) -> None:
@@ -214,32 +247,7 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
                 f"{where} {run.target.name}: {run.status}: {run.message}", err=True, verbosity=0
             )
 
-    result = fleet.run_fleet(
-        plan,
-        on_target=progress,
-        jobs=options["jobs"],
-        atomic=options["atomic"],
-        wait=wait,
-        lock_timeout=options["lock_timeout"],
-        retries=options["retries"],
-    )
-    summary = result.summary()
-    line = (
-        f"Fleet rollback to {plan.target_commit[:12]}: {summary['succeeded']} rolled back, "
-        f"{summary['done']} already there, {summary['failed']} failed, {summary['held']} held, "
-        + (f"{summary['aborted']} aborted, " if options["atomic"] else "")
-        + f"{summary['skipped']} skipped (of {total})."
-    )
-    if not result.ok:
-        after = (
-            " Nothing was changed in any schema (--atomic)."
-            if options["atomic"]
-            else " Run the same command again to finish."
-        )
-        command.fail(line + after, 1, result.as_dict())
-    command.say(line, style=command.style.SUCCESS, verbosity=0)
-    if command.json_mode:
-        command.emit_json(result.as_dict())
+    return progress
 
 
 def _preview(command: RollbackBaseCommand, plan: fleet.FleetPlan) -> None:
