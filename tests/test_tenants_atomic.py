@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -117,8 +118,11 @@ def test_atomic_failure_in_one_tenant_changes_no_schema(tenants: TenantHistory) 
     assert prepared_xacts(project.url) == []
 
 
-def _killed_at(project: TenantProject, phase: str) -> str:
-    """Run the atomic rollback until it pauses at `phase`, SIGKILL it there; its stdout."""
+def _killed_at(
+    project: TenantProject, phase: str, while_paused: Callable[[], None] | None = None
+) -> str:
+    """Run the atomic rollback until it pauses at `phase` (then call `while_paused`), SIGKILL
+    it there; its stdout."""
     process = subprocess.Popen(
         [sys.executable, "manage.py", *ROLLBACK],
         cwd=project.path,
@@ -142,6 +146,8 @@ def _killed_at(project: TenantProject, phase: str) -> str:
             if f"paused at {phase}" in line:
                 break
             assert time.monotonic() < deadline, f"never paused at {phase}"
+        if while_paused is not None:
+            while_paused()
         process.send_signal(signal.SIGKILL)
         out, _err = process.communicate(timeout=60)
     finally:
@@ -192,6 +198,28 @@ def test_a_killed_coordinator_is_resolved_by_the_next_command(
     assert code == 0, document
     assert_whole_fleet_at(tenants, project.url, "v1.0.0")
     assert prepared_xacts(project.url) == []
+
+
+@needs_postgresql
+def test_the_transactions_of_a_live_coordinator_are_left_to_it(
+    tenants: TenantHistory,  # noqa: F811
+) -> None:
+    project = tenants.deploy()
+    seen: list[str] = []
+
+    def check_while_paused() -> None:
+        check = project.manage("rollback_migrations", "--check")
+        seen.append(check.stderr)
+        assert len(prepared_xacts(project.url)) == 4  # nothing resolved under it
+
+    _killed_at(project, "after-prepare", check_while_paused)
+
+    assert "Left 4 prepared transactions" in seen[0], seen
+    assert "its coordinator is still running" in seen[0], seen
+    check = project.manage("rollback_migrations", "--check")
+    assert "Recovered 4 prepared transactions" in check.stderr, check.stderr
+    assert prepared_xacts(project.url) == []
+    assert_whole_fleet_at(tenants, project.url, "v2.0.0")
 
 
 POSTGRES_BIN = Path("/usr/lib/postgresql")
