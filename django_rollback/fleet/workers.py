@@ -23,17 +23,25 @@ def run_all(
     on_target: Callable[[TargetRun], None] | None,
     execute_options: dict[str, Any],
 ) -> None:
+    # --atomic: after a failure, the others would only be prepared to be rolled back.
+    atomic = any(r.gid is not None for r in fleet.runs)
+
+    def stop() -> bool:
+        return atomic and any(r.status == "failed" for r in fleet.runs)
+
     tenants = [r for r in fleet.runs if r.status == "planned" and r.target.kind == "tenant"]
     if jobs > 1 and len(tenants) > 1:
         _run_forked(fleet, tenants, jobs, on_target, execute_options)
     else:
         for run in tenants:
+            if stop():
+                break  # left "planned": the coordinator says they were not rolled back
             run_target(run, execute_options)
             if on_target is not None:
                 on_target(run)
     failed_in = {r.target.database for r in tenants if r.status == "failed"}
     for run in fleet.runs:
-        if run.status != "planned" or run.target.kind == "tenant":
+        if run.status != "planned" or run.target.kind == "tenant" or stop():
             continue
         if run.target.database in failed_in:  # the public schema of a database
             run.status = "held"
