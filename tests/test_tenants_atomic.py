@@ -118,6 +118,31 @@ def test_atomic_failure_in_one_tenant_changes_no_schema(tenants: TenantHistory) 
     assert prepared_xacts(project.url) == []
 
 
+@needs_postgresql
+def test_atomic_with_worker_processes(tenants: TenantHistory) -> None:  # noqa: F811
+    """Tenants prepared in forked workers, committed (or rolled back) by the coordinator."""
+    project = tenants.deploy()
+    before_dumps, before_applied = dumps(project.url), applied(project.url)
+    parallel = [*ROLLBACK[:-1], "3"]  # --jobs 3
+    reader = busy_reader(project.url, "beta.notes_comment")
+    try:
+        result = project.manage(*parallel, "--lock-timeout", "1", "--retries", "0")
+    finally:
+        reader.close()
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert dumps(project.url) == before_dumps
+    assert applied(project.url) == before_applied
+    assert prepared_xacts(project.url) == []
+
+    code, document = run_json(project, *parallel[1:])
+
+    assert code == 0, document
+    assert_whole_fleet_at(tenants, project.url, "v1.0.0")
+    assert prepared_xacts(project.url) == []
+
+
 def _killed_at(
     project: TenantProject, phase: str, while_paused: Callable[[], None] | None = None
 ) -> str:

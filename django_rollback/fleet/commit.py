@@ -12,7 +12,15 @@ from typing import Any
 from django.db import DatabaseError
 
 from ..models import FleetDecision
-from .atomic import Coordinator, check_two_phase, finish_prepared, mark_aborted, pause
+from .atomic import (
+    GID_PREFIX,
+    Coordinator,
+    check_two_phase,
+    finish_prepared,
+    mark_aborted,
+    pause,
+)
+from .recovery import prepared
 from .results import FleetPlan, TargetRun
 from .workers import run_all
 
@@ -100,3 +108,9 @@ def _abort(coordinator: Coordinator, fleet: FleetPlan, on_target: Progress) -> N
                 on_target(run)
         elif run.status in ("planned", "held"):
             run.status, run.message = "aborted", f"not rolled back: {why}"
+    # A worker stopped between its PREPARE and its report (Ctrl-C, SIGTERM) left one that no
+    # run says is prepared: every transaction of this run goes.
+    for database in dict.fromkeys(r.target.database for r in fleet.runs):
+        for gid in prepared(database):
+            if gid.startswith(f"{GID_PREFIX}:{coordinator.run}:"):
+                finish_prepared(database, gid, commit=False)
