@@ -269,3 +269,32 @@ class RollbackLog(models.Model):
     def approvers(self) -> list[str]:
         """Who approved it, each once, in order."""
         return list(dict.fromkeys(str(e["user"]) for e in self.events("approved")))
+
+
+class FleetDecision(models.Model):
+    """The outcome of one `rollback_migrations --atomic` run (fleet/atomic.py), kept where the
+    coordinator can write it without a transaction of its own: "pending" while the targets are
+    being prepared, "commit" before the first COMMIT PREPARED, "abort" before the first ROLLBACK
+    PREPARED. Whoever finds the run's prepared transactions later resolves them by it: commit
+    when it says so, roll back otherwise (no row, "pending" or "abort")."""
+
+    class Decision(models.TextChoices):
+        PENDING = "pending", _("pending")
+        COMMIT = "commit", _("commit")
+        ABORT = "abort", _("abort")
+
+    fleet = models.CharField(_("fleet run"), max_length=32, unique=True)
+    decision = models.CharField(_("decision"), max_length=16, choices=Decision.choices)
+    targets = models.JSONField(_("targets"), default=list, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by = models.CharField(_("resolved by"), max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("fleet decision")
+        verbose_name_plural = _("fleet decisions")
+
+    def __str__(self) -> str:
+        return f"{self.fleet} ({self.get_decision_display()})"

@@ -51,7 +51,11 @@ def as_0_4_0_left_it(
     project = shop.deploy("v1.1.0")
     project.path = shop.releases["v1.2.0"].worktree
     url = project.url
-    for table in ("django_rollback_rollbacklog", "django_rollback_migrationstate"):
+    for table in (
+        "django_rollback_rollbacklog",
+        "django_rollback_migrationstate",
+        "django_rollback_fleetdecision",  # 0008_fleet_decisions: 0.4.0 had no such table
+    ):
         dbtools.execute(url, f'DROP TABLE "{table}"')
     dbtools.execute(
         url,
@@ -209,6 +213,7 @@ def test_a_database_of_the_previous_version_gets_the_same_tables(shop: History) 
     for table, columns in later.items():
         for column in columns:
             dbtools.execute(project.url, f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+    dbtools.execute(project.url, 'DROP TABLE "django_rollback_fleetdecision"')  # 0008 makes it
     project.ok("migrate", "--no-input")
     v110 = shop.releases["v1.1.0"]
     assert dbtools.schema(project.url) == v110.schema

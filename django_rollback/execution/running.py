@@ -71,6 +71,7 @@ def execute(
     retries: int | None = None,
     rehearse: bool = False,
     log: RollbackLog | None = None,
+    before_commit: Callable[[BaseDatabaseWrapper], None] | None = None,
 ) -> RollbackResult:
     """Run the plan under the rollback lock; all or nothing where the backend allows it.
 
@@ -83,11 +84,15 @@ def execute(
     it is abandoned and tried again up to `retries` times (LOCK_RETRIES), after a pause of
     LOCK_RETRY_DELAY seconds doubled each time.
 
-    `rehearse`: the older way to ask for rehearse() (rehearsal.py), which takes the same
-    arguments but `log`.
+    `rehearse`: the older way to ask for rehearse() (rehearsal.py).
 
     Ctrl-C (KeyboardInterrupt) or SIGTERM (Terminated) while it runs: the log entry is
-    marked interrupted at once and RollbackInterruptedError says what was changed."""
+    marked interrupted at once and RollbackInterruptedError says what was changed.
+
+    `before_commit` (fleet --atomic) runs last in the plan's single transaction, the outcome
+    written: it may end it (PREPARE TRANSACTION); nothing is written after it."""
+    if before_commit is not None and not plan.all_or_nothing:
+        raise PlanRefusedError("This plan cannot run in one transaction: it cannot be prepared.")
     if rehearse:
         return rehearse_plan(
             plan,
@@ -108,7 +113,7 @@ def execute(
         log = new_entry(
             plan, RollbackLog.Status.RUNNING, user=user or current_user(), source=source
         )
-    run = _Run(plan, connection, log, locks, progress, in_transaction)
+    run = _Run(plan, connection, log, locks, progress, in_transaction, before_commit)
     session_lock = rollback_lock(connection, wait, on_wait=on_wait)
     with nullcontext() if in_transaction else session_lock, _closed_on_interrupt(run.interrupted):
         result = run.attempts()
@@ -157,6 +162,7 @@ class _Run:
         locks: LockSettings,
         progress: Progress | None,
         in_transaction: bool,
+        before_commit: Callable[[BaseDatabaseWrapper], None] | None = None,
     ) -> None:
         self.plan, self.connection, self.log, self.locks = plan, connection, log, locks
         self.progress, self.in_transaction = progress, in_transaction
@@ -166,6 +172,7 @@ class _Run:
         self.pruned: list[dict[str, object]] = []
         self.started = 0.0
         self.commit_audit_error: str | None = None
+        self.before_commit = before_commit
 
     def attempts(self) -> RollbackResult:
         """Every attempt until one commits; then the row's final duration."""
@@ -177,14 +184,19 @@ class _Run:
                 break
         seconds = time.perf_counter() - self.started
         record = self.record
-        audit_error = finish_entry(
-            self.log,
-            RollbackLog.Status.SUCCEEDED,
-            record.output,
-            len(record.finished),
-            seconds,
-            archive=_archive_of(self.archiver),
-        )
+        if self.before_commit is not None:
+            # The log row is locked by the prepared transaction: writing it now would wait
+            # for that transaction's outcome. Its duration is the one written inside it.
+            audit_error = self.commit_audit_error
+        else:
+            audit_error = finish_entry(
+                self.log,
+                RollbackLog.Status.SUCCEEDED,
+                record.output,
+                len(record.finished),
+                seconds,
+                archive=_archive_of(self.archiver),
+            )
         if audit_error and not self.commit_audit_error:
             audit_error = None  # only the final duration is missing; the outcome is saved
         return RollbackResult(
@@ -270,6 +282,8 @@ class _Run:
             time.perf_counter() - self.started,
             archive=_archive_of(self.archiver),
         )
+        if self.before_commit is not None:  # fleet --atomic: a prepared transaction
+            self.before_commit(self.connection)
 
     def _failed(self, exc: Exception, attempt: int, writes: WriteCounter) -> str | None:
         """The failure's message, or None when another attempt will follow."""

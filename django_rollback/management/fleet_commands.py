@@ -3,9 +3,11 @@ the options both add, and how their results are shown. The work is in django_rol
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.db import DatabaseError, connections
 
 from .. import fleet, services
 from ..exceptions import RollbackError
@@ -34,6 +36,19 @@ def add_arguments(parser: CommandParser, *, rollback: bool) -> None:
             f"(default: min(4, CPU count), {fleet.default_jobs()} here).",
         )
         group.add_argument(
+            "--all-databases",
+            action="store_true",
+            help="Every alias of DATABASES that has saved states (routers respected), in one "
+            "run and one report: the schemas of django-tenants aliases, the others whole.",
+        )
+        group.add_argument(
+            "--atomic",
+            action="store_true",
+            help="Every schema or none (PostgreSQL two-phase commit): each one's rollback is "
+            "prepared, and committed only when all are; a failure anywhere rolls every one "
+            "back. Needs max_prepared_transactions above 0.",
+        )
+        group.add_argument(
             "--skip-unsaved",
             action="store_true",
             help="Roll back the other schemas when some have no saved state at the target "
@@ -55,14 +70,19 @@ def wanted(options: dict[str, Any], *, rollback: bool) -> bool:
     chosen = selection(options)
     single = rollback and any(options.get(mode) for mode in SINGLE_SCHEMA_MODES)
     if single:
-        if chosen.narrowed or options.get("skip_unsaved"):
+        fleet_only = ("skip_unsaved", "atomic", "all_databases")
+        if chosen.narrowed or any(options.get(flag) for flag in fleet_only):
             raise RollbackError(
                 "--list, --check, --rehearse, --sql and --round-trip act on the public schema "
-                "only: drop --schemas, --tenants-only, --shared-only and --skip-unsaved."
+                "only: drop --schemas, --tenants-only, --shared-only, --skip-unsaved, --atomic "
+                "and --all-databases."
             )
         return False
-    if options.get("skip_unsaved") and not fleet.uses_tenants(options["database"]):
-        raise RollbackError("--skip-unsaved needs django-tenants schemas.")
+    if options.get("all_databases"):
+        return True
+    for flag in ("skip_unsaved", "atomic"):
+        if options.get(flag) and not fleet.uses_tenants(options["database"]):
+            raise RollbackError(f"--{flag.replace('_', '-')} needs django-tenants schemas.")
     return chosen.narrowed or fleet.uses_tenants(options["database"])
 
 
@@ -122,19 +142,31 @@ def _save_entry(command: Any, save: fleet.TargetSave) -> dict[str, Any]:
 # --- rollback_migrations ---------------------------------------------------------------------
 
 
+def recover(command: RollbackBaseCommand, options: dict[str, Any]) -> None:
+    """First of all: resolve the prepared transactions a dead --atomic run left behind."""
+    aliases = list(connections) if options.get("all_databases") else [options["database"]]
+    resolutions: list[fleet.Resolution] = []
+    for alias in aliases:
+        try:
+            resolutions += fleet.recover(alias)
+        except DatabaseError as exc:
+            command.warn(f"Could not look for prepared transactions (--atomic): {exc}".strip())
+    for resolution in resolutions:
+        if resolution.action == "left":
+            command.warn(resolution.describe())
+        else:
+            command.say(resolution.describe(), err=True, verbosity=0)
+
+
 def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float) -> None:
     if options["jobs"] < 1:
         raise RollbackError("--jobs needs a number of processes, 1 or more.")
-    plan = fleet.plan_fleet(
-        database=options["database"],
-        selection=selection(options),
-        tag=options["tag"],
-        commit=options["commit"],
-        repo_path=options["path"],
-        deployed_commit=options["current_commit"],
-        archive=False if options["no_archive"] else None,
-        skip_unsaved=options["skip_unsaved"],
-    )
+    if not options["all_databases"]:
+        fleet.check_setup(options["database"])  # the options' refusal before any query
+    recover(command, options)
+    if options["atomic"] and not options["all_databases"]:
+        fleet.check_two_phase(options["database"])  # before anything: refuse in one line
+    plan = _plan(options)
     _preview(command, plan)
     refusal = plan.refusal
     if refusal:
@@ -149,10 +181,63 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
         if command.json_mode:
             command.emit_json(result.as_dict())
         return
-    total, planned = len(plan.runs), len(plan.planned)
-    counted = {"done": 0, "failed": 0}
+    result = fleet.run_fleet(
+        plan,
+        on_target=_progress(command, len(plan.planned)),
+        jobs=options["jobs"],
+        atomic=options["atomic"],
+        wait=wait,
+        lock_timeout=options["lock_timeout"],
+        retries=options["retries"],
+    )
+    summary = result.summary()
+    line = (
+        f"Fleet rollback to {plan.target_commit[:12]}: {summary['succeeded']} rolled back, "
+        f"{summary['done']} already there, {summary['failed']} failed, {summary['held']} held, "
+        + (f"{summary['aborted']} aborted, " if options["atomic"] else "")
+        + f"{summary['skipped']} skipped (of {summary['total']})."
+    )
+    if not result.ok:
+        after = (
+            " Nothing was changed in any schema (--atomic)."
+            if options["atomic"]
+            else " Run the same command again to finish."
+        )
+        command.fail(line + after, 1, result.as_dict())
+    command.say(line, style=command.style.SUCCESS, verbosity=0)
+    if command.json_mode:
+        command.emit_json(result.as_dict())
+
+
+def _plan(options: dict[str, Any]) -> fleet.FleetPlan:
+    plan_options: dict[str, Any] = dict(
+        selection=selection(options),
+        tag=options["tag"],
+        commit=options["commit"],
+        repo_path=options["path"],
+        deployed_commit=options["current_commit"],
+        archive=False if options["no_archive"] else None,
+        skip_unsaved=options["skip_unsaved"],
+    )
+    if options["all_databases"]:
+        return fleet.plan_databases(**plan_options)
+    return fleet.plan_fleet(database=options["database"], **plan_options)
+
+
+def _progress(command: RollbackBaseCommand, planned: int) -> Callable[[fleet.TargetRun], None]:
+    """One line per target as it finishes; failures and aborted targets on stderr."""
+    counted = {"done": 0, "failed": 0, "prepared": 0}
 
     def progress(run: fleet.TargetRun) -> None:
+        if run.status == "prepared":
+            counted["prepared"] += 1
+            command.say(
+                f"[prepared {counted['prepared']} of {planned}] {run.target.name}: {run.message}."
+            )
+            return
+        if run.status == "aborted":
+            command.say(f"{run.target.name}: aborted: {run.message}", err=True, verbosity=0)
+            return
         counted["done" if run.status == "succeeded" else "failed"] += 1
         where = f"[done {counted['done']}, failed {counted['failed']}, of {planned}]"
         if run.status == "succeeded":
@@ -162,35 +247,24 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
                 f"{where} {run.target.name}: {run.status}: {run.message}", err=True, verbosity=0
             )
 
-    result = fleet.run_fleet(
-        plan,
-        on_target=progress,
-        jobs=options["jobs"],
-        wait=wait,
-        lock_timeout=options["lock_timeout"],
-        retries=options["retries"],
-    )
-    summary = result.summary()
-    line = (
-        f"Fleet rollback to {plan.target_commit[:12]}: {summary['succeeded']} rolled back, "
-        f"{summary['done']} already there, {summary['failed']} failed, {summary['held']} held, "
-        f"{summary['skipped']} skipped (of {total})."
-    )
-    if not result.ok:
-        command.fail(line + " Run the same command again to finish.", 1, result.as_dict())
-    command.say(line, style=command.style.SUCCESS, verbosity=0)
-    if command.json_mode:
-        command.emit_json(result.as_dict())
+    return progress
 
 
 def _preview(command: RollbackBaseCommand, plan: fleet.FleetPlan) -> None:
     tags = f" {plan.target_tags}" if plan.target_tags else ""
     command.say(
-        f"Rolling back {len(plan.runs)} schema{'s' if len(plan.runs) != 1 else ''} of database "
-        f"'{plan.database}' to commit {plan.target_commit}{tags}: tenants first, then public."
+        f"Rolling back {len(plan.runs)} schema{'s' if len(plan.runs) != 1 else ''} of "
+        + (
+            f"databases {', '.join(plan.databases)}"
+            if len(plan.databases) > 1
+            else f"database '{plan.database}'"
+        )
+        + f" to commit {plan.target_commit}{tags}: tenants first, then public."
     )
     for group in plan.groups():
-        kind = "tenant schema" if group.kind == "tenant" else "shared schema"
+        kind = {"tenant": "tenant schema", "shared": "shared schema", "database": "database"}[
+            group.kind
+        ]
         count = len(group.schemas)
         command.say(
             f"  {count} {kind}{'s' if count != 1 else ''} ({', '.join(group.schemas)}): "

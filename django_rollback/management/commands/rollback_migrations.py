@@ -51,6 +51,7 @@ class Command(RollbackBaseCommand):
         if fleet_commands.wanted(options, rollback=True):  # django-tenants: every schema
             return fleet_commands.rollback(self, options, wait)
         rollback_options.refuse_combinations(options)
+        fleet_commands.recover(self, options)  # what a dead --atomic run left (fleet/recovery.py)
         if options["list"]:
             return self._list(options)
         if options["check"]:

@@ -1,0 +1,195 @@
+"""Planning every target of a fleet before anything runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from .. import services
+from ..exceptions import RollbackError, RollbackInterruptedError
+from ..models import MigrationKey, MigrationState
+from ..planning import RollbackPlan, labels
+from ..snapshot import applied_migrations
+from .reference import resolve_reference
+from .results import FleetPlan, TargetRun
+from .targets import Selection, Target, TargetStatus, on_schema, targets
+
+
+def plan_fleet(
+    *,
+    database: str = DEFAULT_DB_ALIAS,
+    selection: Selection | None = None,
+    tag: str | None = None,
+    commit: str | None = None,
+    repo_path: str | Path | None = None,
+    deployed_commit: str | None = None,
+    archive: bool | None = None,
+    skip_unsaved: bool = False,
+    count_rows: bool = True,
+    whole: bool = False,
+) -> FleetPlan:
+    """Plan every target (tenants first, then public), without writing anything. With
+    `whole`, a database without django-tenants is planned as one target."""
+    chosen = targets(database, selection, whole=whole)
+    target_state = resolve_reference(
+        database, tag=tag, commit=commit, repo_path=repo_path, deployed_commit=deployed_commit
+    )
+    sha = target_state.commit
+    ordered = [t for t in chosen if t.kind == "tenant"] + [t for t in chosen if t.kind != "tenant"]
+    shared = SharedPlans(_head_commit(repo_path, deployed_commit))
+    runs: list[TargetRun] = []
+    for target in ordered:
+        with on_schema(target) as connection:
+            runs.append(
+                _plan_target(
+                    target,
+                    connection,
+                    sha,
+                    shared,
+                    skip_unsaved=skip_unsaved,
+                    repo_path=repo_path,
+                    deployed_commit=deployed_commit,
+                    archive=archive,
+                    count_rows=count_rows,
+                )
+            )
+    _mark_odd(runs)
+    fleet = FleetPlan(database, sha, list(target_state.tags), runs, skip_unsaved)
+    fleet.plans_built = shared.built
+    return fleet
+
+
+def _head_commit(repo_path: str | Path | None, deployed_commit: str | None) -> str | None:
+    """The current commit, asked once for the fleet; None leaves every target to
+    plan_rollback(), which says why it cannot tell."""
+    try:
+        return services.current_commit(
+            repo_path=repo_path, commit=deployed_commit, option="--current-commit"
+        ).sha
+    except RollbackError:
+        return None
+
+
+@dataclass
+class SharedPlans:
+    """One plan per group of targets that stand at the same place: same database and kind,
+    same applied set, same saved current and target states. The first target of a group is
+    planned in full (graph, sets, steps, checks, row counts); the others take a copy that
+    differs only in their own saved-state rows, which the run checks and prunes. Row counts in
+    the preview are the first target's."""
+
+    head: str | None
+    plans: dict[tuple[object, ...], tuple[str, RollbackPlan]] = field(default_factory=dict)
+    built: int = 0
+
+    def key(
+        self, target: Target, applied: frozenset[MigrationKey], goal: MigrationState
+    ) -> tuple[object, ...] | None:
+        if self.head is None:
+            return None
+        states = MigrationState.objects.using(target.database)
+        current = states.filter(commit=self.head).first()
+        if current is None or goal.unresolved or goal.pk >= current.pk:
+            return None  # plan_rollback() words the refusal
+        place = (target.database, target.kind, applied, goal.migration_set, current.migration_set)
+        return (*place, current, goal)
+
+    def get(self, key: tuple[object, ...] | None) -> tuple[str, RollbackPlan] | None:
+        if key is None:
+            return None
+        found = next(
+            (plan for k, plan in self.plans.items() if k[:5] == key[:5]),
+            None,
+        )
+        if found is None:
+            return None
+        name, plan = found
+        current, goal = key[5], key[6]
+        assert isinstance(current, MigrationState) and isinstance(goal, MigrationState)
+        return name, dataclasses.replace(plan, current=current, target=goal)
+
+    def add(self, key: tuple[object, ...] | None, name: str, plan: RollbackPlan) -> None:
+        self.built += 1
+        if key is not None and not plan.blockers:
+            self.plans.setdefault(key, (name, plan))
+
+
+def _plan_target(
+    target: Target,
+    connection: BaseDatabaseWrapper,
+    sha: str,
+    shared: SharedPlans,
+    *,
+    skip_unsaved: bool,
+    **plan_options: Any,
+) -> TargetRun:
+    try:
+        services.ready_connection(target.database)
+        applied = applied_migrations(connection)
+        states = MigrationState.objects.using(target.database)
+        goal = states.filter(commit=sha).first()
+        if goal is None:
+            status: TargetStatus = "skipped" if skip_unsaved else "unsaved"
+            return TargetRun(
+                target,
+                status,
+                f"no state saved at commit {sha[:12]} (created after it): left as it is",
+                applied,
+            )
+        latest = states.latest_state()
+        if latest is not None and latest.pk == goal.pk and applied == goal.migration_set:
+            return TargetRun(target, "done", f"already at {services.describe_state(goal)}", applied)
+        key = shared.key(target, applied, goal)
+        found = shared.get(key)
+        if found is not None:
+            plan_of, plan = found
+        else:
+            plan_of, plan = (
+                target.name,
+                services.plan_rollback(
+                    commit=sha, database=target.database, with_sql=False, **plan_options
+                ),
+            )
+            shared.add(key, target.name, plan)
+    except RollbackInterruptedError:
+        raise
+    except RollbackError as exc:
+        return TargetRun(target, "refused", str(exc))
+    if plan.blockers:
+        return TargetRun(target, "refused", " ".join(plan.blockers), applied, plan)
+    if plan.is_noop:
+        return TargetRun(target, "done", "nothing to unapply", applied, plan)
+    run = TargetRun(
+        target,
+        "planned",
+        f"{len(plan.steps)} migration{'s' if len(plan.steps) != 1 else ''} to unapply",
+        applied,
+        plan,
+    )
+    run.plan_of = plan_of
+    return run
+
+
+def _mark_odd(runs: list[TargetRun]) -> None:
+    """Flag tenants whose applied set differs from the most common one among the tenants."""
+    tenants = [r for r in runs if r.target.kind == "tenant" and r.applied]
+    if len(tenants) < 2:
+        return
+    norm, _count = Counter(r.applied for r in tenants).most_common(1)[0]
+    for run in tenants:
+        if run.applied != norm:
+            run.odd = True
+            extra, missing = run.applied - norm, norm - run.applied
+            differs = []
+            if extra:
+                differs.append(f"also applied: {labels(extra)}")
+            if missing:
+                differs.append(f"not applied: {labels(missing)}")
+            note = f"its applied set differs from most tenants' ({'; '.join(differs)})"
+            run.message = f"{run.message}; {note}" if run.message else note

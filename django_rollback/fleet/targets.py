@@ -1,0 +1,167 @@
+"""The targets of a fleet: the public schema and the tenant schemas of a django-tenants
+database, chosen by --schemas, --tenants-only or --shared-only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from django.apps import apps
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.connection import ConnectionDoesNotExist
+
+from ..exceptions import RollbackError
+
+# "database": a whole database alias without django-tenants (--all-databases).
+TargetKind = Literal["shared", "tenant", "database"]
+# planned → succeeded | failed | held (--atomic: planned → prepared → succeeded | aborted);
+# the others are decided while planning.
+TargetStatus = Literal[
+    "planned",
+    "done",
+    "unsaved",
+    "refused",
+    "succeeded",
+    "failed",
+    "held",
+    "skipped",
+    "prepared",
+    "aborted",
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One schema of one database (or, of kind "database", a database without schemas)."""
+
+    database: str
+    schema: str
+    kind: TargetKind
+
+    @property
+    def name(self) -> str:
+        """How lines and JSON name it: the schema, prefixed by the alias when not default;
+        a database without schemas by its alias."""
+        if self.kind == "database":
+            return self.database
+        return (
+            self.schema if self.database == DEFAULT_DB_ALIAS else f"{self.database}:{self.schema}"
+        )
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which targets: `schemas` by name, or only the tenants, or only the public schema."""
+
+    schemas: tuple[str, ...] = ()
+    tenants_only: bool = False
+    shared_only: bool = False
+
+    @property
+    def narrowed(self) -> bool:
+        return bool(self.schemas) or self.tenants_only or self.shared_only
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+def uses_tenants(database: str = DEFAULT_DB_ALIAS) -> bool:
+    """Whether this alias is a django-tenants database (its connection chooses a schema)."""
+    try:
+        connection = connections[database]
+    except ConnectionDoesNotExist:
+        return False
+    return hasattr(connection, "set_schema") and hasattr(settings, "TENANT_MODEL")
+
+
+def public_schema() -> str:
+    return str(getattr(settings, "PUBLIC_SCHEMA_NAME", "public"))
+
+
+def home_target(database: str) -> Target:
+    """Where a database keeps the states a fleet goes by: public, or the database itself."""
+    if uses_tenants(database):
+        return Target(database, public_schema(), "shared")
+    return Target(database, "", "database")
+
+
+def check_setup(database: str) -> None:
+    """Refuse, with the sentence that says what to change, a setup the fleet cannot serve."""
+    if not uses_tenants(database):
+        raise RollbackError(
+            f"Database '{database}' does not use django-tenants "
+            "(ENGINE django_tenants.postgresql_backend and TENANT_MODEL): --schemas, "
+            "--tenants-only and --shared-only need it."
+        )
+    for setting in ("SHARED_APPS", "TENANT_APPS"):
+        if "django_rollback" not in getattr(settings, setting, ()):
+            raise RollbackError(
+                f'Add "django_rollback" to settings.{setting}: each schema keeps its own saved '
+                "states (docs/tenants.md)."
+            )
+
+
+@contextmanager
+def on_schema(target: Target) -> Iterator[BaseDatabaseWrapper]:
+    """The connection of the target's database, pointed at its schema until the end."""
+    connection = connections[target.database]
+    if target.kind == "database":
+        yield connection
+        return
+    # set_schema() sets search_path to the schema then public on each new cursor: every
+    # query of the single-database code lands in this schema's tables.
+    connection.set_schema(target.schema)  # type: ignore[attr-defined]
+    try:
+        yield connection
+    finally:
+        connection.set_schema_to_public()  # type: ignore[attr-defined]
+
+
+def targets(
+    database: str = DEFAULT_DB_ALIAS, selection: Selection | None = None, *, whole: bool = False
+) -> list[Target]:
+    """The public schema, then every tenant schema by name (migrate_schemas' order); with
+    `whole`, a database without django-tenants is one target (--all-databases)."""
+    selection = selection or Selection()
+    if whole and not uses_tenants(database):
+        return [] if selection.tenants_only else [Target(database, "", "database")]
+    check_setup(database)
+    if selection.tenants_only and selection.shared_only:
+        raise RollbackError("Choose --tenants-only or --shared-only, not both.")
+    if selection.schemas and (selection.tenants_only or selection.shared_only):
+        raise RollbackError("--schemas names the schemas: drop --tenants-only/--shared-only.")
+    public = Target(database, public_schema(), "shared")
+    with on_schema(public):
+        model = apps.get_model(getattr(settings, "TENANT_MODEL", ""))
+        names = set(model._default_manager.using(database).values_list("schema_name", flat=True))
+    found = [public] + [
+        Target(database, name, "tenant") for name in sorted(names - {public.schema})
+    ]
+    if selection.schemas:
+        known = {t.schema for t in found}
+        unknown = [name for name in selection.schemas if name not in known]
+        if unknown:
+            raise RollbackError(
+                f"Unknown schema{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in "
+                f"database '{database}': known are {', '.join(sorted(known))}."
+            )
+        return [t for t in found if t.schema in selection.schemas]
+    if selection.tenants_only:
+        return [t for t in found if t.kind == "tenant"]
+    if selection.shared_only:
+        return [public]
+    return found
+
+
+def parse_schemas(value: str | None) -> tuple[str, ...]:
+    """The --schemas a,b option: names, in order, without blanks or repeats."""
+    if value is None:
+        return ()
+    names = tuple(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    if not names:
+        raise RollbackError("--schemas needs schema names separated by commas.")
+    return names
