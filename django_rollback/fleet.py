@@ -437,6 +437,10 @@ def plan_fleet(
         database, tag=tag, commit=commit, repo_path=repo_path, deployed_commit=deployed_commit
     )
     sha = target_state.commit
+    if deployed_commit is None:  # git asked once for the fleet, not once per schema
+        deployed_commit = services.current_commit(
+            repo_path=repo_path, option="--current-commit"
+        ).sha
     ordered = [t for t in chosen if t.kind == "tenant"] + [t for t in chosen if t.kind == "shared"]
     runs: list[TargetRun] = []
     for target in ordered:
