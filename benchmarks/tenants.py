@@ -97,8 +97,11 @@ V1 = {
     "manage.py": MANAGE,
     "fleet/__init__.py": "",
     "fleet/settings.py": SETTINGS,
-    **{f"{app}/{path}": "" for app in ("customers", "notes", "tasks")
-       for path in ("__init__.py", "migrations/__init__.py")},
+    **{
+        f"{app}/{path}": ""
+        for app in ("customers", "notes", "tasks")
+        for path in ("__init__.py", "migrations/__init__.py")
+    },
     "customers/models.py": CUSTOMERS,
     "customers/migrations/0001_initial.py": migration(
         [],
@@ -116,14 +119,16 @@ V1 = {
     "notes/models.py": "from django.db import models\n\n\nclass Note(models.Model):\n"
     "    title = models.CharField(max_length=100)\n",
     "notes/migrations/0001_initial.py": migration(
-        [], f'        migrations.CreateModel(name="Note", fields=[{ID}, '
-        '("title", models.CharField(max_length=100))]),\n'
+        [],
+        f'        migrations.CreateModel(name="Note", fields=[{ID}, '
+        '("title", models.CharField(max_length=100))]),\n',
     ),
     "tasks/models.py": "from django.db import models\n\n\nclass Task(models.Model):\n"
     "    title = models.CharField(max_length=100)\n",
     "tasks/migrations/0001_initial.py": migration(
-        [], f'        migrations.CreateModel(name="Task", fields=[{ID}, '
-        '("title", models.CharField(max_length=100))]),\n'
+        [],
+        f'        migrations.CreateModel(name="Task", fields=[{ID}, '
+        '("title", models.CharField(max_length=100))]),\n',
     ),
 }
 V2 = {
@@ -229,9 +234,22 @@ def clone(server: Postgres, name: str, tenants: int) -> None:
     row and a domain each; then the template tenant itself is dropped."""
     args = server.args
     dump = subprocess.run(
-        ["pg_dump", "-h", args["host"], "-p", str(args["port"]), "-U", args["user"],
-         "-n", TEMPLATE_SCHEMA, "--no-owner", name],
-        check=True, capture_output=True, text=True,
+        [
+            "pg_dump",
+            "-h",
+            args["host"],
+            "-p",
+            str(args["port"]),
+            "-U",
+            args["user"],
+            "-n",
+            TEMPLATE_SCHEMA,
+            "--no-owner",
+            name,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     # pg_dump empties search_path for its session; the clones need nothing else from it.
     script = [dump.replace(TEMPLATE_SCHEMA, f"t{number:05d}") for number in range(1, tenants + 1)]
@@ -246,9 +264,24 @@ def clone(server: Postgres, name: str, tenants: int) -> None:
         f"\nDROP SCHEMA {TEMPLATE_SCHEMA} CASCADE;\n"
     )
     subprocess.run(
-        ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", args["host"], "-p", str(args["port"]),
-         "-U", args["user"], "-d", name],
-        input="\n".join(script), check=True, capture_output=True, text=True,
+        [
+            "psql",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            args["host"],
+            "-p",
+            str(args["port"]),
+            "-U",
+            args["user"],
+            "-d",
+            name,
+        ],
+        input="\n".join(script),
+        check=True,
+        capture_output=True,
+        text=True,
     )
 
 
