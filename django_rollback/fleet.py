@@ -26,6 +26,7 @@ Nothing here prints: results are dataclasses that the commands present.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import multiprocessing
 import multiprocessing.util
@@ -245,6 +246,7 @@ class TargetRun:
     log_id: int | None = None
     seconds: float | None = None
     archived: dict[str, Any] | None = None
+    shares: str = ""  # the target whose plan this one reuses (same applied set and states)
 
     @property
     def steps(self) -> int:
@@ -252,8 +254,9 @@ class TargetRun:
 
     @property
     def data_loss(self) -> list[str]:
-        """What unapplying drops in this schema, in the words of the single-database preview."""
-        if self.plan is None:
+        """What unapplying drops in this schema, in the words of the single-database preview;
+        counted in the first schema of a group only (`shares` names it)."""
+        if self.plan is None or self.shares:
             return []
         return [f"{step.label}: {loss.describe()}" for step, loss in self.plan.data_loss]
 
@@ -265,6 +268,7 @@ class TargetRun:
             "status": self.status,
             "message": self.message,
             "odd": self.odd,
+            "plan_of": self.shares or None,
             "steps": [step.label for step in self.plan.steps] if self.plan is not None else [],
             "data_loss": self.data_loss,
             "log_id": self.log_id,
@@ -444,6 +448,7 @@ def plan_fleet(
         ).sha
     ordered = [t for t in chosen if t.kind == "tenant"] + [t for t in chosen if t.kind == "shared"]
     runs: list[TargetRun] = []
+    shared: dict[Any, TargetRun] = {}  # one plan per group of schemas that stand alike
     for target in ordered:
         with on_schema(target) as connection:
             runs.append(
@@ -452,6 +457,7 @@ def plan_fleet(
                     connection,
                     sha,
                     skip_unsaved=skip_unsaved,
+                    shared=shared,
                     repo_path=repo_path,
                     deployed_commit=deployed_commit,
                     archive=archive,
@@ -468,6 +474,7 @@ def _plan_target(
     sha: str,
     *,
     skip_unsaved: bool,
+    shared: dict[Any, TargetRun],
     **plan_options: Any,
 ) -> TargetRun:
     try:
@@ -486,9 +493,23 @@ def _plan_target(
         latest = states.latest_state()
         if latest is not None and latest.pk == goal.pk and applied == goal.migration_set:
             return TargetRun(target, "done", f"already at {services.describe_state(goal)}", applied)
-        plan = services.plan_rollback(
-            commit=sha, database=target.database, with_sql=False, **plan_options
+        # Schemas of one kind at the same applied set, with the same current and target
+        # states, share the first one's plan: the same steps, blockers and order; only the
+        # saved-state rows (their ids differ from schema to schema) are the schema's own.
+        current = states.filter(commit=plan_options["deployed_commit"]).first()
+        key = (
+            (target.kind, applied, current.migration_set, goal.migration_set)
+            if current is not None and goal.pk <= current.pk
+            else None
         )
+        first = shared.get(key)
+        if first is not None and first.plan is not None:
+            assert current is not None
+            plan = dataclasses.replace(first.plan, current=current, target=goal)
+        else:
+            plan = services.plan_rollback(
+                commit=sha, database=target.database, with_sql=False, **plan_options
+            )
     except RollbackInterruptedError:
         raise
     except RollbackError as exc:
@@ -497,13 +518,17 @@ def _plan_target(
         return TargetRun(target, "refused", " ".join(plan.blockers), applied, plan)
     if plan.is_noop:
         return TargetRun(target, "done", "nothing to unapply", applied, plan)
-    return TargetRun(
+    run = TargetRun(
         target,
         "planned",
         f"{len(plan.steps)} migration{'s' if len(plan.steps) != 1 else ''} to unapply",
         applied,
         plan,
+        shares=first.target.name if first is not None else "",
     )
+    if first is None and key is not None:
+        shared[key] = run
+    return run
 
 
 def _mark_odd(runs: list[TargetRun]) -> None:
