@@ -1,8 +1,21 @@
 # The two commands a newcomer needs; both set everything up from a fresh checkout.
-.PHONY: demo test test-dj61 lint docs soak
+.PHONY: demo demo-tenants bench-tenants test test-dj61 lint docs soak
 
 demo:
 	bash scripts/demo.sh
+
+# The same with a django-tenants project (four tenants, three releases) on PostgreSQL:
+# DEMO_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/django_rollback_demo_tenants.
+demo-tenants:
+	DEMO_TENANTS=1 bash scripts/demo.sh
+
+# Our fleet rollback against migrate_schemas app by app (benchmarks/README.md); TENANTS=1000 too.
+TENANTS ?= 200
+JOBS ?= 2
+REPEAT ?= 3
+bench-tenants:
+	bash scripts/bootstrap.sh && .venv/bin/python benchmarks/tenants.py --tenants $(TENANTS) \
+		--jobs $(JOBS) --repeat $(REPEAT)
 
 # SQLite, PostgreSQL and MariaDB on Django 5.2 LTS.
 test:

@@ -143,6 +143,10 @@ def run_queued(log_id: int, database: str) -> int:
     log = RollbackLog.objects.using(database).get(pk=log_id)
     if log.status != RollbackLog.Status.QUEUED:
         return 1
+    from . import fleet_runner  # a django-tenants fleet: one entry for every schema
+
+    if fleet_runner.is_fleet(log):
+        return fleet_runner.run_queued(log, database)
     RollbackLog.objects.using(database).filter(pk=log.pk).update(pid=os.getpid())
     log.pid = os.getpid()
     try:

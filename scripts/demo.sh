@@ -21,6 +21,35 @@ else
   unset DATABASE_URL
 fi
 
+if [ "${DEMO_TENANTS:-}" = 1 ]; then
+  # `make demo-tenants`: the django-tenants project (public + tenants alpha, beta, gamma, delta)
+  # on PostgreSQL, in ./demo-tenants-site; DEMO_DATABASE_URL names its database.
+  site=$root/demo-tenants-site
+  url=${DEMO_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/django_rollback_demo_tenants}
+  echo "== Building the tenant project's release history in $site ($url)"
+  "$py" demo/build_tenants.py "$site" --database-url "$url" --force
+  cd "$site"
+  export DATABASE_URL=$url DJANGO_SETTINGS_MODULE=tenantsite.admin_settings PYTHONPATH=$root
+  echo
+  echo "== A fleet preview (python manage.py rollback_migrations -t v1.1.0 --fake --skip-unsaved)"
+  "$py" manage.py rollback_migrations -t v1.1.0 --fake --skip-unsaved
+  DJANGO_SUPERUSER_PASSWORD=admin "$py" manage.py createsuperuser --noinput \
+    --username admin --email admin@example.com
+  cat <<MSG
+
+== The tenant demo is ready
+  Admin:        http://127.0.0.1:8000/admin/   (user: admin, password: admin)
+  Saved states: http://127.0.0.1:8000/admin/django_rollback/migrationstate/
+  Command line: cd demo-tenants-site && DATABASE_URL=$url DJANGO_SETTINGS_MODULE=tenantsite.admin_settings \\
+                  PYTHONPATH=$root ../.venv/bin/python manage.py rollback_migrations -t v1.1.0 --fake
+MSG
+  if [ "${DEMO_NO_SERVE:-}" = 1 ]; then
+    echo "DEMO_NO_SERVE=1: not starting the server."
+    exit 0
+  fi
+  exec "$py" manage.py runserver 127.0.0.1:8000
+fi
+
 echo "== Building the release history in $site"
 "$py" demo/build_history.py "$site" --force
 

@@ -39,6 +39,44 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DJANGO_ROLLBACK = {"REPO_PATH": BASE_DIR}
 """
 
+# The same project with Django's admin in the public schema (the demo, `make demo-tenants`, and
+# the fleet admin's browser test). No TenantMainMiddleware: every request stays on the public
+# schema, where the admin, its users and django_rollback's public states live.
+ADMIN_SETTINGS = """\
+from .settings import *  # noqa: F403
+
+SHARED_APPS = [*SHARED_APPS, "django.contrib.admin", "django.contrib.sessions",  # noqa: F405
+               "django.contrib.messages", "django.contrib.staticfiles"]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]  # noqa: F405
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+ROOT_URLCONF = "tenantsite.urls"
+STATIC_URL = "static/"
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+"""
+
+URLS = """\
+from django.contrib import admin
+from django.urls import path
+
+urlpatterns = [path("admin/", admin.site.urls)]
+"""
+
 CUSTOMERS_MODELS_V1 = """\
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
@@ -164,6 +202,8 @@ def release_files() -> list[tuple[str, dict[str, str | None]]]:
         "manage.py": MANAGE.replace("shop.settings", "tenantsite.settings"),
         "tenantsite/__init__.py": "",
         "tenantsite/settings.py": SETTINGS,
+        "tenantsite/admin_settings.py": ADMIN_SETTINGS,
+        "tenantsite/urls.py": URLS,
         **_app("customers"),
         **_app("notes"),
         "customers/models.py": CUSTOMERS_MODELS_V1.format(extra=""),

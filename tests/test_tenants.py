@@ -382,6 +382,12 @@ def test_a_tenant_at_another_applied_set_goes_back_on_its_own_plan(
     assert "notes.0003_comment" not in by_schema["gamma"]["steps"]
     assert by_schema["alpha"]["odd"] is False
     assert "notes.0003_comment" in by_schema["alpha"]["steps"]
+    # beta stands where alpha does: it reuses alpha's plan (planned once per group); gamma,
+    # odd, has its own.
+    assert by_schema["alpha"]["plan_of"] is None
+    assert by_schema["beta"]["plan_of"] == "alpha"
+    assert by_schema["beta"]["steps"] == by_schema["alpha"]["steps"]
+    assert by_schema["gamma"]["plan_of"] is None
 
     code, document = run_json(project, "-t", "v1.0.0", "--skip-unsaved")
 

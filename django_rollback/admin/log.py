@@ -37,6 +37,7 @@ from .common import (
     tag_badges,
     with_database,
 )
+from .fleet import fleet_outcomes
 
 
 @admin.register(RollbackLog)
@@ -167,6 +168,8 @@ class RollbackLogAdmin(ApprovalViewsMixin, AuditAdmin):
     @admin.display(description=gettext_lazy("plan"))
     def plan_display(self, obj: RollbackLog) -> str:
         plan = obj.plan if isinstance(obj.plan, dict) else {}
+        if "fleet" in plan:  # a django-tenants fleet: one outcome per schema
+            return fleet_outcomes(obj)
         steps = plan.get("steps") or []
         if not steps:
             return format_html('<span class="rollback-quiet">{}</span>', _("no steps"))

@@ -16,7 +16,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _, ngettext
 
-from .. import approvals, background, conf, services
+from .. import approvals, background, conf, fleet, services
 from ..exceptions import RollbackError
 from ..models import MigrationState, RollbackLog
 from ..planning import RollbackPlan
@@ -27,6 +27,7 @@ from .common import (
     selected_database,
     with_database,
 )
+from .fleet import fleet_rollback_view
 
 
 class RollbackViewsMixin(StateModelAdmin):
@@ -113,6 +114,8 @@ class RollbackViewsMixin(StateModelAdmin):
             )
             return HttpResponseRedirect(self._changelist_url(request))
         database = selected_database(request)
+        if fleet.uses_tenants(database):  # every schema: the fleet's preview and runner
+            return fleet_rollback_view(self, request, state, database)
         # The SQL is shown by the preview and the dry run's page; the confirming POST only
         # compares fingerprints and runs the plan, so it does not compute SQL to throw away.
         shows_page = request.method != "POST" or "dry_run" in request.POST

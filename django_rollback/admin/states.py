@@ -28,6 +28,7 @@ from .common import (
     with_database,
 )
 from .compare import CompareViewsMixin
+from .fleet import targets_column
 from .rollback_views import RollbackViewsMixin
 
 
@@ -97,6 +98,9 @@ class MigrationStateAdmin(CompareViewsMixin, RollbackViewsMixin, ReadOnlyAdmin):
             "migration_count",
             status,
         ]
+        fleet_column = targets_column(request, selected_database(request))
+        if fleet_column is not None:  # django-tenants: how many schemas stand at each state
+            columns.append(fleet_column)
         return [*columns, undo] if self.rollback_offered(request) else columns
 
     @admin.display(description=gettext_lazy("commit"), ordering="commit")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import multiprocessing.util
 from collections.abc import Callable
 from typing import Any
 
@@ -76,7 +77,7 @@ def _run_forked(
     _FORKED = fleet
     try:
         context = multiprocessing.get_context("fork")
-        pool = context.Pool(min(jobs, len(runs)))
+        pool = context.Pool(min(jobs, len(runs)), initializer=_start_worker)
         try:
             task = functools.partial(_run_in_worker, options=execute_options)
             for index, status, message, log_id, seconds, archived in pool.imap_unordered(
@@ -97,6 +98,12 @@ def _run_forked(
         _FORKED = None
 
 
+def _start_worker() -> None:
+    # One connection per worker, kept from target to target (on_schema() switches its
+    # search_path) and closed when the worker leaves: multiprocessing runs finalizers then.
+    multiprocessing.util.Finalize(None, connections.close_all, exitpriority=10)
+
+
 def _run_in_worker(index: int, options: dict[str, Any]) -> Outcome:
     assert _FORKED is not None
     run = _FORKED.runs[index]
@@ -104,8 +111,7 @@ def _run_in_worker(index: int, options: dict[str, Any]) -> Outcome:
         run_target(run, options)
     except RollbackInterruptedError as exc:
         run.status, run.message = "failed", str(exc)
-    finally:
-        connections.close_all()
+        connections.close_all()  # interrupted mid-transaction: the next target starts afresh
     return index, run.status, run.message, run.log_id, run.seconds, run.archived
 
 
