@@ -25,7 +25,7 @@ from .. import archive, services
 from ..exceptions import RollbackError
 from ..models import RollbackLog
 from ..planning import DataLoss
-from ..presenters.text import describe_archive_item, describe_size
+from ..presenters.text import describe_archive_item, describe_size, restored_sentence
 from ..templatetags.rollback_admin import admin_date
 from .approvals import ApprovalViewsMixin, AwaitingApprovalFilter
 from .common import (
@@ -290,8 +290,7 @@ class RollbackLogAdmin(ApprovalViewsMixin, AuditAdmin):
         if request.method == "POST":
             self.message_user(
                 request,
-                _("Restored %(restored)d rows/values, skipped %(skipped)d.")
-                % {"restored": result.restored, "skipped": result.skipped},
+                restored_sentence(result) + ".",
                 messages.SUCCESS,
             )
             return HttpResponseRedirect(entry_url)

@@ -10,6 +10,7 @@ from ..models import MigrationState, describe_commit
 
 if TYPE_CHECKING:  # archive/ uses this module: no import at run time
     from ..archive.items import ArchiveItem
+    from ..archive.restoring import RestoreResult
 
 
 def describe_state(state: MigrationState) -> str:
@@ -49,3 +50,8 @@ def describe_archive_item(item: ArchiveItem) -> str:
     if item.column is None:
         return f'table "{item.table}" ({item.rows} rows)'
     return f'column "{item.table}"."{item.column}" ({item.rows} rows)'
+
+
+def restored_sentence(result: RestoreResult) -> str:
+    """ "Restored 7 rows/values, skipped 1": what a restore did, in the command and the admin."""
+    return f"Restored {result.restored} rows/values, skipped {result.skipped}"

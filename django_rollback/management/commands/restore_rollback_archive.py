@@ -7,6 +7,7 @@ from django.core.management.base import CommandParser
 from ... import archive, services
 from ...conf import short_commit
 from ...exceptions import RollbackError
+from ...presenters.text import restored_sentence
 from ..base import RollbackBaseCommand
 
 
@@ -89,8 +90,7 @@ class Command(RollbackBaseCommand):
             )
         else:
             self.say(
-                f"Restored {result.restored} rows/values, skipped {result.skipped} "
-                f"(log entry {log.pk}).",
+                f"{restored_sentence(result)} (log entry {log.pk}).",
                 style=self.style.SUCCESS,
             )
         if self.json_mode:
