@@ -384,10 +384,10 @@ def test_a_tenant_at_another_applied_set_goes_back_on_its_own_plan(
     assert "notes.0003_comment" in by_schema["alpha"]["steps"]
     # beta stands where alpha does: it reuses alpha's plan (planned once per group); gamma,
     # odd, has its own.
-    assert by_schema["alpha"]["plan_of"] is None
+    assert by_schema["alpha"]["plan_of"] == "alpha"  # planned for itself
     assert by_schema["beta"]["plan_of"] == "alpha"
     assert by_schema["beta"]["steps"] == by_schema["alpha"]["steps"]
-    assert by_schema["gamma"]["plan_of"] is None
+    assert by_schema["gamma"]["plan_of"] == "gamma"
 
     code, document = run_json(project, "-t", "v1.0.0", "--skip-unsaved")
 
