@@ -77,6 +77,20 @@ def archive_values(url: str, entry: dict[str, Any]) -> dict[tuple[str, str, int]
     return values
 
 
+def columns(url: str, table: str) -> set[str]:
+    """The columns of a live table, from the catalog (SQLite takes an unknown double-quoted
+    name in a SELECT for a string, so selecting a column proves nothing there)."""
+    if dbtools.BACKEND == "sqlite":
+        return {row[1] for row in dbtools.query(url, f'PRAGMA table_info("{table}")')}
+    schema = "current_schema()" if dbtools.BACKEND == "postgresql" else "DATABASE()"
+    rows = dbtools.query(
+        url,
+        "SELECT column_name FROM information_schema.columns "
+        f"WHERE table_schema = {schema} AND table_name = '{table}'",
+    )
+    return {row[0] for row in rows}
+
+
 def live_values(url: str, table: str, columns: list[str]) -> dict[int, tuple]:
     if not columns:
         return {int(r[0]): () for r in dbtools.query(url, f'SELECT id FROM "{table}"')}
