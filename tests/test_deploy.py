@@ -381,6 +381,7 @@ def test_two_databases_keep_their_own_states_and_roll_back_alone(
 
     # Each app's tables in its own database, django_rollback's in both, a state in each.
     own = {"django_rollback_migrationstate", "django_rollback_rollbacklog", "django_migrations"}
+    own |= {"django_rollback_fleetdecision"}  # --atomic's decisions (fleet/atomic.py)
     assert set(dbtools.tables(default_url)) == own | {"shelf_book"}
     assert set(dbtools.tables(warehouse_url)) == own | {"stock_item"}
     for url in (default_url, warehouse_url):
