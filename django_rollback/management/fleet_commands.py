@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 from django.db import DatabaseError, connections
+from django.utils.connection import ConnectionDoesNotExist
 
 from .. import fleet, services
 from ..exceptions import RollbackError
@@ -147,6 +148,10 @@ def recover(command: RollbackBaseCommand, options: dict[str, Any]) -> None:
     aliases = list(connections) if options.get("all_databases") else [options["database"]]
     resolutions: list[fleet.Resolution] = []
     for alias in aliases:
+        try:
+            connections[alias].ensure_connection()
+        except (DatabaseError, ConnectionDoesNotExist):
+            continue  # unreachable: the command's own check says so, in one line
         try:
             resolutions += fleet.recover(alias)
         except DatabaseError as exc:
