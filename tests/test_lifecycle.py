@@ -743,6 +743,8 @@ def _printing(function: Any, rule: bool) -> Any:
             return function(*args, **kwargs)
         except Exception:
             print(f"  !! {function.__name__} failed:\n{traceback.format_exc()}")
+            if args and hasattr(args[0], "url"):
+                print(probes.server_activity(args[0].url))
             raise
 
     return run

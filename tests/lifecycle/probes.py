@@ -91,6 +91,27 @@ def columns(url: str, table: str) -> set[str]:
     return {row[0] for row in rows}
 
 
+def server_activity(url: str) -> str:
+    """What every session of this database is doing (PostgreSQL): printed with a failure, so
+    that a hang leaves who waited on what in the log."""
+    if dbtools.BACKEND != "postgresql":
+        return ""
+    sessions = dbtools.query(
+        url,
+        "SELECT pid, state, now() - xact_start, wait_event_type, wait_event, left(query, 160) "
+        "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    waits = dbtools.query(
+        url,
+        "SELECT pid, locktype, mode, relation::regclass::text, objid FROM pg_locks "
+        "WHERE NOT granted OR locktype = 'advisory'",
+    )
+    lines = ["  sessions:"] + [f"    {row}" for row in sessions]
+    return "\n".join(
+        lines + ["  locks waited for, and advisory locks:"] + [f"    {w}" for w in waits]
+    )
+
+
 def live_values(url: str, table: str, columns: list[str]) -> dict[int, tuple]:
     if not columns:
         return {int(r[0]): () for r in dbtools.query(url, f'SELECT id FROM "{table}"')}
