@@ -154,3 +154,45 @@ def test_all_databases_in_one_command_every_one_or_none(project: TwoDatabases) -
 
     assert code == 0, document
     assert {e["status"] for e in document["targets"]} == {"done"}
+
+
+def states(url: str) -> list[tuple]:
+    return dbtools.query(url, "SELECT commit, tags FROM django_rollback_migrationstate ORDER BY id")
+
+
+@needs_postgresql
+def test_save_in_every_database_at_once(
+    project: TwoDatabases, databases: dbtools.Databases
+) -> None:
+    repo = project.path
+    write_release(repo, {"notes/README": "v3 changes no migration\n"})
+    v3 = commit_release(repo, "v3")
+
+    result = project.manage("save_migrations_state", "--all-databases", "--json")
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["databases"] == ["default", "reports"]
+    assert [(t["database"], t["kind"], t["ok"]) for t in document["targets"]] == [
+        ("default", "database", True),
+        ("reports", "database", True),
+    ]
+    for url in (project.url, project.reports):
+        assert states(url)[-1] == (v3, ["v3"])
+
+    # A database that is not migrated: that one fails in one line, the other is saved.
+    empty = databases.new_url("twoempty")
+    write_release(repo, {"notes/README": "v4\n"})
+    v4 = commit_release(repo, "v4")
+    result = project.manage("save_migrations_state", "--all-databases", env={"REPORTS_URL": empty})
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "reports: failed: The django_rollback tables do not exist in database 'reports'" in (
+        result.stderr
+    )
+    assert "Saved the state of 1 of 2 targets in databases default, reports. Failed: reports." in (
+        result.stderr
+    )
+    assert states(project.url)[-1] == (v4, ["v4"])
+    assert states(project.reports)[-1] == (v3, ["v3"])

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connections, router
 
 from .. import services
 from ..exceptions import RollbackError, RollbackInterruptedError
+from ..models import MigrationState
 from .targets import Selection, Target, on_schema, targets
 
 
@@ -28,6 +29,7 @@ class TargetSave:
 class FleetSave:
     database: str
     saves: list[TargetSave]
+    databases: list[str]  # every alias saved in (several with --all-databases)
 
     @property
     def failed(self) -> list[TargetSave]:
@@ -38,17 +40,24 @@ def save_fleet(
     *,
     database: str = DEFAULT_DB_ALIAS,
     selection: Selection | None = None,
+    all_databases: bool = False,
     on_target: Callable[[TargetSave], None] | None = None,
     **save_options: Any,
 ) -> FleetSave:
     """save_state() in every target's schema, for the same commit; a failure in one target is
-    recorded and the others are saved all the same."""
+    recorded and the others are saved all the same. `all_databases`: the targets of every
+    alias django_rollback migrates in (aliases_to_save()), a database without django-tenants
+    being one target."""
+    aliases = aliases_to_save() if all_databases else [database]
+    if not aliases:
+        raise RollbackError("No database in DATABASES takes django_rollback's tables (routers).")
+    found = [t for alias in aliases for t in targets(alias, selection, whole=all_databases)]
     saves: list[TargetSave] = []
-    for target in targets(database, selection):
+    for target in found:
         save = TargetSave(target)
         with on_schema(target):
             try:
-                save.result = services.save_state(database=database, **save_options)
+                save.result = services.save_state(database=target.database, **save_options)
             except RollbackInterruptedError:
                 raise
             except RollbackError as exc:
@@ -56,4 +65,11 @@ def save_fleet(
         saves.append(save)
         if on_target is not None:
             on_target(save)
-    return FleetSave(database, saves)
+    return FleetSave(aliases[0], saves, aliases)
+
+
+def aliases_to_save() -> list[str]:
+    """The aliases (in DATABASES' order) whose router lets django_rollback migrate there:
+    each keeps its own saved states. One that is not migrated yet, or does not answer, is a
+    failed target of the save, not left out silently."""
+    return [alias for alias in connections if router.allow_migrate_model(alias, MigrationState)]

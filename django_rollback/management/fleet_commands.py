@@ -27,6 +27,18 @@ def add_arguments(parser: CommandParser, *, rollback: bool) -> None:
     )
     group.add_argument("--tenants-only", action="store_true", help="Only the tenant schemas.")
     group.add_argument("--shared-only", action="store_true", help="Only the public schema.")
+    group.add_argument(
+        "--all-databases",
+        action="store_true",
+        help=(
+            "Every alias of DATABASES that has saved states (routers respected), in one run "
+            "and one report: the schemas of django-tenants aliases, the others whole."
+            if rollback
+            else "Every alias of DATABASES where django_rollback migrates (routers "
+            "respected), in one run and one report: the schemas of django-tenants aliases, "
+            "the others whole."
+        ),
+    )
     if rollback:
         group.add_argument(
             "--jobs",
@@ -35,12 +47,6 @@ def add_arguments(parser: CommandParser, *, rollback: bool) -> None:
             metavar="N",
             help="Roll back this many tenant schemas at once, each in a process of its own "
             f"(default: min(4, CPU count), {fleet.default_jobs()} here).",
-        )
-        group.add_argument(
-            "--all-databases",
-            action="store_true",
-            help="Every alias of DATABASES that has saved states (routers respected), in one "
-            "run and one report: the schemas of django-tenants aliases, the others whole.",
         )
         group.add_argument(
             "--atomic",
@@ -106,16 +112,27 @@ def save(command: Any, options: dict[str, Any], **save_options: Any) -> None:
             command.warn(f"{name}: {result.readiness.message}")
 
     outcome = fleet.save_fleet(
-        database=options["database"], selection=selection(options), on_target=said, **save_options
+        database=options["database"],
+        selection=selection(options),
+        all_databases=bool(options.get("all_databases")),
+        on_target=said,
+        **save_options,
     )
     failed = outcome.failed
+    where = (
+        f"databases {', '.join(outcome.databases)}"
+        if len(outcome.databases) > 1
+        else f"database '{outcome.database}'"
+    )
+    noun = "target" if options.get("all_databases") else "schema"
     line = (
         f"Saved the state of {len(outcome.saves) - len(failed)} of {len(outcome.saves)} "
-        f"schema{'s' if len(outcome.saves) != 1 else ''} in database '{outcome.database}'."
+        f"{noun}{'s' if len(outcome.saves) != 1 else ''} in {where}."
     )
     document = {
         "command": "save",
         "database": outcome.database,
+        "databases": outcome.databases,
         "targets": [_save_entry(command, save) for save in outcome.saves],
     }
     if failed:
