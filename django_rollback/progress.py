@@ -165,6 +165,11 @@ class LiveProgress:
     def active(self) -> bool:
         return self.log.status in RollbackLog.ACTIVE
 
+    @property
+    def counts_targets(self) -> bool:
+        """A fleet's entry (fleet_runner.py) counts schemas and databases, not steps."""
+        return "fleet" in (self.log.plan or {})
+
     def as_dict(self) -> dict[str, Any]:
         log = self.log
         return {

@@ -130,6 +130,14 @@ def test_fleet_preview_run_and_log_page(browser_page: Page, tenant_site: str) ->
     groups = page.locator(".rollback-fleet-group h2")
     expect(groups.first).to_have_text("3 targets (tenant schemas)")
     expect(groups.nth(1)).to_have_text("1 target (the public schema)")
+    # notes is a tenant app: its step changes the tenants' tables and nothing in public.
+    tenant_group, public_group = page.locator(".rollback-fleet-group").all()
+    expect(tenant_group).to_contain_text("Undo: Create model Comment")
+    expect(public_group.locator(".rollback-routed-out")).to_have_text(
+        "does nothing in this database: the routers keep notes out of it (database 'default', "
+        "schema public); only its record is removed"
+    )
+    expect(public_group).not_to_contain_text("Undo:")
     expect(page.locator("#rollback-fleet-total")).to_contain_text("4 of 5 targets")
     expect(page.locator("#rollback-fleet-exceptions")).to_contain_text("delta")
     expect(page.locator("#rollback-fleet-exceptions")).to_contain_text("skipped")
@@ -139,6 +147,7 @@ def test_fleet_preview_run_and_log_page(browser_page: Page, tenant_site: str) ->
     page.click("#rollback-confirm")
     expect(page).to_have_url(re.compile(r"/rollbacklog/\d+/change/"))
     shot(page, "3-fleet-log-started")
+    expect(page.locator("#rollback-live label").nth(1)).to_have_text("targets")
     # The live page (live.js) follows the entry and reloads itself once it has ended.
     expect(page.locator(".rollback-fleet-summary")).to_contain_text("succeeded 4", timeout=90_000)
     targets = page.locator(".rollback-fleet-targets tbody tr")

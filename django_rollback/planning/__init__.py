@@ -74,7 +74,7 @@ def build_plan(
     blockers = check_sets(executor.loader, sets, squashes)
 
     full_plan = executor.migration_plan(executor.loader.graph.leaf_nodes(), clean_start=True)
-    ordered, steps, extra_unrecords = _ordered_steps(full_plan, sets, blockers)
+    ordered, steps, extra_unrecords = _ordered_steps(connection, full_plan, sets, blockers)
     stray_records = frozenset() if steps else sets.stray_squashes
 
     all_or_nothing = connection.features.can_rollback_ddl and all(m.atomic for m in ordered)
@@ -114,7 +114,10 @@ def build_plan(
 
 
 def _ordered_steps(
-    full_plan: list[tuple[Migration, bool]], sets: PlanSets, blockers: list[str]
+    connection: BaseDatabaseWrapper,
+    full_plan: list[tuple[Migration, bool]],
+    sets: PlanSets,
+    blockers: list[str],
 ) -> tuple[list[Migration], list[PlanStep], dict[MigrationKey, frozenset[MigrationKey]]]:
     """The migrations to unapply in reverse plan order (reviewed overrides in place), their
     steps and the records each removes besides its own; adds to `blockers` what stops
@@ -124,7 +127,7 @@ def _ordered_steps(
         {f"{m.app_label}.{m.name}" for m in ordered}
     )
     blockers += override_blockers
-    steps = [describe_step(m, reverse_overrides) for m in ordered]
+    steps = [describe_step(m, reverse_overrides, connection) for m in ordered]
     extra_unrecords = dict(sets.extra_unrecords)
     if sets.stray_squashes and steps:
         last = steps[-1]

@@ -11,12 +11,16 @@ from .. import overrides
 from ..models import MigrationKey
 from ..snapshot import with_squashes
 from .plan import PlanStep, RollbackPlan
-from .states import flatten, models_of
+from .states import flatten, model_of, models_of, routed_here
 
 
 def describe_step(
-    migration: Migration, reverse_overrides: dict[str, overrides.ReverseOverride] | None = None
+    migration: Migration,
+    reverse_overrides: dict[str, overrides.ReverseOverride] | None = None,
+    connection: BaseDatabaseWrapper | None = None,
 ) -> PlanStep:
+    """The step that unapplies `migration`; with `connection`, described as it runs there (a
+    step whose operations the routers all keep out of it only removes its record)."""
     step = PlanStep(
         app=migration.app_label,
         name=migration.name,
@@ -39,6 +43,16 @@ def describe_step(
     if step.irreversible and override is not None:
         step.override, step.irreversible = override, []
         step.notes.append(override.describe())
+    if connection is not None and _routed_out(connection, migration):
+        # Django asks the routers for each operation: none runs here, reverse code included
+        # (django-tenants: a tenant app's step in the public schema).
+        step.operations = []
+        step.notes = [
+            f"does nothing in this database: the routers keep {migration.app_label} out of "
+            f"it (database '{connection.alias}'{_schema_of(connection)}); only its record is "
+            "removed"
+        ]
+        return step
     for operation in flatten(migration.operations):
         if not operation.reversible:
             continue  # named in step.irreversible above, or run by the override
@@ -70,6 +84,18 @@ def describe_step(
             "whole project state rendered, as in Django"
         )
     return step
+
+
+def _routed_out(connection: BaseDatabaseWrapper, migration: Migration) -> bool:
+    operations = flatten(migration.operations)
+    return bool(operations) and not any(
+        routed_here(connection, migration.app_label, model_of(op)) for op in operations
+    )
+
+
+def _schema_of(connection: BaseDatabaseWrapper) -> str:
+    schema = getattr(connection, "schema_name", None)  # django-tenants
+    return f", schema {schema}" if schema else ""
 
 
 def plan_warnings(
