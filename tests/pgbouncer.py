@@ -61,7 +61,12 @@ logfile = {folder / "pgbouncer.log"}
     command = [binary, str(folder / "pgbouncer.ini")]
     if os.geteuid() == 0:
         command[1:1] = ["-u", pwd.getpwnam("postgres").pw_name]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Its output goes to a file, never to a pipe: PgBouncer logs every login to stderr as well
+    # as to its logfile, and once an unread pipe is full (64 KiB, a few hundred commands) it
+    # blocks on the write and stops serving anyone: the life-cycle soak's "hang".
+    console = folder / "console.txt"
+    with console.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -69,7 +74,7 @@ logfile = {folder / "pgbouncer.log"}
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                     break
             except OSError:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert process.poll() is None, console.read_text()
                 assert time.monotonic() < deadline, "pgbouncer did not start"
                 time.sleep(0.1)
         yield port
