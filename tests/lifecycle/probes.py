@@ -15,12 +15,17 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
-def log_entries(url: str) -> list[dict[str, Any]]:
+def in_schema(table: str, schema: str | None) -> str:
+    """A table of the current schema, or of a django-tenants schema."""
+    return f'"{schema}"."{table}"' if schema else f'"{table}"'
+
+
+def log_entries(url: str, schema: str | None = None) -> list[dict[str, Any]]:
     """Every RollbackLog row: id, status, pid, archive document, plan, output, error."""
     rows = dbtools.query(
         url,
         "SELECT id, status, pid, archive, plan, steps_done, steps_total, error, output "
-        "FROM django_rollback_rollbacklog ORDER BY id",
+        f"FROM {in_schema('django_rollback_rollbacklog', schema)} ORDER BY id",
     )
     return [
         {
@@ -38,12 +43,12 @@ def log_entries(url: str) -> list[dict[str, Any]]:
     ]
 
 
-def kept_archives(url: str) -> list[dict[str, Any]]:
+def kept_archives(url: str, schema: str | None = None) -> list[dict[str, Any]]:
     """The log entries whose archive can still be restored (neither restored nor purged),
     newest first. Not only succeeded rollbacks: on MariaDB a rollback cut short half way keeps
     what its finished steps dropped, and `restore_rollback_archive LOG_ID` takes it."""
     found = []
-    for entry in reversed(log_entries(url)):
+    for entry in reversed(log_entries(url, schema)):
         archive = entry["archive"]
         if not archive.get("items"):
             continue
@@ -112,13 +117,14 @@ def server_activity(url: str) -> str:
     )
 
 
-def live_values(url: str, table: str, columns: list[str]) -> dict[int, tuple]:
+def live_values(
+    url: str, table: str, columns: list[str], schema: str | None = None
+) -> dict[int, tuple]:
+    where = in_schema(table, schema)
     if not columns:
-        return {int(r[0]): () for r in dbtools.query(url, f'SELECT id FROM "{table}"')}
+        return {int(r[0]): () for r in dbtools.query(url, f"SELECT id FROM {where}")}
     names = ", ".join(f'"{c}"' for c in columns)
-    return {
-        int(r[0]): tuple(r[1:]) for r in dbtools.query(url, f'SELECT id, {names} FROM "{table}"')
-    }
+    return {int(r[0]): tuple(r[1:]) for r in dbtools.query(url, f"SELECT id, {names} FROM {where}")}
 
 
 def locks_held(url: str) -> int:
@@ -151,9 +157,10 @@ def settled(check: Any, seconds: float = 5.0) -> Any:
         time.sleep(0.1)
 
 
-def saved_states(url: str) -> list[tuple[str, frozenset[tuple[str, str]]]]:
+def saved_states(
+    url: str, schema: str | None = None
+) -> list[tuple[str, frozenset[tuple[str, str]]]]:
     """(commit, applied set) of each saved state, oldest first."""
-    rows = dbtools.query(
-        url, 'SELECT "commit", migrations FROM django_rollback_migrationstate ORDER BY id'
-    )
+    table = in_schema("django_rollback_migrationstate", schema)
+    rows = dbtools.query(url, f'SELECT "commit", migrations FROM {table} ORDER BY id')
     return [(c, frozenset((a, n) for a, n in _json(m))) for c, m in rows]
