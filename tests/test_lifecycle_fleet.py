@@ -143,15 +143,33 @@ class FleetLifecycle(RuleBasedStateMachine):
         return ["-t", TAGS[release]] if pick % 2 else ["-c", self.shas[release][:10]]
 
     def forecast(self, target: int) -> dict[str, str]:
-        """What the fleet should do with each schema: done, unsaved or planned."""
-        return {
-            name: "done"
-            if at == target
-            else "unsaved"
-            if target not in self.saved[name]
-            else "planned"
-            for name, at in self.at.items()
-        }
+        """What the fleet should make of each schema: done, unsaved (no state at the target),
+        refused (the state of the commit checked out is not saved there: a rollback from it
+        already ran, the older release must be deployed first) or planned."""
+
+        def status(name: str) -> str:
+            if self.at[name] == target:
+                return "done"
+            if target not in self.saved[name]:
+                return "unsaved"
+            return "refused" if self.head not in self.saved[name] else "planned"
+
+        return {name: status(name) for name in self.at}
+
+    def refusal(self, target: int, forecast: dict[str, str], skip: bool) -> list[str]:
+        """The words the whole run is refused with (nothing runs anywhere), or []."""
+        if target not in self.saved["public"]:  # the fleet finds its target in public's states
+            return ["the public schema never saved"]
+        refused = sorted(n for n, what in forecast.items() if what == "refused")
+        unsaved = "unsaved" in forecast.values() and not skip
+        if not refused and not unsaved:
+            return []
+        words = ["Refusing to roll back any schema: "]
+        if refused:
+            words.append(f"target{'s' if len(refused) != 1 else ''} refused (")
+        if unsaved:
+            words.append("--skip-unsaved")
+        return words
 
     def rolled_back(self, name: str, target: int) -> None:
         self.at[name] = target
@@ -235,13 +253,11 @@ class FleetLifecycle(RuleBasedStateMachine):
             args.append("--fake")
         self.note(f"{' '.join(args[1:])} (forecast {forecast})")
         result = self.manage(*args)
-        if target not in self.saved["public"]:  # the fleet finds its target in public's states
+        refusal = self.refusal(target, forecast, skip)
+        if refusal:
             assert result.returncode == 1, result.stdout + result.stderr
-            assert "the public schema never saved" in result.stderr, result.stderr
-            return
-        if "unsaved" in forecast.values() and not skip:
-            assert result.returncode == 1, result.stdout + result.stderr
-            assert "--skip-unsaved" in result.stderr.strip().splitlines()[-1], result.stderr
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and all(w in lines[0] for w in refusal), result.stderr
             return
         assert result.returncode == 0, result.stdout + result.stderr
         statuses = self.statuses(result)
@@ -271,7 +287,7 @@ class FleetLifecycle(RuleBasedStateMachine):
         target = pick % self.head
         forecast = self.forecast(target)
         held = sorted(n for n, w in forecast.items() if w == "planned" and n != "public")
-        if not held or target not in self.saved["public"]:
+        if not held or self.refusal(target, forecast, True):
             return
         name = held[pick % len(held)]
         table = "notes_comment" if self.at[name] == 2 else "notes_label"
@@ -315,7 +331,7 @@ class FleetLifecycle(RuleBasedStateMachine):
         target = pick % self.head
         forecast = self.forecast(target)
         planned = [n for n, w in forecast.items() if w == "planned"]
-        if target not in self.saved["public"]:
+        if self.refusal(target, forecast, True):
             return  # refused before anything runs (roll_back checks it)
         args = self.rollback_args(self.ref(target, pick), 2, atomic, True)
         self.note(
