@@ -25,8 +25,9 @@ def add_arguments(parser: CommandParser, *, rollback: bool) -> None:
     group.add_argument(
         "--schemas", metavar="A,B", help="Only these schemas (comma-separated names)."
     )
-    group.add_argument("--tenants-only", action="store_true", help="Only the tenant schemas.")
-    group.add_argument("--shared-only", action="store_true", help="Only the public schema.")
+    kind = group.add_mutually_exclusive_group()
+    kind.add_argument("--tenants-only", action="store_true", help="Only the tenant schemas.")
+    kind.add_argument("--shared-only", action="store_true", help="Only the public schema.")
     if rollback:
         group.add_argument(
             "--jobs",

@@ -24,9 +24,10 @@ class Command(RollbackBaseCommand):
         parser.add_argument(
             "--fake", action="store_true", help="Show what would be restored; change nothing."
         )
-        parser.add_argument("--list", action="store_true", help="List the archives.")
-        parser.add_argument("--purge", type=int, metavar="LOG_ID", help="Drop this archive.")
-        parser.add_argument(
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--list", action="store_true", help="List the archives.")
+        mode.add_argument("--purge", type=int, metavar="LOG_ID", help="Drop this archive.")
+        mode.add_argument(
             "--purge-older-than",
             type=float,
             metavar="DAYS",
