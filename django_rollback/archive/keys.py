@@ -5,7 +5,8 @@ deployed again, ``migrate`` creates the table afresh and its key counter (a Post
 or identity, MySQL's AUTO_INCREMENT, SQLite's ``sqlite_sequence``) starts at 1 again: the rows
 the site writes next would take the keys of archived rows, and restoring the archive would then
 overwrite them (archived values win on the same key). save_state() (services/saving.py) calls
-advance_past_archives() so that the counters of such tables start past every archived key.
+advance_past_archives() so that the counters of such tables start past every archived key; a
+restore (restoring.py) moves them past the keys it put back with advance_counter().
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def advance_past_archives(connection: BaseDatabaseWrapper) -> list[str]:
     highest = _highest_archived_keys(connection)
     moved = []
     for (table, pk), key in sorted(highest.items()):
-        if _advance(connection, table, pk, key):
+        if advance_counter(connection, table, pk, key):
             moved.append(table)
     return moved
 
@@ -61,7 +62,9 @@ def _highest_key(connection: BaseDatabaseWrapper, item: ArchiveItem) -> object:
         return None
 
 
-def _advance(connection: BaseDatabaseWrapper, table: str, pk: str, key: int) -> bool:
+def advance_counter(connection: BaseDatabaseWrapper, table: str, pk: str, key: int) -> bool:
+    """Move the key counter of `table` (key column `pk`) so that the next key is above `key`;
+    whether it moved. Only ever up: a counter already past `key` stays where it is."""
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
