@@ -17,13 +17,18 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ..models import RollbackLog
 from .items import ArchiveItem, archive_items
 from .names import item_table
-from .status import ArchiveStatus, archive_status
+from .status import kept_archives
 
 
-def advance_past_archives(connection: BaseDatabaseWrapper) -> list[str]:
+def advance_past_archives(
+    connection: BaseDatabaseWrapper, kept: list[RollbackLog] | None = None
+) -> list[str]:
     """Move the key counter of every live table a kept archive holds rows of past the highest
-    archived key; returns the tables whose counter moved. Counters only ever go up."""
-    highest = _highest_archived_keys(connection)
+    archived key; returns the tables whose counter moved. Counters only ever go up. `kept`:
+    the kept archives when the caller has read them already (kept_archives())."""
+    if kept is None:
+        kept = kept_archives(connection.alias)
+    highest = _highest_archived_keys(connection, kept)
     moved = []
     for (table, pk), key in sorted(highest.items()):
         if advance_counter(connection, table, pk, key):
@@ -31,15 +36,14 @@ def advance_past_archives(connection: BaseDatabaseWrapper) -> list[str]:
     return moved
 
 
-def _highest_archived_keys(connection: BaseDatabaseWrapper) -> dict[tuple[str, str], int]:
-    """(live table, key column) → the highest integer key among the kept archived rows of the
-    tables that exist again."""
-    logs = RollbackLog.objects.using(connection.alias).succeeded().exclude(archive=None)
+def _highest_archived_keys(
+    connection: BaseDatabaseWrapper, kept: list[RollbackLog]
+) -> dict[tuple[str, str], int]:
+    """(live table, key column) → the highest integer key among the archived rows of the
+    `kept` archives whose tables exist again."""
     live = set(connection.introspection.table_names())
     highest: dict[tuple[str, str], int] = {}
-    for log in logs.order_by("id"):
-        if archive_status(log) != ArchiveStatus.KEPT:
-            continue
+    for log in kept:
         for item in archive_items(log):
             if not item.is_table or not item.pk or item.table not in live:
                 continue
