@@ -192,9 +192,7 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
         on_target=_progress(command, len(plan.planned)),
         jobs=options["jobs"],
         atomic=options["atomic"],
-        wait=wait,
-        lock_timeout=options["lock_timeout"],
-        retries=options["retries"],
+        locks=services.LockSettings.read(options["lock_timeout"], options["retries"], wait),
     )
     summary = result.summary()
     line = (
