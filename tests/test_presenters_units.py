@@ -103,6 +103,10 @@ def test_argparse_messages_become_one_sentence_of_ours() -> None:
     assert options_refusal("unrecognized arguments: --bogus", prog) == (
         "Unrecognized arguments: --bogus: see manage.py rollback_migrations --help."
     )
+    # call_command() names no program: Django's prog is " rollback_migrations"
+    assert options_refusal("expected one argument", " rollback_migrations") == (
+        "Expected one argument: see rollback_migrations --help."
+    )
 
 
 # --- the preview ------------------------------------------------------------------------

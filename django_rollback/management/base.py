@@ -59,7 +59,7 @@ def options_refusal(message: str, prog: str) -> str:
     if conflict:
         given, first = conflict.groups()
         return f"Choose {first} or {given}, not both."
-    return f"{message[:1].upper()}{message[1:]}: see {prog} --help."
+    return f"{message[:1].upper()}{message[1:]}: see {prog.strip()} --help."
 
 
 class RollbackBaseCommand(BaseCommand):
