@@ -30,7 +30,7 @@ from django.utils import timezone
 from . import background, conf, services, signals
 from .audit import new_entry
 from .exceptions import ApprovalError, RollbackError, StalePlanError
-from .execution import RollbackResult, StepEvent, current_user, execute
+from .execution import LockSettings, RollbackResult, StepEvent, current_user, execute
 from .execution.checks import refuse_unrunnable
 from .models import RollbackLog
 from .planning import RollbackPlan
@@ -328,10 +328,8 @@ def run_approved(
     repo_path: str | Path | None = None,
     deployed_commit: str | None = None,
     progress: Callable[[StepEvent], None] | None = None,
-    wait: float = 0.0,
+    locks: LockSettings | None = None,
     on_wait: Callable[[], None] | None = None,
-    lock_timeout: float | None = None,
-    retries: int | None = None,
     on_start: Callable[[RollbackPlan, RollbackLog], None] | None = None,
 ) -> RollbackResult:
     """Run an approved request here and now (`rollback_migrations --approved LOG_ID`);
@@ -370,10 +368,8 @@ def run_approved(
             source=RollbackLog.Source(log.source or RollbackLog.Source.ADMIN),
             log=log,
             progress=progress,
-            wait=wait,
+            locks=locks,
             on_wait=on_wait,
-            lock_timeout=lock_timeout,
-            retries=retries,
         )
     except BaseException:
         # Refused before its first step (the lock, for one): still approved, to run later.

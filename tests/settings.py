@@ -58,4 +58,8 @@ TEMPLATES = [
     }
 ]
 STATIC_URL = "/static/"
+# Django 6.1 sends mail through MAILERS and warns on every message without it (Django 2028 has
+# no default mailer); 5.2 ignores the setting and reads EMAIL_BACKEND. Either way the test
+# runner swaps in its in-memory outbox; locmem also keeps other processes from sending.
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -188,7 +188,7 @@ def test_preview_shows_everything_and_changes_nothing(admin: Client, panel: Pane
     assert panel.everything() == before
     current, target = panel.releases["v2.0.0"].sha, panel.releases["v1.2.0"].sha
     assert f'title="{current}"' in page and f'title="{target}"' in page
-    assert "3 migrations to unapply in 2 apps." in page  # plurals, not "app(s)" (issue 10)
+    assert "3 migrations in 2 apps to unapply." in page  # plurals, not "app(s)" (issue 10)
     steps = re.findall(r"<li class=\"[^\"]*\">\s*<code>([a-z]+\.\d{4}\w*)</code>", page)
     assert sorted(steps) == [
         "inventory.0004_stock",
@@ -444,7 +444,10 @@ def test_save_current_state_button(admin: Client, panel: PanelHistory) -> None:
     git(panel.repo, "commit", "-q", "--allow-empty", "-m", "hotfix")
     git(panel.repo, "tag", "v2.0.1")
     response = admin.post(reverse("admin:django_rollback_migrationstate_save"), follow=True)
-    assert any("State saved for commit" in m and "v2.0.1" in m for m in messages_of(response))
+    assert any(
+        "State successfully created for commit" in m and "v2.0.1" in m
+        for m in messages_of(response)
+    )
     assert MigrationState.objects.latest_state().tags == ["v2.0.1"]  # type: ignore[union-attr]
 
 

@@ -63,7 +63,7 @@ def test_operator_rolls_back_from_the_changelist(
     page.select_option("select[name=action]", "rollback_to_state")
     page.click("button[name=index]")
     expect(page).to_have_url(re.compile(r"/migrationstate/\d+/rollback/$"))
-    expect(page.locator("#rollback-summary")).to_contain_text("3 migrations to unapply")
+    expect(page.locator("#rollback-summary")).to_contain_text("3 migrations in 2 apps to unapply")
     expect(page.locator("#rollback-steps > li")).to_have_count(3)
     expect(page.locator("#rollback-data-loss")).to_contain_text("inventory_stock")
     atomic = "All or nothing" if connection.features.can_rollback_ddl else "Not all or nothing"

@@ -3,17 +3,21 @@ with the rollback's permission and CSRF rules."""
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from django_rollback import archive
 from django_rollback.models import RollbackLog
+from django_rollback.presenters.outcomes import restore_item_line
 
 from . import dbtools
 from .panel.history import PanelHistory
-from .test_admin import OPERATOR, VIEW, fingerprint, preview_url, staff
+from .test_admin import OPERATOR, VIEW, fingerprint, messages_of, preview_url, staff
 
 STOCK = "SELECT id, item_id, quantity FROM inventory_stock ORDER BY id"
 CITIES = "SELECT id, name, city FROM inventory_warehouse ORDER BY id"
@@ -86,3 +90,21 @@ def test_restore_needs_the_rollback_permission_and_the_csrf_token(
     assert guarded.get(restore_url(log)).status_code == 200
     assert guarded.post(restore_url(log)).status_code == 403
     assert dbtools.query(panel.url, STOCK) == []
+
+
+def test_the_command_and_the_admin_word_each_restored_item_alike(
+    panel: PanelHistory, admin_client: Client, rolled_back: tuple[RollbackLog, dict]
+) -> None:
+    log, _before = rolled_back
+    call_command("migrate", verbosity=0)
+    outcomes = archive.restore(log, fake=True).outcomes  # changes nothing
+    assert outcomes
+    out = StringIO()
+    call_command("restore_rollback_archive", str(log.pk), "--fake", stdout=out)
+    for outcome in outcomes:
+        assert f"  {restore_item_line(outcome, fake=True)}\n" in out.getvalue()
+    response = admin_client.post(restore_url(log), follow=True)
+    lines = [restore_item_line(outcome, fake=False) for outcome in outcomes]
+    said = messages_of(response)[-len(lines) - 1 :]
+    assert said[0].startswith("Restored ") and said[1:] == lines
+    assert '"inventory_stock": restored 3 of 3 rows' in lines

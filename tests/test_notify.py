@@ -11,6 +11,7 @@ import time
 from io import StringIO
 from typing import Any
 
+import django
 import pytest
 from django.core import checks
 from django.core.management import call_command
@@ -26,6 +27,10 @@ from .webhooks import webhook_server
 
 CHANGELIST = "/admin/django_rollback/migrationstate/"
 BASE_URL = "https://ops.example.com"
+# ADMINS: Django 6.0 takes addresses and deprecates (name, address) pairs; 5.2 takes only pairs.
+ONCALL: list[Any] = (
+    ["oncall@example.com"] if django.VERSION >= (6, 0) else [("Ops", "oncall@example.com")]
+)
 
 
 @pytest.fixture
@@ -79,7 +84,7 @@ def test_a_rollback_mails_and_posts_started_and_finished(
 def test_admins_get_the_mail_through_mail_admins(
     panel: PanelHistory, notify: Any, mailoutbox: list[Any], settings: Any
 ) -> None:
-    settings.ADMINS = [("Ops", "oncall@example.com")]
+    settings.ADMINS = ONCALL
     notify(EMAILS="ADMINS", EVENTS=["rollback_finished"])
     roll_back_by_command()
     assert len(mailoutbox) == 1  # EVENTS: only the end

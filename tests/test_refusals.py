@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from . import dbtools
 from .gitrepo import git, init_repo
 from .projects import History, Project, assert_refused, make_project
 from .shop import shelf_releases
+from .terminal import stderr_line
 
 
 @pytest.fixture
@@ -43,6 +45,48 @@ def test_ambiguous_commit_prefix_lists_candidates(v110: Project) -> None:
 
 def test_tag_and_commit_together(v110: Project) -> None:
     assert_refused(v110, "rollback_migrations", "-t", "v1.0.0", "-c", "abcd", says="not both")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["rollback_migrations", "-c", "abcd", "--tag", "v1.0.0"],
+            "CommandError: Choose -c/--commit or -t/--tag, not both.",
+        ),
+        (
+            ["save_migrations_state", "--shared-only", "--tenants-only"],
+            "CommandError: Choose --shared-only or --tenants-only, not both.",
+        ),
+        (
+            ["restore_rollback_archive", "--list", "--purge", "1"],
+            "CommandError: Choose --list or --purge, not both.",
+        ),
+        (
+            ["rollback_migrations", "--lock-timeout", "soon"],
+            "CommandError: Argument --lock-timeout: invalid float value: 'soon': "
+            "see manage.py rollback_migrations --help.",
+        ),
+        (
+            ["rollback_migrations", "--fake", "--no-such-flag"],
+            "CommandError: Unrecognized arguments: --no-such-flag: "
+            "see manage.py rollback_migrations --help.",
+        ),
+    ],
+)
+def test_options_argparse_refuses_in_one_line(v110: Project, args: list[str], says: str) -> None:
+    """A mutually exclusive group, a bad value, an unknown flag: argparse's own refusals, from
+    a shell, are one line and status 1 like the others (not its usage block and status 2, which
+    --check and --require-rollback reserve for a deploy that must stop)."""
+    result = assert_refused(v110, *args, says=says)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == says
+
+
+def test_options_argparse_refuses_with_json_give_an_error_document(v110: Project) -> None:
+    args = ("rollback_migrations", "--json", "--retries", "x")
+    result = assert_refused(v110, *args, says="invalid int value: 'x'")
+    assert json.loads(result.stdout) == {"ok": False, "error": stderr_line(result)}
 
 
 @pytest.mark.parametrize("target", [["-t", "v1.0.0"], ["-c", "abcd"], ["--fake"]])

@@ -25,7 +25,8 @@ from .. import archive, services
 from ..exceptions import RollbackError
 from ..models import RollbackLog
 from ..planning import DataLoss
-from ..presenters.text import describe_archive_item, describe_size, restored_sentence
+from ..presenters.outcomes import restore_item_line, restored_sentence
+from ..presenters.text import describe_archive_item, describe_size
 from ..templatetags.rollback_admin import admin_date
 from .approvals import ApprovalViewsMixin, AwaitingApprovalFilter
 from .common import (
@@ -288,11 +289,9 @@ class RollbackLogAdmin(ApprovalViewsMixin, AuditAdmin):
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(entry_url)
         if request.method == "POST":
-            self.message_user(
-                request,
-                restored_sentence(result) + ".",
-                messages.SUCCESS,
-            )
+            self.message_user(request, restored_sentence(result) + ".", messages.SUCCESS)
+            for outcome in result.outcomes:  # the command's lines, one message each
+                self.message_user(request, restore_item_line(outcome, fake=False), messages.INFO)
             return HttpResponseRedirect(entry_url)
         context = {
             **self.admin_site.each_context(request),

@@ -20,6 +20,8 @@ from .. import approvals, background, conf, fleet, services
 from ..exceptions import RollbackError
 from ..models import MigrationState, RollbackLog
 from ..planning import RollbackPlan
+from ..presenters.outcomes import not_latest_warning, save_outcome
+from ..presenters.preview import size_sentence
 from .approvals import pending_requests, request_rollback
 from .common import (
     ROLLBACK_PERMISSION,
@@ -80,24 +82,10 @@ class RollbackViewsMixin(StateModelAdmin):
         except RollbackError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(self._changelist_url(request))
-        described = services.describe_state(result.state)
-        if result.created:
-            text, level = _("State saved for %(state)s.") % {"state": described}, messages.SUCCESS
-        elif result.updated:
-            text, level = _("State updated for %(state)s.") % {"state": described}, messages.SUCCESS
-        else:
-            text, level = (
-                _("State for %(state)s was already saved.") % {"state": described},
-                (messages.INFO),
-            )
-        self.message_user(request, text, level)
+        level = messages.SUCCESS if result.created or result.updated else messages.INFO
+        self.message_user(request, save_outcome(result), level)
         if not result.is_latest:
-            self.message_user(
-                request,
-                _("This commit's state is not the latest one: a newer state %(latest)s exists.")
-                % {"latest": services.describe_state(result.latest)},
-                messages.WARNING,
-            )
+            self.message_user(request, not_latest_warning(result), messages.WARNING)
         return HttpResponseRedirect(self._changelist_url(request))
 
     def rollback_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -262,6 +250,7 @@ class RollbackViewsMixin(StateModelAdmin):
             "original": state,
             "state": state,
             "plan": plan,
+            "size_sentence": size_sentence(plan) if plan else "",
             "error": error,
             "dry_run": dry_run,
             "database": selected_database(request),

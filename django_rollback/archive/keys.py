@@ -5,7 +5,8 @@ deployed again, ``migrate`` creates the table afresh and its key counter (a Post
 or identity, MySQL's AUTO_INCREMENT, SQLite's ``sqlite_sequence``) starts at 1 again: the rows
 the site writes next would take the keys of archived rows, and restoring the archive would then
 overwrite them (archived values win on the same key). save_state() (services/saving.py) calls
-advance_past_archives() so that the counters of such tables start past every archived key.
+advance_past_archives() so that the counters of such tables start past every archived key; a
+restore (restoring.py) moves them past the keys it put back with advance_counter().
 """
 
 from __future__ import annotations
@@ -16,29 +17,33 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ..models import RollbackLog
 from .items import ArchiveItem, archive_items
 from .names import item_table
-from .status import ArchiveStatus, archive_status
+from .status import kept_archives
 
 
-def advance_past_archives(connection: BaseDatabaseWrapper) -> list[str]:
+def advance_past_archives(
+    connection: BaseDatabaseWrapper, kept: list[RollbackLog] | None = None
+) -> list[str]:
     """Move the key counter of every live table a kept archive holds rows of past the highest
-    archived key; returns the tables whose counter moved. Counters only ever go up."""
-    highest = _highest_archived_keys(connection)
+    archived key; returns the tables whose counter moved. Counters only ever go up. `kept`:
+    the kept archives when the caller has read them already (kept_archives())."""
+    if kept is None:
+        kept = kept_archives(connection.alias)
+    highest = _highest_archived_keys(connection, kept)
     moved = []
     for (table, pk), key in sorted(highest.items()):
-        if _advance(connection, table, pk, key):
+        if advance_counter(connection, table, pk, key):
             moved.append(table)
     return moved
 
 
-def _highest_archived_keys(connection: BaseDatabaseWrapper) -> dict[tuple[str, str], int]:
-    """(live table, key column) → the highest integer key among the kept archived rows of the
-    tables that exist again."""
-    logs = RollbackLog.objects.using(connection.alias).succeeded().exclude(archive=None)
+def _highest_archived_keys(
+    connection: BaseDatabaseWrapper, kept: list[RollbackLog]
+) -> dict[tuple[str, str], int]:
+    """(live table, key column) → the highest integer key among the archived rows of the
+    `kept` archives whose tables exist again."""
     live = set(connection.introspection.table_names())
     highest: dict[tuple[str, str], int] = {}
-    for log in logs.order_by("id"):
-        if archive_status(log) != ArchiveStatus.KEPT:
-            continue
+    for log in kept:
         for item in archive_items(log):
             if not item.is_table or not item.pk or item.table not in live:
                 continue
@@ -61,7 +66,9 @@ def _highest_key(connection: BaseDatabaseWrapper, item: ArchiveItem) -> object:
         return None
 
 
-def _advance(connection: BaseDatabaseWrapper, table: str, pk: str, key: int) -> bool:
+def advance_counter(connection: BaseDatabaseWrapper, table: str, pk: str, key: int) -> bool:
+    """Move the key counter of `table` (key column `pk`) so that the next key is above `key`;
+    whether it moved. Only ever up: a counter already past `key` stays where it is."""
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":

@@ -14,6 +14,7 @@ from ..exceptions import ArchiveError, RollbackInProgressError, first_line
 from ..locks import rollback_lock
 from ..models import RollbackLog
 from .items import ArchiveItem, archive_items, archive_of
+from .keys import advance_counter
 from .names import column_types, item_table, relations
 from .status import (
     ArchiveStatus,
@@ -131,7 +132,7 @@ def restore(log: RollbackLog, *, fake: bool = False, wait: float = 0.0) -> Resto
                     "nothing was restored."
                 ) from None
             if not fake:
-                _move_sequences(connection, outcomes)
+                _move_counters(connection, outcomes)
     except RollbackInProgressError:
         raise RollbackInProgressError(
             f"A rollback or a restore is running on database '{database}': try again later."
@@ -225,21 +226,46 @@ def _execute(connection: BaseDatabaseWrapper, sql: str) -> int:
         return max(int(cursor.rowcount), 0)
 
 
+@dataclass(frozen=True)
+class _Opened:
+    """What restoring an archived table or column starts from."""
+
+    table: str  # the live table, quoted
+    archive: str  # the archive table, quoted
+    valid: str  # SQL: the archived rows ("a") whose foreign keys point at rows that exist
+    total: int  # rows in the archive
+
+
+def _open(
+    connection: BaseDatabaseWrapper, item: ArchiveItem, existing: set[str], outcome: ItemOutcome
+) -> _Opened | None:
+    """The opening that restoring a table and restoring a column share; None when the item
+    cannot go back at all (every row skipped, for the reason noted in `outcome`)."""
+    reason = _unusable(connection, item, existing)
+    if reason:
+        outcome.skipped[reason] = item.rows
+        return None
+    archive = item_table(connection, item)
+    return _Opened(
+        table=connection.ops.quote_name(item.table),
+        archive=archive,
+        valid=" AND ".join(_fk_conditions(connection, item, "a")) or "1 = 1",
+        total=_count(connection, f"SELECT COUNT(*) FROM {archive} a"),
+    )
+
+
 def _restore_table(
     connection: BaseDatabaseWrapper, item: ArchiveItem, existing: set[str]
 ) -> ItemOutcome:
     outcome = ItemOutcome(item)
-    reason = _unusable(connection, item, existing)
-    if reason:
-        outcome.skipped[reason] = item.rows
+    opened = _open(connection, item, existing, outcome)
+    if opened is None:
         return outcome
     quote = connection.ops.quote_name
-    table, pk, archive = quote(item.table), item.pk, item_table(connection, item)
-    valid = " AND ".join(_fk_conditions(connection, item, "a")) or "1 = 1"
-    total = _count(connection, f"SELECT COUNT(*) FROM {archive} a")
+    table, pk, archive, valid = opened.table, item.pk, opened.archive, opened.valid
     usable = _count(connection, f"SELECT COUNT(*) FROM {archive} a WHERE {valid}")
-    if total - usable:
-        outcome.skipped["foreign key to a deleted row"] = total - usable
+    if opened.total - usable:
+        outcome.skipped["foreign key to a deleted row"] = opened.total - usable
     columns = list(item.types)
     names = ", ".join(quote(c) for c in columns)
     picked = ", ".join(f"a.{quote(c)}" for c in columns)
@@ -287,20 +313,17 @@ def _restore_column(
     connection: BaseDatabaseWrapper, item: ArchiveItem, existing: set[str]
 ) -> ItemOutcome:
     outcome = ItemOutcome(item)
-    reason = _unusable(connection, item, existing)
-    if reason:
-        outcome.skipped[reason] = item.rows
+    opened = _open(connection, item, existing, outcome)
+    if opened is None:
         return outcome
-    quote = connection.ops.quote_name
     assert item.pk is not None, "an archived table or column has a primary key"
-    table, pk, archive = quote(item.table), quote(item.pk), item_table(connection, item)
+    table, archive, valid = opened.table, opened.archive, opened.valid
+    pk = connection.ops.quote_name(item.pk)
     present = f"a.{pk} IN (SELECT t.{pk} FROM {table} t)"
-    valid = " AND ".join(_fk_conditions(connection, item, "a")) or "1 = 1"
-    total = _count(connection, f"SELECT COUNT(*) FROM {archive} a")
     alive = _count(connection, f"SELECT COUNT(*) FROM {archive} a WHERE {present}")
     usable = _count(connection, f"SELECT COUNT(*) FROM {archive} a WHERE {present} AND {valid}")
-    if total - alive:
-        outcome.skipped["row deleted"] = total - alive
+    if opened.total - alive:
+        outcome.skipped["row deleted"] = opened.total - alive
     if alive - usable:
         outcome.skipped["foreign key to a deleted row"] = alive - usable
     assert item.column is not None
@@ -308,25 +331,16 @@ def _restore_column(
     return outcome
 
 
-def _move_sequences(connection: BaseDatabaseWrapper, outcomes: list[ItemOutcome]) -> None:
-    """New rows after a restore must not get the keys of restored rows. SQLite's
-    AUTOINCREMENT counter follows explicit keys by itself."""
+def _move_counters(connection: BaseDatabaseWrapper, outcomes: list[ItemOutcome]) -> None:
+    """New rows after a restore must not get the keys of restored rows: the key counter of
+    every table that got rows back moves past its highest key (up only, as after a save)."""
     quote = connection.ops.quote_name
     for outcome in outcomes:
         item = outcome.item
         if item.column is not None or not item.pk or not outcome.restored:
             continue
-        table, pk = item.table, item.pk
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(
-                    f"SELECT setval(pg_get_serial_sequence(%s, %s), "
-                    f"COALESCE(MAX({quote(pk)}), 1), MAX({quote(pk)}) IS NOT NULL) "
-                    f"FROM {quote(table)} WHERE pg_get_serial_sequence(%s, %s) IS NOT NULL",
-                    [quote(table), pk, quote(table), pk],
-                )
-            elif connection.vendor == "mysql":
-                cursor.execute(f"SELECT COALESCE(MAX({quote(pk)}), 0) + 1 FROM {quote(table)}")
-                cursor.execute(
-                    f"ALTER TABLE {quote(table)} AUTO_INCREMENT = {int(cursor.fetchone()[0])}"
-                )
+            cursor.execute(f"SELECT MAX({quote(item.pk)}) FROM {quote(item.table)}")
+            highest = cursor.fetchone()[0]
+        if isinstance(highest, int):  # integer keys only: a UUID or a code has no counter
+            advance_counter(connection, item.table, item.pk, highest)

@@ -61,16 +61,20 @@ def missing_targets(connection: BaseDatabaseWrapper, log: RollbackLog) -> list[s
     return missing
 
 
-def restorable_now(database: str = DEFAULT_DB_ALIAS) -> RollbackLog | None:
-    """The most recent archive kept and not restored whose tables and columns all exist."""
+def restorable_now(
+    database: str = DEFAULT_DB_ALIAS, kept: list[RollbackLog] | None = None
+) -> RollbackLog | None:
+    """The most recent archive kept and not restored whose tables and columns all exist;
+    among `kept` (kept_archives() read already) when given."""
     connection = connections[database]
-    for log in kept_archives(database):
+    for log in kept_archives(database) if kept is None else kept:
         if not missing_targets(connection, log):
             return log
     return None
 
 
 def kept_archives(database: str) -> list[RollbackLog]:
+    """The log entries whose archive is kept (not restored, not purged), newest first."""
     logs = RollbackLog.objects.using(database).succeeded()
     return [log for log in logs.order_by("-id") if archive_status(log) is ArchiveStatus.KEPT]
 

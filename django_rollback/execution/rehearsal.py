@@ -29,19 +29,19 @@ def rehearse(
     user: str = "",
     source: RollbackLog.Source = RollbackLog.Source.COMMAND,
     progress: Progress | None = None,
-    wait: float = 0.0,
+    locks: LockSettings | None = None,
     on_wait: Callable[[], None] | None = None,
-    lock_timeout: float | None = None,
-    retries: int | None = None,
 ) -> RollbackResult:
-    """Rehearse the plan under the rollback lock (waiting `wait` seconds for it); table
-    locks wait no longer than a rollback's would (`lock_timeout`)."""
+    """Rehearse the plan under the rollback lock, waiting `locks.wait` seconds for it (as
+    execute() does); table locks wait no longer than a rollback's would (`locks.timeout`).
+    `locks` None: the settings' values, no wait."""
     refuse_unrunnable(plan)
     check_rehearsable(plan)
     assert plan.context is not None, "plans are made by plan_rollback()"
-    locks = LockSettings.read(lock_timeout, retries, wait)
+    if locks is None:
+        locks = LockSettings.read(None, None)
     connection = connections[plan.database]
-    with rollback_lock(connection, wait, on_wait=on_wait):
+    with rollback_lock(connection, locks.wait, on_wait=on_wait):
         refuse_stale(plan)
         result, failure = _rehearse_and_undo(plan, connection, user, source, progress, locks)
     # Raised once the lock is released: behind PgBouncer the lock's transaction commits

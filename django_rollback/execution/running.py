@@ -65,10 +65,8 @@ def execute(
     user: str = "",
     source: RollbackLog.Source = RollbackLog.Source.COMMAND,
     progress: Progress | None = None,
-    wait: float = 0.0,
+    locks: LockSettings | None = None,
     on_wait: Callable[[], None] | None = None,
-    lock_timeout: float | None = None,
-    retries: int | None = None,
     rehearse: bool = False,
     log: RollbackLog | None = None,
     before_commit: Callable[[BaseDatabaseWrapper], None] | None = None,
@@ -79,10 +77,11 @@ def execute(
     without it the entry is created here. Either way, with the session lock, it records its
     progress while it runs (progress.py).
 
-    Each attempt waits at most `lock_timeout` seconds for a table lock (default: the
-    LOCK_TIMEOUT setting; 0: no limit). When that runs out and the attempt changed nothing,
-    it is abandoned and tried again up to `retries` times (LOCK_RETRIES), after a pause of
-    LOCK_RETRY_DELAY seconds doubled each time.
+    `locks` (records.LockSettings; None: the settings' values, no wait) says how long to wait
+    for the rollback lock (`wait`, calling `on_wait` when the wait starts) and for each table
+    lock (`timeout`, 0: no limit). When a table lock times out and the attempt changed
+    nothing, it is abandoned and tried again (`tries` attempts in all), after a pause that
+    doubles each time.
 
     `rehearse`: the older way to ask for rehearse() (rehearsal.py).
 
@@ -95,18 +94,12 @@ def execute(
         raise PlanRefusedError("This plan cannot run in one transaction: it cannot be prepared.")
     if rehearse:
         return rehearse_plan(
-            plan,
-            user=user,
-            source=source,
-            progress=progress,
-            wait=wait,
-            on_wait=on_wait,
-            lock_timeout=lock_timeout,
-            retries=retries,
+            plan, user=user, source=source, progress=progress, locks=locks, on_wait=on_wait
         )
     refuse_unrunnable(plan)
     assert plan.context is not None, "plans are made by plan_rollback()"
-    locks = LockSettings.read(lock_timeout, retries, wait)
+    if locks is None:
+        locks = LockSettings.read(None, None)
     connection = connections[plan.database]
     in_transaction = _lock_in_transaction(plan, connection)
     if log is None:
@@ -114,7 +107,7 @@ def execute(
             plan, RollbackLog.Status.RUNNING, user=user or current_user(), source=source
         )
     run = _Run(plan, connection, log, locks, progress, in_transaction, before_commit)
-    session_lock = rollback_lock(connection, wait, on_wait=on_wait)
+    session_lock = rollback_lock(connection, locks.wait, on_wait=on_wait)
     with nullcontext() if in_transaction else session_lock, _closed_on_interrupt(run.interrupted):
         result = run.attempts()
     signals.send_rollback_finished(plan, log)  # after the lock: receivers may be slow

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +38,30 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class BadOptions(CommandError):
+    """What argparse itself refuses: an unknown option, a value of the wrong type, two options
+    of one mutually exclusive group. Raised while the command line is parsed."""
+
+
+class OneLineParser(CommandParser):
+    """Django's parser, refusing bad options the way every other refusal is made: one line and
+    exit status 1. From a shell argparse would print its usage block and exit 2, the status
+    that --check and --require-rollback give to stop a deploy."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadOptions(options_refusal(message, self.prog))
+
+
+def options_refusal(message: str, prog: str) -> str:
+    """argparse's message as a sentence of ours: "Choose -t/--tag or -c/--commit, not both."
+    for a mutually exclusive group, the message and where to read the usage otherwise."""
+    conflict = re.fullmatch(r"argument (\S+): not allowed with argument (\S+)", message)
+    if conflict:
+        given, first = conflict.groups()
+        return f"Choose {first} or {given}, not both."
+    return f"{message[:1].upper()}{message[1:]}: see {prog.strip()} --help."
+
+
 class RollbackBaseCommand(BaseCommand):
     # Commands run in entrypoints right after `migrate`, which has run the checks already.
     requires_system_checks: list[str] = []  # noqa: RUF012
@@ -64,6 +90,21 @@ class RollbackBaseCommand(BaseCommand):
             default=DEFAULT_DB_ALIAS,
             help='Database alias to save or roll back (default: "default").',
         )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # Django instantiates CommandParser itself (no hook for the class): only error() differs.
+        parser.__class__ = OneLineParser
+        return parser
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        try:
+            super().run_from_argv(argv)
+        except BadOptions as exc:  # parsing happens before Django's own handler of CommandError
+            if "--json" in argv[2:]:
+                self.emit_json({"ok": False, "error": str(exc)})
+            self.stderr.write(f"CommandError: {exc}")
+            sys.exit(exc.returncode)
 
     def execute(self, *args: Any, **options: Any) -> str | None:
         self.json_mode = bool(options.get("json"))

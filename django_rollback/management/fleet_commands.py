@@ -25,8 +25,9 @@ def add_arguments(parser: CommandParser, *, rollback: bool) -> None:
     group.add_argument(
         "--schemas", metavar="A,B", help="Only these schemas (comma-separated names)."
     )
-    group.add_argument("--tenants-only", action="store_true", help="Only the tenant schemas.")
-    group.add_argument("--shared-only", action="store_true", help="Only the public schema.")
+    kind = group.add_mutually_exclusive_group()
+    kind.add_argument("--tenants-only", action="store_true", help="Only the tenant schemas.")
+    kind.add_argument("--shared-only", action="store_true", help="Only the public schema.")
     group.add_argument(
         "--all-databases",
         action="store_true",
@@ -208,9 +209,7 @@ def rollback(command: RollbackBaseCommand, options: dict[str, Any], wait: float)
         on_target=_progress(command, len(plan.planned)),
         jobs=options["jobs"],
         atomic=options["atomic"],
-        wait=wait,
-        lock_timeout=options["lock_timeout"],
-        retries=options["retries"],
+        locks=services.LockSettings.read(options["lock_timeout"], options["retries"], wait),
     )
     summary = result.summary()
     line = (

@@ -13,8 +13,9 @@ from ..exceptions import RollbackError
 def add_target_arguments(parser: CommandParser) -> None:
     """Which state to go to and what to do with it (--list first, as --help always showed)."""
     parser.add_argument("--list", action="store_true", help="List the saved states, newest first.")
-    parser.add_argument("-t", "--tag", help="Git tag of the state to roll back to.")
-    parser.add_argument(
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("-t", "--tag", help="Git tag of the state to roll back to.")
+    target.add_argument(
         "-c",
         "--commit",
         help="Commit hash (or a unique prefix of 4+ characters) to roll back to.",

@@ -53,6 +53,22 @@ def describe_step(
             "removed"
         ]
         return step
+    _reverse_notes(step, migration)
+    if not migration.atomic:
+        step.notes.append("not atomic: runs outside a transaction")
+    foreign = sorted(
+        {type(op).__name__ for op in migration.operations if models_of(step.app, op) is None}
+    )
+    if foreign:
+        step.notes.append(
+            f"{', '.join(foreign)}: not one of Django's operations, so this step gets the "
+            "whole project state rendered, as in Django"
+        )
+    return step
+
+
+def _reverse_notes(step: PlanStep, migration: Migration) -> None:
+    """What undoing each reversible operation does to the data."""
     for operation in flatten(migration.operations):
         if not operation.reversible:
             continue  # named in step.irreversible above, or run by the override
@@ -73,17 +89,6 @@ def describe_step(
             )
         elif isinstance(operation, ops.DeleteModel):
             step.notes.append(f"re-creates {operation.name} empty; its old rows are not restored")
-    if not migration.atomic:
-        step.notes.append("not atomic: runs outside a transaction")
-    foreign = sorted(
-        {type(op).__name__ for op in migration.operations if models_of(step.app, op) is None}
-    )
-    if foreign:
-        step.notes.append(
-            f"{', '.join(foreign)}: not one of Django's operations, so this step gets the "
-            "whole project state rendered, as in Django"
-        )
-    return step
 
 
 def _routed_out(connection: BaseDatabaseWrapper, migration: Migration) -> bool:

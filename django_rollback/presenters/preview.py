@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..planning import RollbackPlan, labels
-from .text import describe_state, migrations_in_apps
+from .text import describe_state, to_unapply
 
 LineKind = Literal["info", "warning", "error", "sql"]
 
@@ -18,12 +18,16 @@ class Line:
     kind: LineKind = "info"
 
 
+def size_sentence(plan: RollbackPlan) -> str:
+    """ "3 migrations in 2 apps to unapply.": in the summary below and on the admin's preview."""
+    return to_unapply(len(plan.steps), len(plan.app_changes))
+
+
 def summary(plan: RollbackPlan) -> str:
     """ "Rollback from A to B: 3 migrations in 2 apps to unapply." """
-    size = migrations_in_apps(len(plan.steps), len(plan.app_changes))
     return (
         f"Rollback from {describe_state(plan.current)} to {describe_state(plan.target)}: "
-        f"{size} to unapply."
+        f"{size_sentence(plan)}"
     )
 
 

@@ -10,7 +10,6 @@ from ..models import MigrationState, describe_commit
 
 if TYPE_CHECKING:  # archive/ uses this module: no import at run time
     from ..archive.items import ArchiveItem
-    from ..archive.restoring import RestoreResult
 
 
 def describe_state(state: MigrationState) -> str:
@@ -32,6 +31,12 @@ def migrations_in_apps(migrations: int, apps: int) -> str:
     return f"{migrations_text(migrations)} in {apps_text(apps)}"
 
 
+def to_unapply(migrations: int, apps: int) -> str:
+    """ "3 migrations in 2 apps to unapply.": the size sentence of every preview (the command's
+    summary line, the admin's preview page)."""
+    return f"{migrations_in_apps(migrations, apps)} to unapply."
+
+
 def describe_size(size: int | None, *, largest: str = "GB") -> str:
     """A byte count as people read it: "512 bytes", "1.5 kB", "2.0 GB" (up to the unit
     `largest`: archives stop at GB, table sizes at TB)."""
@@ -50,8 +55,3 @@ def describe_archive_item(item: ArchiveItem) -> str:
     if item.column is None:
         return f'table "{item.table}" ({item.rows} rows)'
     return f'column "{item.table}"."{item.column}" ({item.rows} rows)'
-
-
-def restored_sentence(result: RestoreResult) -> str:
-    """ "Restored 7 rows/values, skipped 1": what a restore did, in the command and the admin."""
-    return f"Restored {result.restored} rows/values, skipped {result.skipped}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..execution import (
+    LockSettings,
     RollbackResult,
     StepEvent,
     check_rehearsable,
@@ -54,6 +55,7 @@ __all__ = [
     "DatabaseOverview",
     "DriftReport",
     "LiveProgress",
+    "LockSettings",
     "PastRollback",
     "Readiness",
     "RollbackResult",

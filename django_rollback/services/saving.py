@@ -15,7 +15,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import ngettext
 
 from .. import signals
-from ..archive import advance_past_archives, restorable_now
+from ..archive import advance_past_archives, kept_archives, restorable_now
 from ..exceptions import (
     RollbackError,
     RollbackInProgressError,
@@ -89,7 +89,8 @@ def save_state(
     try:
         with rollback_lock(connection, wait, on_wait=on_wait):
             result = _save_locked(connection, head, allow_unapplied)
-            advance_past_archives(connection)
+            kept = kept_archives(database)  # read once: the counters, then the restore hint
+            advance_past_archives(connection, kept)
             if result.previous is not None and result.is_latest:
                 try:
                     result.readiness = readiness(connection, result.state, result.previous)
@@ -99,7 +100,7 @@ def save_state(
                 if result.state.readiness != stored:
                     result.state.readiness = stored
                     result.state.save(using=database, update_fields=["readiness"])
-        result.restorable = restorable_now(database)
+        result.restorable = restorable_now(database, kept)
         signals.send_state_saved(result)  # outside the lock: receivers may be slow
         return result
     except RollbackInProgressError:

@@ -7,7 +7,7 @@ from django.core.management.base import CommandParser
 from ... import archive, services
 from ...conf import short_commit
 from ...exceptions import RollbackError
-from ...presenters.text import restored_sentence
+from ...presenters.outcomes import restore_item_line, restored_sentence
 from ..base import RollbackBaseCommand
 
 
@@ -24,9 +24,10 @@ class Command(RollbackBaseCommand):
         parser.add_argument(
             "--fake", action="store_true", help="Show what would be restored; change nothing."
         )
-        parser.add_argument("--list", action="store_true", help="List the archives.")
-        parser.add_argument("--purge", type=int, metavar="LOG_ID", help="Drop this archive.")
-        parser.add_argument(
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--list", action="store_true", help="List the archives.")
+        mode.add_argument("--purge", type=int, metavar="LOG_ID", help="Drop this archive.")
+        mode.add_argument(
             "--purge-older-than",
             type=float,
             metavar="DAYS",
@@ -68,21 +69,13 @@ class Command(RollbackBaseCommand):
     def _restore(self, database: str, log_id: int | None, fake: bool) -> None:
         log = archive.find_archive(database, log_id)
         result = archive.restore(log, fake=fake)
-        verb = "would restore" if fake else "restored"
         self.say(
             f"Archive of log entry {log.pk} "
             f"({short_commit(log.from_commit)} → {short_commit(log.to_commit)}"
             f"{', rolled back ' + log.started_at.strftime('%Y-%m-%d %H:%M') + ' UTC'}):"
         )
         for outcome in result.outcomes:
-            item = outcome.item
-            what = f'"{item.table}"' + (f'."{item.column}"' if item.column else "")
-            unit = "rows" if item.column is None else "values"
-            line = f"  {what}: {verb} {outcome.restored} of {item.rows} {unit}"
-            if outcome.skipped:
-                reasons = ", ".join(f"{count} {why}" for why, count in outcome.skipped.items())
-                line += f"; skipped {reasons}"
-            self.say(line)
+            self.say(f"  {restore_item_line(outcome, fake=fake)}")
         if fake:
             self.say(
                 f"Dry run: {result.restored} rows/values would be restored, {result.skipped} "

@@ -75,6 +75,12 @@ class Command(RollbackBaseCommand):
         rollback_options.check(options)
         return wait
 
+    @staticmethod
+    def _locks(options: dict[str, Any], wait: float) -> services.LockSettings:
+        """--wait, --lock-timeout and --retries, else the settings (read inside the callers'
+        `try`: a negative setting is refused like a failed run)."""
+        return services.LockSettings.read(options["lock_timeout"], options["retries"], wait)
+
     def _plan(self, options: dict[str, Any]) -> RollbackPlan:
         return services.plan_rollback(
             tag=options["tag"],
@@ -129,10 +135,8 @@ class Command(RollbackBaseCommand):
             result = services.execute(
                 plan,
                 progress=self.printer,
-                wait=wait,
+                locks=self._locks(options, wait),
                 on_wait=lambda: self.waiting_for_lock(options["database"], wait),
-                lock_timeout=options["lock_timeout"],
-                retries=options["retries"],
             )
         except RollbackInterruptedError:
             raise
@@ -188,10 +192,8 @@ class Command(RollbackBaseCommand):
                 repo_path=options["path"],
                 deployed_commit=options["current_commit"],
                 progress=self.printer,
-                wait=wait,
+                locks=self._locks(options, wait),
                 on_wait=lambda: self.waiting_for_lock(options["database"], wait),
-                lock_timeout=options["lock_timeout"],
-                retries=options["retries"],
                 on_start=self._starting_approved,
             )
         except RollbackInterruptedError:
@@ -270,10 +272,7 @@ class Command(RollbackBaseCommand):
         )
         try:
             result = services.rehearse(
-                plan,
-                progress=self.printer,
-                wait=options["wait"],
-                lock_timeout=options["lock_timeout"],
+                plan, progress=self.printer, locks=self._locks(options, options["wait"])
             )
         except RollbackError as exc:
             self.printer.close_step_line()

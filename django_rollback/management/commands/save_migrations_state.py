@@ -11,6 +11,7 @@ from ... import conf, services
 from ...conf import short_commit
 from ...exceptions import RollbackError
 from ...planning import label
+from ...presenters.outcomes import not_latest_warning, save_outcome
 from .. import fleet_commands
 from ..base import RollbackBaseCommand
 
@@ -133,26 +134,12 @@ class Command(RollbackBaseCommand):
             )
         if self.verbosity >= 2:
             self._say_applied(result)
-        if result.created:
-            self.say(
-                f"State successfully created for {state}.", style=self.style.SUCCESS, verbosity=0
-            )
-        elif result.updated:
-            self.say(
-                f"State updated for {state}: the applied migrations changed since it was saved.",
-                style=self.style.SUCCESS,
-                verbosity=0,
-            )
-        else:
-            self.say(f"State for {state} was already saved.", verbosity=0)
+        style = self.style.SUCCESS if result.created or result.updated else None
+        self.say(save_outcome(result), style=style, verbosity=0)
         if result.tags_changed and not result.created:
             self.say(f"Tags of {state} refreshed.")
         if not result.is_latest:
-            self.warn(
-                f"Warning: {state} is not the latest saved state (the latest is "
-                f"{services.describe_state(result.latest)}). Was an older release deployed "
-                "without rollback_migrations? Check the applied migrations before rolling back."
-            )
+            self.warn(f"Warning: {not_latest_warning(result)}")
         if result.restorable is not None:
             log = result.restorable
             self.say(
