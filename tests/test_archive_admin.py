@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from django_rollback import archive
 from django_rollback.models import RollbackLog
-from django_rollback.presenters.outcomes import restore_item_line
+from django_rollback.presenters.outcomes import restore_item_line, restore_preview_sentence
 
 from . import dbtools
 from .panel.history import PanelHistory
@@ -97,12 +97,20 @@ def test_the_command_and_the_admin_word_each_restored_item_alike(
 ) -> None:
     log, _before = rolled_back
     call_command("migrate", verbosity=0)
-    outcomes = archive.restore(log, fake=True).outcomes  # changes nothing
+    preview = archive.restore(log, fake=True)  # changes nothing
+    outcomes = preview.outcomes
     assert outcomes
     out = StringIO()
     call_command("restore_rollback_archive", str(log.pk), "--fake", stdout=out)
     for outcome in outcomes:
         assert f"  {restore_item_line(outcome, fake=True)}\n" in out.getvalue()
+    # The dry run's total: the same sentence on the command line and on the admin's page.
+    total = restore_preview_sentence(preview)
+    assert f"{total}\n" in out.getvalue()
+    assert (
+        f'<p id="restore-summary">{total}</p>'
+        in admin_client.get(restore_url(log)).content.decode()
+    )
     response = admin_client.post(restore_url(log), follow=True)
     lines = [restore_item_line(outcome, fake=False) for outcome in outcomes]
     said = messages_of(response)[-len(lines) - 1 :]

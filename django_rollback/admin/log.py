@@ -25,7 +25,7 @@ from .. import archive, services
 from ..exceptions import RollbackError
 from ..models import RollbackLog
 from ..planning import DataLoss
-from ..presenters.outcomes import restore_item_line, restored_sentence
+from ..presenters.outcomes import restore_item_line, restore_preview_sentence, restored_sentence
 from ..presenters.text import describe_archive_item, describe_size
 from ..templatetags.rollback_admin import admin_date
 from .approvals import ApprovalViewsMixin, AwaitingApprovalFilter
@@ -301,6 +301,7 @@ class RollbackLogAdmin(ApprovalViewsMixin, AuditAdmin):
             "original": log,
             "log": log,
             "result": result,
+            "summary": restore_preview_sentence(result),
             "entry_url": entry_url,
             "media": self.media,
         }

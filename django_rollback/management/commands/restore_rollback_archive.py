@@ -7,7 +7,7 @@ from django.core.management.base import CommandParser
 from ... import archive, services
 from ...conf import short_commit
 from ...exceptions import RollbackError
-from ...presenters.outcomes import restore_item_line, restored_sentence
+from ...presenters.outcomes import restore_item_line, restore_preview_sentence, restored_sentence
 from ..base import RollbackBaseCommand
 
 
@@ -77,10 +77,7 @@ class Command(RollbackBaseCommand):
         for outcome in result.outcomes:
             self.say(f"  {restore_item_line(outcome, fake=fake)}")
         if fake:
-            self.say(
-                f"Dry run: {result.restored} rows/values would be restored, {result.skipped} "
-                "skipped; nothing was changed."
-            )
+            self.say(restore_preview_sentence(result))
         else:
             self.say(
                 f"{restored_sentence(result)} (log entry {log.pk}).",
