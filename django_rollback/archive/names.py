@@ -57,7 +57,12 @@ def column_types(
                 "JOIN pg_class c ON c.oid = a.attrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped AND "
-                + ("n.nspname = %s" if schema else "pg_table_is_visible(c.oid)"),
+                + (
+                    "n.nspname = %s"
+                    if schema
+                    else "c.relnamespace = ANY (current_schemas(true)::regnamespace[]::oid[]) "
+                    "AND pg_table_is_visible(c.oid)"
+                ),
                 [table, schema] if schema else [table],
             )
         elif connection.vendor == "mysql":
@@ -130,9 +135,14 @@ def archive_names(connection: BaseDatabaseWrapper) -> list[tuple[int, str]]:
         pattern = re.compile(r"^log(\d+)_\d+_")
         with connection.cursor() as cursor:
             # The current schema too: the table's indexes are renamed there before moving.
+            # Every tenant's archive holds names like these: find them by name (the index
+            # on relname), then keep the two schemas' by their oids, never comparing each
+            # relation found with every schema (that grew with the square of the fleet).
             cursor.execute(
                 "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
-                "ON n.oid = c.relnamespace WHERE n.nspname IN (%s, current_schema()) "
+                "ON n.oid = c.relnamespace WHERE c.relnamespace IN (SELECT oid FROM "
+                "pg_namespace WHERE nspname IN (%s, current_schema())) "
+                "AND c.relname >= 'log' AND c.relname < 'loh' "
                 "AND c.relname ~ '^log[0-9]+_[0-9]+_' ORDER BY c.relname",
                 [pg_schema(connection)],
             )

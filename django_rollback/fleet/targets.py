@@ -14,6 +14,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.connection import ConnectionDoesNotExist
 
+from ..catalog import narrow_introspection
 from ..exceptions import RollbackError
 
 # "database": a whole database alias without django-tenants (--all-databases).
@@ -115,6 +116,7 @@ def on_schema(target: Target) -> Iterator[BaseDatabaseWrapper]:
     # set_schema() sets search_path to the schema then public on each new cursor: every
     # query of the single-database code lands in this schema's tables.
     connection.set_schema(target.schema)  # type: ignore[attr-defined]
+    narrow_introspection(connection)  # catalog queries that do not grow with the schemas
     try:
         yield connection
     finally:
