@@ -18,7 +18,7 @@ from ..planning import RollbackPlan, labels
 from ..snapshot import applied_migrations
 from .reference import resolve_reference
 from .results import FleetPlan, TargetRun
-from .targets import Selection, Target, TargetStatus, on_schema, targets
+from .targets import Selection, Target, TargetStatus, on_schema, search_path_cached, targets
 
 
 def plan_fleet(
@@ -43,26 +43,30 @@ def plan_fleet(
     sha = target_state.commit
     ordered = [t for t in chosen if t.kind == "tenant"] + [t for t in chosen if t.kind != "tenant"]
     shared = SharedPlans(_head_commit(repo_path, deployed_commit))
+    plan_options = dict(
+        repo_path=repo_path, deployed_commit=deployed_commit, archive=archive, count_rows=count_rows
+    )
     runs: list[TargetRun] = []
-    for target in ordered:
-        with on_schema(target) as connection:
-            runs.append(
-                _plan_target(
-                    target,
-                    connection,
-                    sha,
-                    shared,
-                    skip_unsaved=skip_unsaved,
-                    repo_path=repo_path,
-                    deployed_commit=deployed_commit,
-                    archive=archive,
-                    count_rows=count_rows,
-                )
-            )
+    with search_path_cached(database):  # reading only: one SET per schema is enough
+        for target in ordered:
+            runs.append(_plan_on_schema(target, sha, shared, skip_unsaved, plan_options))
     _mark_odd(runs)
     fleet = FleetPlan(database, sha, list(target_state.tags), runs, skip_unsaved)
     fleet.plans_built = shared.built
     return fleet
+
+
+def _plan_on_schema(
+    target: Target,
+    sha: str,
+    shared: SharedPlans,
+    skip_unsaved: bool,
+    plan_options: dict[str, Any],
+) -> TargetRun:
+    with on_schema(target) as connection:
+        return _plan_target(
+            target, connection, sha, shared, skip_unsaved=skip_unsaved, **plan_options
+        )
 
 
 def _head_commit(repo_path: str | Path | None, deployed_commit: str | None) -> str | None:

@@ -15,7 +15,7 @@ from .. import services
 from ..exceptions import RollbackError, RollbackInterruptedError
 from .atomic import prepare_hook
 from .results import FleetPlan, TargetRun
-from .targets import on_schema
+from .targets import cache_search_path, on_schema
 
 
 def run_all(
@@ -102,6 +102,9 @@ def _start_worker() -> None:
     # One connection per worker, kept from target to target (on_schema() switches its
     # search_path) and closed when the worker leaves: multiprocessing runs finalizers then.
     multiprocessing.util.Finalize(None, connections.close_all, exitpriority=10)
+    assert _FORKED is not None
+    for database in {run.target.database for run in _FORKED.runs}:
+        cache_search_path(database)  # this process only: it is a fork
 
 
 def _run_in_worker(index: int, options: dict[str, Any]) -> Outcome:
