@@ -91,6 +91,9 @@ class SharedPlans:
     head: str | None
     plans: dict[tuple[object, ...], tuple[str, RollbackPlan]] = field(default_factory=dict)
     built: int = 0
+    applied_sets: dict[frozenset[MigrationKey], frozenset[MigrationKey]] = field(
+        default_factory=dict
+    )
 
     def key(
         self, target: Target, applied: frozenset[MigrationKey], goal: MigrationState
@@ -116,12 +119,29 @@ class SharedPlans:
         name, plan = found
         current, goal = key[5], key[6]
         assert isinstance(current, MigrationState) and isinstance(goal, MigrationState)
+        _share_values(current, plan.current)
+        _share_values(goal, plan.target)
         return name, dataclasses.replace(plan, current=current, target=goal)
+
+    def interned(self, applied: frozenset[MigrationKey]) -> frozenset[MigrationKey]:
+        """One object per distinct applied set, however many targets stand at it: the
+        coordinator keeps (and every forked worker inherits) one copy, not one per schema."""
+        return self.applied_sets.setdefault(applied, applied)
 
     def add(self, key: tuple[object, ...] | None, name: str, plan: RollbackPlan) -> None:
         self.built += 1
         if key is not None and not plan.blockers:
             self.plans.setdefault(key, (name, plan))
+
+
+def _share_values(state: MigrationState, like: MigrationState) -> None:
+    """A schema's saved-state row keeps its own id, commit and dates; its lists of
+    migrations, equal to those of the row its group's plan was made with, become that row's
+    (one copy in memory for the group)."""
+    for name in ("tags", "migrations", "squashes", "readiness", "unresolved"):
+        value = getattr(like, name)
+        if getattr(state, name) == value:
+            setattr(state, name, value)
 
 
 def _plan_target(
@@ -135,7 +155,7 @@ def _plan_target(
 ) -> TargetRun:
     try:
         services.ready_connection(target.database)
-        applied = applied_migrations(connection)
+        applied = shared.interned(applied_migrations(connection))
         states = MigrationState.objects.using(target.database)
         goal = states.filter(commit=sha).first()
         if goal is None:
