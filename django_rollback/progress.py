@@ -101,15 +101,34 @@ class ProgressWriter:
                     item = self.queue.get(timeout=HEARTBEAT_SECONDS)
                 except queue.Empty:
                     item = {}
+                item, last = self._with_queued(item)
                 if item is None:
                     return
                 self.state.update(item, heartbeat_at=timezone.now())
                 # Progress is best effort: the rollback itself must go on.
                 with contextlib.suppress(DatabaseError, OSError):
                     self._write(connection, item or {"heartbeat_at": self.state["heartbeat_at"]})
+                if last:
+                    return
         finally:
             if connection is not None:
                 connection.close()
+
+    def _with_queued(self, item: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+        """`item` and the updates queued behind it as one write (short steps queue several
+        before the first is written: only the latest values matter); True when close()'s
+        end mark came after them."""
+        if item is None:
+            return None, True
+        merged = dict(item)
+        while True:
+            try:
+                more = self.queue.get_nowait()
+            except queue.Empty:
+                return merged, False
+            if more is None:
+                return merged, True
+            merged.update(more)
 
     def _write(self, connection: Any, changed: dict[str, Any]) -> None:
         if connection is None:

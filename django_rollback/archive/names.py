@@ -171,14 +171,16 @@ def pg_foreign_keys(connection: BaseDatabaseWrapper, table: str) -> list[tuple[s
 
 def table_size(connection: BaseDatabaseWrapper, schema: str | None, name: str) -> int | None:
     """Bytes the archive table takes, when the database says."""
+    if connection.vendor == "postgresql":  # the table is there: no savepoint needed
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_total_relation_size(%s::regclass)", [qualified(connection, schema, name)]
+            )
+            row = cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else None
     try:
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(
-                    "SELECT pg_total_relation_size(%s::regclass)",
-                    [qualified(connection, schema, name)],
-                )
-            elif connection.vendor == "mysql":
+            if connection.vendor == "mysql":
                 cursor.execute(
                     "SELECT data_length + index_length FROM information_schema.tables "
                     "WHERE table_schema = DATABASE() AND table_name = %s",
