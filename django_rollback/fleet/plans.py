@@ -18,6 +18,7 @@ from ..planning import RollbackPlan, labels
 from ..snapshot import applied_migrations
 from .reference import resolve_reference
 from .results import FleetPlan, TargetRun
+from .survey import Surveyed, survey
 from .targets import Selection, Target, TargetStatus, on_schema, search_path_cached, targets
 
 
@@ -47,9 +48,12 @@ def plan_fleet(
         repo_path=repo_path, deployed_commit=deployed_commit, archive=archive, count_rows=count_rows
     )
     runs: list[TargetRun] = []
+    commits = [sha] + ([shared.head] if shared.head else [])
+    surveyed = survey(database, ordered, commits)  # every schema's rows in a few queries
     with search_path_cached(database):  # reading only: one SET per schema is enough
         for target in ordered:
-            runs.append(_plan_on_schema(target, sha, shared, skip_unsaved, plan_options))
+            found = surveyed.pop(target.schema, None)  # dropped once used
+            runs.append(_plan_on_schema(target, sha, shared, skip_unsaved, plan_options, found))
     _mark_odd(runs)
     fleet = FleetPlan(database, sha, list(target_state.tags), runs, skip_unsaved)
     fleet.plans_built = shared.built
@@ -62,10 +66,11 @@ def _plan_on_schema(
     shared: SharedPlans,
     skip_unsaved: bool,
     plan_options: dict[str, Any],
+    found: Surveyed | None = None,
 ) -> TargetRun:
     with on_schema(target) as connection:
         return _plan_target(
-            target, connection, sha, shared, skip_unsaved=skip_unsaved, **plan_options
+            target, connection, sha, shared, found, skip_unsaved=skip_unsaved, **plan_options
         )
 
 
@@ -96,12 +101,19 @@ class SharedPlans:
     )
 
     def key(
-        self, target: Target, applied: frozenset[MigrationKey], goal: MigrationState
+        self,
+        target: Target,
+        applied: frozenset[MigrationKey],
+        goal: MigrationState,
+        found: Surveyed | None = None,
     ) -> tuple[object, ...] | None:
         if self.head is None:
             return None
-        states = MigrationState.objects.using(target.database)
-        current = states.filter(commit=self.head).first()
+        if found is not None:
+            current = found.at(self.head)
+        else:
+            states = MigrationState.objects.using(target.database)
+            current = states.filter(commit=self.head).first()
         if current is None or goal.unresolved or goal.pk >= current.pk:
             return None  # plan_rollback() words the refusal
         place = (target.database, target.kind, applied, goal.migration_set, current.migration_set)
@@ -149,15 +161,14 @@ def _plan_target(
     connection: BaseDatabaseWrapper,
     sha: str,
     shared: SharedPlans,
+    surveyed: Surveyed | None,
     *,
     skip_unsaved: bool,
     **plan_options: Any,
 ) -> TargetRun:
     try:
-        services.ready_connection(target.database)
-        applied = shared.interned(applied_migrations(connection))
-        states = MigrationState.objects.using(target.database)
-        goal = states.filter(commit=sha).first()
+        applied, goal, latest = _read_target(target, connection, sha, surveyed)
+        applied = shared.interned(applied)
         if goal is None:
             status: TargetStatus = "skipped" if skip_unsaved else "unsaved"
             return TargetRun(
@@ -166,10 +177,9 @@ def _plan_target(
                 f"no state saved at commit {sha[:12]} (created after it): left as it is",
                 applied,
             )
-        latest = states.latest_state()
         if latest is not None and latest.pk == goal.pk and applied == goal.migration_set:
             return TargetRun(target, "done", f"already at {services.describe_state(goal)}", applied)
-        key = shared.key(target, applied, goal)
+        key = shared.key(target, applied, goal, surveyed)
         found = shared.get(key)
         if found is not None:
             plan_of, plan = found
@@ -198,6 +208,22 @@ def _plan_target(
     )
     run.plan_of = plan_of
     return run
+
+
+def _read_target(
+    target: Target, connection: BaseDatabaseWrapper, sha: str, found: Surveyed | None
+) -> tuple[frozenset[MigrationKey], MigrationState | None, MigrationState | None]:
+    """The schema's applied set, its state at the target commit and its latest state: from
+    the survey, or asked here (which refuses a schema without the tables)."""
+    if found is not None:
+        return found.applied, found.at(sha), found.latest
+    services.ready_connection(target.database)
+    applied = applied_migrations(connection)
+    states = MigrationState.objects.using(target.database)
+    goal = states.filter(commit=sha).first()
+    if goal is None:
+        return applied, None, None
+    return applied, goal, states.latest_state()
 
 
 def _mark_odd(runs: list[TargetRun]) -> None:
