@@ -95,13 +95,16 @@ def pg_dependents(connection: BaseDatabaseWrapper, table: str) -> list[tuple[str
     """(name, "INDEX" or "SEQUENCE") of the indexes of `table` and the sequences its columns
     own (serial or identity): what SET SCHEMA moves along with it."""
     with connection.cursor() as cursor:
+        # Its indexes, or sequences among what depends on it: both sides looked up by oid in
+        # the catalog's indexes (an OR of the two made PostgreSQL read the whole of pg_class,
+        # every schema's relations).
         cursor.execute(
-            "SELECT c.relname, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'INDEX' END "
-            "FROM pg_class c WHERE c.oid IN (SELECT indexrelid FROM pg_index "
-            "WHERE indrelid = %s::regclass) OR (c.relkind = 'S' AND c.oid IN (SELECT objid "
-            "FROM pg_depend WHERE classid = 'pg_class'::regclass AND refclassid = "
-            "'pg_class'::regclass AND refobjid = %s::regclass AND deptype IN ('a', 'i'))) "
-            "ORDER BY c.relname",
+            "WITH indexes AS (SELECT indexrelid AS oid FROM pg_index WHERE indrelid = "
+            "%s::regclass) SELECT c.relname, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE "
+            "'INDEX' END FROM pg_class c WHERE c.oid IN (SELECT oid FROM indexes UNION "
+            "SELECT objid FROM pg_depend WHERE classid = 'pg_class'::regclass AND refclassid = "
+            "'pg_class'::regclass AND refobjid = %s::regclass AND deptype IN ('a', 'i')) "
+            "AND (c.relkind = 'S' OR c.oid IN (SELECT oid FROM indexes)) ORDER BY c.relname",
             [connection.ops.quote_name(table)] * 2,
         )
         return [(name, kind) for name, kind in cursor.fetchall()]
@@ -161,10 +164,15 @@ def archive_names(connection: BaseDatabaseWrapper) -> list[tuple[int, str]]:
 def pg_foreign_keys(connection: BaseDatabaseWrapper, table: str) -> list[tuple[str, str]]:
     """(table, constraint) of every foreign key from or to `table`."""
     with connection.cursor() as cursor:
+        # Those pointing at it are found through pg_depend (indexed by what is depended on):
+        # pg_constraint has no index on confrelid, and reading all of it reads every schema's.
         cursor.execute(
             "SELECT c.conrelid::regclass::text, c.conname FROM pg_constraint c "
-            "WHERE c.contype = 'f' AND (c.conrelid = %s::regclass OR c.confrelid = %s::regclass)",
-            [connection.ops.quote_name(table)] * 2,
+            "WHERE c.contype = 'f' AND (c.conrelid = %s::regclass OR c.confrelid = %s::regclass) "
+            "AND c.oid IN (SELECT oid FROM pg_constraint WHERE conrelid = %s::regclass UNION "
+            "SELECT objid FROM pg_depend WHERE classid = 'pg_constraint'::regclass "
+            "AND refclassid = 'pg_class'::regclass AND refobjid = %s::regclass)",
+            [connection.ops.quote_name(table)] * 4,
         )
         return [(owner.strip('"'), name) for owner, name in cursor.fetchall()]
 
