@@ -52,18 +52,16 @@ def column_types(
     """{column: type as the database declares it} of a table ({} when it does not exist)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # The table by name as PostgreSQL resolves it (to_regclass: in `schema`, or the
+            # first in the search path, as pg_table_is_visible() has it), then its columns by
+            # pg_attribute's index: no join over every schema's tables of that name.
             cursor.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-                "JOIN pg_class c ON c.oid = a.attrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped AND "
-                + (
-                    "n.nspname = %s"
-                    if schema
-                    else "c.relnamespace = ANY (current_schemas(true)::regnamespace[]::oid[]) "
-                    "AND pg_table_is_visible(c.oid)"
-                ),
-                [table, schema] if schema else [table],
+                "WHERE a.attrelid = to_regclass("
+                + ("quote_ident(%s) || '.' || " if schema else "")
+                + "quote_ident(%s)) AND a.attnum > 0 AND NOT a.attisdropped "
+                "ORDER BY a.attnum",
+                [schema, table] if schema else [table],
             )
         elif connection.vendor == "mysql":
             cursor.execute(

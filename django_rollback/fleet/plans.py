@@ -18,7 +18,7 @@ from ..planning import RollbackPlan, labels
 from ..snapshot import applied_migrations
 from .reference import resolve_reference
 from .results import FleetPlan, TargetRun
-from .survey import Surveyed, survey
+from .survey import CHUNK, Surveyed, survey
 from .targets import Selection, Target, TargetStatus, on_schema, search_path_cached, targets
 
 
@@ -49,11 +49,15 @@ def plan_fleet(
     )
     runs: list[TargetRun] = []
     commits = [sha] + ([shared.head] if shared.head else [])
-    surveyed = survey(database, ordered, commits)  # every schema's rows in a few queries
     with search_path_cached(database):  # reading only: one SET per schema is enough
-        for target in ordered:
-            found = surveyed.pop(target.schema, None)  # dropped once used
-            runs.append(_plan_on_schema(target, sha, shared, skip_unsaved, plan_options, found))
+        # CHUNK schemas' rows in a few queries, planned, then dropped: the coordinator, whose
+        # memory every worker starts from, never holds every schema's rows at once.
+        for start in range(0, len(ordered), CHUNK):
+            part = ordered[start : start + CHUNK]
+            surveyed = survey(database, part, commits)
+            for target in part:
+                found = surveyed.pop(target.schema, None)
+                runs.append(_plan_on_schema(target, sha, shared, skip_unsaved, plan_options, found))
     _mark_odd(runs)
     fleet = FleetPlan(database, sha, list(target_state.tags), runs, skip_unsaved)
     fleet.plans_built = shared.built
