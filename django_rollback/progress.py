@@ -54,6 +54,26 @@ def sidecar_path(log: RollbackLog) -> Path | None:
     return Path(f"{name}.rollback-{log.pk}.json")
 
 
+# A process that runs many short rollbacks one after the other (a fleet worker) keeps its
+# progress connection from one to the next instead of opening one per rollback (a new server
+# process each time, which the rollback waited for when it closed its writer).
+_kept: dict[str, Any] = {}
+_keeping = [False]
+
+
+def keep_connections() -> None:
+    """From now on in this process, a writer's connection is kept for the next writer;
+    close_kept() closes it (when the process ends)."""
+    _keeping[0] = True
+
+
+def close_kept() -> None:
+    while _kept:
+        _alias, connection = _kept.popitem()
+        with contextlib.suppress(DatabaseError):
+            connection.close()
+
+
 class ProgressWriter:
     """Writes the progress of `log` from a thread of its own until close()."""
 
@@ -89,12 +109,7 @@ class ProgressWriter:
                 self.sidecar.unlink()
 
     def _run(self) -> None:
-        connection = None
-        if not self.file_only:
-            backend = load_backend(self.settings_dict["ENGINE"])
-            connection = backend.DatabaseWrapper(self.settings_dict, self.alias)
-            if self.schema and hasattr(connection, "set_schema"):
-                connection.set_schema(self.schema)
+        connection = None if self.file_only else self._connection()
         try:
             while True:
                 try:
@@ -112,7 +127,24 @@ class ProgressWriter:
                     return
         finally:
             if connection is not None:
-                connection.close()
+                self._release(connection)
+
+    def _connection(self) -> Any:
+        connection = _kept.pop(self.alias, None)
+        if connection is None:
+            backend = load_backend(self.settings_dict["ENGINE"])
+            connection = backend.DatabaseWrapper(self.settings_dict, self.alias)
+            if _keeping[0]:
+                connection.inc_thread_sharing()  # the next writer's thread uses it too
+        if self.schema and hasattr(connection, "set_schema"):
+            connection.set_schema(self.schema)
+        return connection
+
+    def _release(self, connection: Any) -> None:
+        if _keeping[0] and not connection.errors_occurred and self.alias not in _kept:
+            _kept[self.alias] = connection
+        else:
+            connection.close()
 
     def _with_queued(self, item: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
         """`item` and the updates queued behind it as one write (short steps queue several

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import connections
 
-from .. import services
+from .. import progress, services
 from ..exceptions import RollbackError, RollbackInterruptedError
 from .atomic import prepare_hook
 from .results import FleetPlan, TargetRun
@@ -102,6 +102,8 @@ def _start_worker() -> None:
     # One connection per worker, kept from target to target (on_schema() switches its
     # search_path) and closed when the worker leaves: multiprocessing runs finalizers then.
     multiprocessing.util.Finalize(None, connections.close_all, exitpriority=10)
+    progress.keep_connections()  # one progress connection per worker, not one per target
+    multiprocessing.util.Finalize(None, progress.close_kept, exitpriority=10)
     assert _FORKED is not None
     for database in {run.target.database for run in _FORKED.runs}:
         cache_search_path(database)  # this process only: it is a fork
