@@ -26,6 +26,7 @@ import os
 import queue
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -59,6 +60,17 @@ def sidecar_path(log: RollbackLog) -> Path | None:
 # process each time, which the rollback waited for when it closed its writer).
 _kept: dict[str, Any] = {}
 _keeping = [False]
+# A forked child must never use (nor close: that ends the session for the parent too) the
+# connections its parent kept: they are set aside, referenced until the child ends.
+_inherited: list[Any] = []
+
+
+def _after_fork() -> None:
+    _inherited.extend(_kept.values())
+    _kept.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def keep_connections() -> None:
@@ -72,6 +84,19 @@ def close_kept() -> None:
         _alias, connection = _kept.popitem()
         with contextlib.suppress(DatabaseError):
             connection.close()
+
+
+@contextlib.contextmanager
+def connections_kept() -> Iterator[None]:
+    """keep_connections() until the end of the block, then close what was kept."""
+    before = _keeping[0]
+    _keeping[0] = True
+    try:
+        yield
+    finally:
+        _keeping[0] = before
+        if not before:
+            close_kept()
 
 
 class ProgressWriter:
