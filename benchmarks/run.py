@@ -97,6 +97,10 @@ if sys.argv[1:] == ["head"]:  # content types and permissions, as migrate leaves
 """
 
 
+# Every database the benchmarks create starts with this (BENCH_DB_PREFIX to share a server).
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "drbench")
+
+
 class Postgres:
     def __init__(self, url: str) -> None:
         from urllib.parse import urlparse
@@ -121,7 +125,7 @@ class Postgres:
                 return cursor.fetchall() if cursor.description else []
 
     def create(self, label: str, template: str | None = None) -> str:
-        name = f"drbench_{label}_{uuid.uuid4().hex[:6]}"
+        name = f"{DB_PREFIX}_{label}_{uuid.uuid4().hex[:6]}"
         self.run(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         self.created.append(name)
         return name

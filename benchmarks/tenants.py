@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -394,6 +395,25 @@ def measure(commands: list[list[str]], root: Path, url: str, jobs: int) -> Measu
     return Measured(time.perf_counter() - started, root_kb, worker_kb, workers)
 
 
+def kept_fleet(server: Postgres, fleet: str | None, tenants: int, tmp: Path) -> tuple[Path, str]:
+    """The project and its deployed database: built now, or (--fleet DIR) the ones kept there
+    by an earlier run with the same number of tenants."""
+    marker = Path(fleet) / f"database-{tenants}" if fleet else None
+    root = (Path(fleet) / f"project-{tenants}") if fleet else tmp / "project"
+    if marker is not None and marker.exists() and server.exists(marker.read_text().strip()):
+        print(f"reusing the fleet kept in {root}", flush=True)
+        return root, marker.read_text().strip()
+    if root.exists():
+        shutil.rmtree(root)
+    started = time.perf_counter()
+    template = build(root, server, tenants)
+    print(f"built the fleet in {time.perf_counter() - started:.1f} s", flush=True)
+    if marker is not None:
+        server.created.remove(template)  # kept: drop it by hand when done
+        marker.write_text(template)
+    return root, template
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=200)
@@ -401,6 +421,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--only-ours", action="store_true", help="skip migrate_schemas")
+    parser.add_argument(
+        "--fleet",
+        metavar="DIR",
+        help="keep the built fleet (project in DIR, its database kept) and reuse it next time",
+    )
     options = parser.parse_args()
     server = Postgres(options.pg_url)
     jobs = options.jobs
@@ -417,10 +442,7 @@ def main() -> None:
     results: dict[str, list[Measured]] = {"ours": [], "theirs": []}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp) / "project"
-            started = time.perf_counter()
-            template = build(root, server, options.tenants)
-            print(f"built the fleet in {time.perf_counter() - started:.1f} s", flush=True)
+            root, template = kept_fleet(server, options.fleet, options.tenants, Path(tmp))
             sides = [("ours", ours)] + ([] if options.only_ours else [("theirs", theirs)])
             for round_ in range(options.repeat):
                 for side, commands in sides if round_ % 2 == 0 else sides[::-1]:

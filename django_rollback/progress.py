@@ -26,6 +26,7 @@ import os
 import queue
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,6 +53,50 @@ def sidecar_path(log: RollbackLog) -> Path | None:
     if name == ":memory:" or name.startswith("file:") or not os.path.isabs(name):
         return None
     return Path(f"{name}.rollback-{log.pk}.json")
+
+
+# A process that runs many short rollbacks one after the other (a fleet worker) keeps its
+# progress connection from one to the next instead of opening one per rollback (a new server
+# process each time, which the rollback waited for when it closed its writer).
+_kept: dict[str, Any] = {}
+_keeping = [False]
+# A forked child must never use (nor close: that ends the session for the parent too) the
+# connections its parent kept: they are set aside, referenced until the child ends.
+_inherited: list[Any] = []
+
+
+def _after_fork() -> None:
+    _inherited.extend(_kept.values())
+    _kept.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def keep_connections() -> None:
+    """From now on in this process, a writer's connection is kept for the next writer;
+    close_kept() closes it (when the process ends)."""
+    _keeping[0] = True
+
+
+def close_kept() -> None:
+    while _kept:
+        _alias, connection = _kept.popitem()
+        with contextlib.suppress(DatabaseError):
+            connection.close()
+
+
+@contextlib.contextmanager
+def connections_kept() -> Iterator[None]:
+    """keep_connections() until the end of the block, then close what was kept."""
+    before = _keeping[0]
+    _keeping[0] = True
+    try:
+        yield
+    finally:
+        _keeping[0] = before
+        if not before:
+            close_kept()
 
 
 class ProgressWriter:
@@ -89,27 +134,58 @@ class ProgressWriter:
                 self.sidecar.unlink()
 
     def _run(self) -> None:
-        connection = None
-        if not self.file_only:
-            backend = load_backend(self.settings_dict["ENGINE"])
-            connection = backend.DatabaseWrapper(self.settings_dict, self.alias)
-            if self.schema and hasattr(connection, "set_schema"):
-                connection.set_schema(self.schema)
+        connection = None if self.file_only else self._connection()
         try:
             while True:
                 try:
                     item = self.queue.get(timeout=HEARTBEAT_SECONDS)
                 except queue.Empty:
                     item = {}
+                item, last = self._with_queued(item)
                 if item is None:
                     return
                 self.state.update(item, heartbeat_at=timezone.now())
                 # Progress is best effort: the rollback itself must go on.
                 with contextlib.suppress(DatabaseError, OSError):
                     self._write(connection, item or {"heartbeat_at": self.state["heartbeat_at"]})
+                if last:
+                    return
         finally:
             if connection is not None:
-                connection.close()
+                self._release(connection)
+
+    def _connection(self) -> Any:
+        connection = _kept.pop(self.alias, None)
+        if connection is None:
+            backend = load_backend(self.settings_dict["ENGINE"])
+            connection = backend.DatabaseWrapper(self.settings_dict, self.alias)
+            if _keeping[0]:
+                connection.inc_thread_sharing()  # the next writer's thread uses it too
+        if self.schema and hasattr(connection, "set_schema"):
+            connection.set_schema(self.schema)
+        return connection
+
+    def _release(self, connection: Any) -> None:
+        if _keeping[0] and not connection.errors_occurred and self.alias not in _kept:
+            _kept[self.alias] = connection
+        else:
+            connection.close()
+
+    def _with_queued(self, item: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+        """`item` and the updates queued behind it as one write (short steps queue several
+        before the first is written: only the latest values matter); True when close()'s
+        end mark came after them."""
+        if item is None:
+            return None, True
+        merged = dict(item)
+        while True:
+            try:
+                more = self.queue.get_nowait()
+            except queue.Empty:
+                return merged, False
+            if more is None:
+                return merged, True
+            merged.update(more)
 
     def _write(self, connection: Any, changed: dict[str, Any]) -> None:
         if connection is None:

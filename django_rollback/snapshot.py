@@ -12,6 +12,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
+from .catalog import existing_tables
 from .models import MigrationKey
 
 # {"app.squashed_name": [[app, replaced_name], ...]}: the JSON shape kept in MigrationState.
@@ -25,9 +26,10 @@ def applied_migrations(
 
     With table_exists, skip the recorder's introspection query (one query fewer)."""
     recorder = MigrationRecorder(connection)
-    if table_exists:
+    table = recorder.Migration._meta.db_table
+    if table_exists or existing_tables(connection, [table]):
         return frozenset(recorder.migration_qs.values_list("app", "name"))
-    return frozenset(recorder.applied_migrations())
+    return frozenset()  # no django_migrations table: nothing applied (as the recorder says)
 
 
 def squashes_on_disk(loader: MigrationLoader | None = None) -> SquashMap:

@@ -52,13 +52,16 @@ def column_types(
     """{column: type as the database declares it} of a table ({} when it does not exist)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # The table by name as PostgreSQL resolves it (to_regclass: in `schema`, or the
+            # first in the search path, as pg_table_is_visible() has it), then its columns by
+            # pg_attribute's index: no join over every schema's tables of that name.
             cursor.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-                "JOIN pg_class c ON c.oid = a.attrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped AND "
-                + ("n.nspname = %s" if schema else "pg_table_is_visible(c.oid)"),
-                [table, schema] if schema else [table],
+                "WHERE a.attrelid = to_regclass("
+                + ("quote_ident(%s) || '.' || " if schema else "")
+                + "quote_ident(%s)) AND a.attnum > 0 AND NOT a.attisdropped "
+                "ORDER BY a.attnum",
+                [schema, table] if schema else [table],
             )
         elif connection.vendor == "mysql":
             cursor.execute(
@@ -90,13 +93,16 @@ def pg_dependents(connection: BaseDatabaseWrapper, table: str) -> list[tuple[str
     """(name, "INDEX" or "SEQUENCE") of the indexes of `table` and the sequences its columns
     own (serial or identity): what SET SCHEMA moves along with it."""
     with connection.cursor() as cursor:
+        # Its indexes, or sequences among what depends on it: both sides looked up by oid in
+        # the catalog's indexes (an OR of the two made PostgreSQL read the whole of pg_class,
+        # every schema's relations).
         cursor.execute(
-            "SELECT c.relname, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'INDEX' END "
-            "FROM pg_class c WHERE c.oid IN (SELECT indexrelid FROM pg_index "
-            "WHERE indrelid = %s::regclass) OR (c.relkind = 'S' AND c.oid IN (SELECT objid "
-            "FROM pg_depend WHERE classid = 'pg_class'::regclass AND refclassid = "
-            "'pg_class'::regclass AND refobjid = %s::regclass AND deptype IN ('a', 'i'))) "
-            "ORDER BY c.relname",
+            "WITH indexes AS (SELECT indexrelid AS oid FROM pg_index WHERE indrelid = "
+            "%s::regclass) SELECT c.relname, CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE "
+            "'INDEX' END FROM pg_class c WHERE c.oid IN (SELECT oid FROM indexes UNION "
+            "SELECT objid FROM pg_depend WHERE classid = 'pg_class'::regclass AND refclassid = "
+            "'pg_class'::regclass AND refobjid = %s::regclass AND deptype IN ('a', 'i')) "
+            "AND (c.relkind = 'S' OR c.oid IN (SELECT oid FROM indexes)) ORDER BY c.relname",
             [connection.ops.quote_name(table)] * 2,
         )
         return [(name, kind) for name, kind in cursor.fetchall()]
@@ -130,9 +136,14 @@ def archive_names(connection: BaseDatabaseWrapper) -> list[tuple[int, str]]:
         pattern = re.compile(r"^log(\d+)_\d+_")
         with connection.cursor() as cursor:
             # The current schema too: the table's indexes are renamed there before moving.
+            # Every tenant's archive holds names like these: find them by name (the index
+            # on relname), then keep the two schemas' by their oids, never comparing each
+            # relation found with every schema (that grew with the square of the fleet).
             cursor.execute(
                 "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
-                "ON n.oid = c.relnamespace WHERE n.nspname IN (%s, current_schema()) "
+                "ON n.oid = c.relnamespace WHERE c.relnamespace IN (SELECT oid FROM "
+                "pg_namespace WHERE nspname IN (%s, current_schema())) "
+                "AND c.relname >= 'log' AND c.relname < 'loh' "
                 "AND c.relname ~ '^log[0-9]+_[0-9]+_' ORDER BY c.relname",
                 [pg_schema(connection)],
             )
@@ -151,24 +162,31 @@ def archive_names(connection: BaseDatabaseWrapper) -> list[tuple[int, str]]:
 def pg_foreign_keys(connection: BaseDatabaseWrapper, table: str) -> list[tuple[str, str]]:
     """(table, constraint) of every foreign key from or to `table`."""
     with connection.cursor() as cursor:
+        # Those pointing at it are found through pg_depend (indexed by what is depended on):
+        # pg_constraint has no index on confrelid, and reading all of it reads every schema's.
         cursor.execute(
             "SELECT c.conrelid::regclass::text, c.conname FROM pg_constraint c "
-            "WHERE c.contype = 'f' AND (c.conrelid = %s::regclass OR c.confrelid = %s::regclass)",
-            [connection.ops.quote_name(table)] * 2,
+            "WHERE c.contype = 'f' AND (c.conrelid = %s::regclass OR c.confrelid = %s::regclass) "
+            "AND c.oid IN (SELECT oid FROM pg_constraint WHERE conrelid = %s::regclass UNION "
+            "SELECT objid FROM pg_depend WHERE classid = 'pg_constraint'::regclass "
+            "AND refclassid = 'pg_class'::regclass AND refobjid = %s::regclass)",
+            [connection.ops.quote_name(table)] * 4,
         )
         return [(owner.strip('"'), name) for owner, name in cursor.fetchall()]
 
 
 def table_size(connection: BaseDatabaseWrapper, schema: str | None, name: str) -> int | None:
     """Bytes the archive table takes, when the database says."""
+    if connection.vendor == "postgresql":  # the table is there: no savepoint needed
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_total_relation_size(%s::regclass)", [qualified(connection, schema, name)]
+            )
+            row = cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else None
     try:
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(
-                    "SELECT pg_total_relation_size(%s::regclass)",
-                    [qualified(connection, schema, name)],
-                )
-            elif connection.vendor == "mysql":
+            if connection.vendor == "mysql":
                 cursor.execute(
                     "SELECT data_length + index_length FROM information_schema.tables "
                     "WHERE table_schema = DATABASE() AND table_name = %s",

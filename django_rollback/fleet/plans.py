@@ -18,7 +18,8 @@ from ..planning import RollbackPlan, labels
 from ..snapshot import applied_migrations
 from .reference import resolve_reference
 from .results import FleetPlan, TargetRun
-from .targets import Selection, Target, TargetStatus, on_schema, targets
+from .survey import CHUNK, Surveyed, survey
+from .targets import Selection, Target, TargetStatus, on_schema, search_path_cached, targets
 
 
 def plan_fleet(
@@ -43,26 +44,38 @@ def plan_fleet(
     sha = target_state.commit
     ordered = [t for t in chosen if t.kind == "tenant"] + [t for t in chosen if t.kind != "tenant"]
     shared = SharedPlans(_head_commit(repo_path, deployed_commit))
+    plan_options = dict(
+        repo_path=repo_path, deployed_commit=deployed_commit, archive=archive, count_rows=count_rows
+    )
     runs: list[TargetRun] = []
-    for target in ordered:
-        with on_schema(target) as connection:
-            runs.append(
-                _plan_target(
-                    target,
-                    connection,
-                    sha,
-                    shared,
-                    skip_unsaved=skip_unsaved,
-                    repo_path=repo_path,
-                    deployed_commit=deployed_commit,
-                    archive=archive,
-                    count_rows=count_rows,
-                )
-            )
+    commits = [sha] + ([shared.head] if shared.head else [])
+    with search_path_cached(database):  # reading only: one SET per schema is enough
+        # CHUNK schemas' rows in a few queries, planned, then dropped: the coordinator, whose
+        # memory every worker starts from, never holds every schema's rows at once.
+        for start in range(0, len(ordered), CHUNK):
+            part = ordered[start : start + CHUNK]
+            surveyed = survey(database, part, commits)
+            for target in part:
+                found = surveyed.pop(target.schema, None)
+                runs.append(_plan_on_schema(target, sha, shared, skip_unsaved, plan_options, found))
     _mark_odd(runs)
     fleet = FleetPlan(database, sha, list(target_state.tags), runs, skip_unsaved)
     fleet.plans_built = shared.built
     return fleet
+
+
+def _plan_on_schema(
+    target: Target,
+    sha: str,
+    shared: SharedPlans,
+    skip_unsaved: bool,
+    plan_options: dict[str, Any],
+    found: Surveyed | None = None,
+) -> TargetRun:
+    with on_schema(target) as connection:
+        return _plan_target(
+            target, connection, sha, shared, found, skip_unsaved=skip_unsaved, **plan_options
+        )
 
 
 def _head_commit(repo_path: str | Path | None, deployed_commit: str | None) -> str | None:
@@ -87,14 +100,24 @@ class SharedPlans:
     head: str | None
     plans: dict[tuple[object, ...], tuple[str, RollbackPlan]] = field(default_factory=dict)
     built: int = 0
+    applied_sets: dict[frozenset[MigrationKey], frozenset[MigrationKey]] = field(
+        default_factory=dict
+    )
 
     def key(
-        self, target: Target, applied: frozenset[MigrationKey], goal: MigrationState
+        self,
+        target: Target,
+        applied: frozenset[MigrationKey],
+        goal: MigrationState,
+        found: Surveyed | None = None,
     ) -> tuple[object, ...] | None:
         if self.head is None:
             return None
-        states = MigrationState.objects.using(target.database)
-        current = states.filter(commit=self.head).first()
+        if found is not None:
+            current = found.at(self.head)
+        else:
+            states = MigrationState.objects.using(target.database)
+            current = states.filter(commit=self.head).first()
         if current is None or goal.unresolved or goal.pk >= current.pk:
             return None  # plan_rollback() words the refusal
         place = (target.database, target.kind, applied, goal.migration_set, current.migration_set)
@@ -112,7 +135,14 @@ class SharedPlans:
         name, plan = found
         current, goal = key[5], key[6]
         assert isinstance(current, MigrationState) and isinstance(goal, MigrationState)
+        _share_values(current, plan.current)
+        _share_values(goal, plan.target)
         return name, dataclasses.replace(plan, current=current, target=goal)
+
+    def interned(self, applied: frozenset[MigrationKey]) -> frozenset[MigrationKey]:
+        """One object per distinct applied set, however many targets stand at it: the
+        coordinator keeps (and every forked worker inherits) one copy, not one per schema."""
+        return self.applied_sets.setdefault(applied, applied)
 
     def add(self, key: tuple[object, ...] | None, name: str, plan: RollbackPlan) -> None:
         self.built += 1
@@ -120,20 +150,29 @@ class SharedPlans:
             self.plans.setdefault(key, (name, plan))
 
 
+def _share_values(state: MigrationState, like: MigrationState) -> None:
+    """A schema's saved-state row keeps its own id, commit and dates; its lists of
+    migrations, equal to those of the row its group's plan was made with, become that row's
+    (one copy in memory for the group)."""
+    for name in ("tags", "migrations", "squashes", "readiness", "unresolved"):
+        value = getattr(like, name)
+        if getattr(state, name) == value:
+            setattr(state, name, value)
+
+
 def _plan_target(
     target: Target,
     connection: BaseDatabaseWrapper,
     sha: str,
     shared: SharedPlans,
+    surveyed: Surveyed | None,
     *,
     skip_unsaved: bool,
     **plan_options: Any,
 ) -> TargetRun:
     try:
-        services.ready_connection(target.database)
-        applied = applied_migrations(connection)
-        states = MigrationState.objects.using(target.database)
-        goal = states.filter(commit=sha).first()
+        applied, goal, latest = _read_target(target, connection, sha, surveyed)
+        applied = shared.interned(applied)
         if goal is None:
             status: TargetStatus = "skipped" if skip_unsaved else "unsaved"
             return TargetRun(
@@ -142,10 +181,9 @@ def _plan_target(
                 f"no state saved at commit {sha[:12]} (created after it): left as it is",
                 applied,
             )
-        latest = states.latest_state()
         if latest is not None and latest.pk == goal.pk and applied == goal.migration_set:
             return TargetRun(target, "done", f"already at {services.describe_state(goal)}", applied)
-        key = shared.key(target, applied, goal)
+        key = shared.key(target, applied, goal, surveyed)
         found = shared.get(key)
         if found is not None:
             plan_of, plan = found
@@ -174,6 +212,22 @@ def _plan_target(
     )
     run.plan_of = plan_of
     return run
+
+
+def _read_target(
+    target: Target, connection: BaseDatabaseWrapper, sha: str, found: Surveyed | None
+) -> tuple[frozenset[MigrationKey], MigrationState | None, MigrationState | None]:
+    """The schema's applied set, its state at the target commit and its latest state: from
+    the survey, or asked here (which refuses a schema without the tables)."""
+    if found is not None:
+        return found.applied, found.at(sha), found.latest
+    services.ready_connection(target.database)
+    applied = applied_migrations(connection)
+    states = MigrationState.objects.using(target.database)
+    goal = states.filter(commit=sha).first()
+    if goal is None:
+        return applied, None, None
+    return applied, goal, states.latest_state()
 
 
 def _mark_odd(runs: list[TargetRun]) -> None:

@@ -14,6 +14,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.connection import ConnectionDoesNotExist
 
+from ..catalog import narrow_introspection
 from ..exceptions import RollbackError
 
 # "database": a whole database alias without django-tenants (--all-databases).
@@ -115,10 +116,59 @@ def on_schema(target: Target) -> Iterator[BaseDatabaseWrapper]:
     # set_schema() sets search_path to the schema then public on each new cursor: every
     # query of the single-database code lands in this schema's tables.
     connection.set_schema(target.schema)  # type: ignore[attr-defined]
+    narrow_introspection(connection)  # catalog queries that do not grow with the schemas
     try:
         yield connection
     finally:
         connection.set_schema_to_public()  # type: ignore[attr-defined]
+
+
+_LIMIT = "TENANT_LIMIT_SET_CALLS"
+
+
+def cache_search_path(database: str) -> bool:
+    """For the rest of this process (a fleet worker): django-tenants sends `SET search_path`
+    once per schema instead of before every query (its TENANT_LIMIT_SET_CALLS), which halves
+    the round trips of a schema's rollback. Only with a django-tenants whose connection
+    forgets the path whenever PostgreSQL may have undone it (ROLLBACK, ROLLBACK TO
+    SAVEPOINT, a closed connection); PREPARE TRANSACTION is handled by atomic.py, and
+    on_schema() makes every target set its own. Returns whether it is on."""
+    if not _forgets_undone_paths(database):
+        return False
+    setattr(settings, _LIMIT, True)
+    return True
+
+
+@contextmanager
+def search_path_cached(database: str) -> Iterator[None]:
+    """cache_search_path() until the end of the block (the coordinator's planning)."""
+    missing = object()
+    before = getattr(settings, _LIMIT, missing)
+    if not cache_search_path(database):
+        yield
+        return
+    try:
+        yield
+    finally:
+        if before is missing:
+            delattr(settings, _LIMIT)
+        else:
+            setattr(settings, _LIMIT, before)
+        connections[database].search_path_set_schemas = None  # type: ignore[attr-defined]
+
+
+def _forgets_undone_paths(database: str) -> bool:
+    if not uses_tenants(database):
+        return False
+    wrapper = type(connections[database])
+
+    def forgets(method: str) -> bool:
+        return any(
+            method in vars(cls) and cls.__module__.startswith("django_tenants.")
+            for cls in wrapper.__mro__
+        )
+
+    return forgets("rollback") and forgets("savepoint_rollback") and forgets("close")
 
 
 def targets(

@@ -6,16 +6,17 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import multiprocessing.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from django.db import connections
 
-from .. import services
+from .. import progress, services
 from ..exceptions import RollbackError, RollbackInterruptedError
 from .atomic import prepare_hook
 from .results import FleetPlan, TargetRun
-from .targets import on_schema
+from .targets import cache_search_path, on_schema, search_path_cached
 
 
 def run_all(
@@ -34,13 +35,37 @@ def run_all(
     if jobs > 1 and len(tenants) > 1:
         _run_forked(fleet, tenants, jobs, on_target, execute_options)
     else:
-        for run in tenants:
-            if stop():
-                break  # left "planned": the coordinator says they were not rolled back
-            run_target(run, execute_options)
-            if on_target is not None:
-                on_target(run)
+        with _in_this_process(fleet):
+            for run in tenants:
+                if stop():
+                    break  # left "planned": the coordinator says they were not rolled back
+                run_target(run, execute_options)
+                if on_target is not None:
+                    on_target(run)
     failed_in = {r.target.database for r in tenants if r.status == "failed"}
+    with _in_this_process(fleet):
+        _run_shared(fleet, failed_in, stop, on_target, execute_options)
+
+
+@contextmanager
+def _in_this_process(fleet: FleetPlan) -> Iterator[None]:
+    """What a worker does for all its targets, for the block: one SET search_path per
+    schema, one progress connection (both undone at the end)."""
+    with ExitStack() as stack:
+        for database in sorted({run.target.database for run in fleet.runs}):
+            stack.enter_context(search_path_cached(database))
+        stack.enter_context(progress.connections_kept())
+        yield
+
+
+def _run_shared(
+    fleet: FleetPlan,
+    failed_in: set[str],
+    stop: Callable[[], bool],
+    on_target: Callable[[TargetRun], None] | None,
+    execute_options: dict[str, Any],
+) -> None:
+    """The targets that are not tenants (public schemas, databases), after the tenants."""
     for run in fleet.runs:
         if run.status != "planned" or run.target.kind == "tenant" or stop():
             continue
@@ -102,6 +127,11 @@ def _start_worker() -> None:
     # One connection per worker, kept from target to target (on_schema() switches its
     # search_path) and closed when the worker leaves: multiprocessing runs finalizers then.
     multiprocessing.util.Finalize(None, connections.close_all, exitpriority=10)
+    progress.keep_connections()  # one progress connection per worker, not one per target
+    multiprocessing.util.Finalize(None, progress.close_kept, exitpriority=10)
+    assert _FORKED is not None
+    for database in {run.target.database for run in _FORKED.runs}:
+        cache_search_path(database)  # this process only: it is a fork
 
 
 def _run_in_worker(index: int, options: dict[str, Any]) -> Outcome:

@@ -13,6 +13,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.connection import ConnectionDoesNotExist
 
 from .. import conf
+from ..catalog import existing_tables
 from ..exceptions import (
     DatabaseUnavailableError,
     NotMigratedError,
@@ -38,12 +39,12 @@ def ready_connection(
         connection.ensure_connection()
         if not check_tables:  # the caller is about to read those tables anyway
             return connection
-        tables = set(connection.introspection.table_names())
+        needed = {MigrationState._meta.db_table, RollbackLog._meta.db_table}
+        tables = existing_tables(connection, needed)
     except DatabaseError as exc:
         raise DatabaseUnavailableError(
             f"Cannot connect to database '{database}': {first_line(exc)}"
         ) from None
-    needed = {MigrationState._meta.db_table, RollbackLog._meta.db_table}
     if not needed <= tables:
         raise NotMigratedError(
             f"The django_rollback tables do not exist in database '{database}' yet: "
