@@ -64,6 +64,6 @@ def restored_sentence(result: RestoreResult) -> str:
 def restore_preview_sentence(result: RestoreResult) -> str:
     """What a restore's dry run found, in the command (--fake) and on the admin's restore page."""
     return gettext(
-        "Restoring would put back %(restored)d rows/values and skip %(skipped)d. Nothing has "
-        "been changed yet."
+        "Dry run: restoring would put back %(restored)d rows/values and skip %(skipped)d. "
+        "Nothing has been changed yet."
     ) % {"restored": result.restored, "skipped": result.skipped}
