@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from . import dbtools
 from .browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS
 from .pgbouncer import running_pgbouncer
 from .projects import History, build_shop_history
+
+# A shell without job control starts a background command with SIGINT ignored (`pytest ... &`,
+# `nohup make soak &`), and every manage.py the tests start would inherit that: the Ctrl-C
+# tests would hang and the life-cycle machine's SIGINT moves would test nothing. A handler is
+# reset to the default in the children, so they get Python's own again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
