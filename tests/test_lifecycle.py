@@ -17,12 +17,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings, strategies as st
+from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 
 from . import dbtools
@@ -39,16 +38,13 @@ from .lifecycle.project import (
     build as build_blog,
     physical,
 )
-from .lifecycle.reporting import STEPS_RUN, print_failures
+from .lifecycle.reporting import STEPS_RUN, print_failures, run_machine
 from .pgbouncer import through
 from .test_production_safety import holding_table
 from .webhooks import webhook_server
 
 EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "3"))
 STEPS = int(os.environ.get("LIFECYCLE_STEPS", "12"))
-# Shrinking a failure replays it many times (up to five minutes): LIFECYCLE_SHRINK=0 reports
-# the sequence as found.
-PHASES = [p for p in Phase if p != Phase.shrink or os.environ.get("LIFECYCLE_SHRINK", "1") != "0"]
 SERVER = dbtools.BACKEND != "sqlite"
 ALL_OR_NOTHING = dbtools.BACKEND in ("postgresql", "sqlite")
 LAST = len(TAGS) - 1
@@ -743,15 +739,4 @@ def test_lifecycle(
     Machine.blog, Machine.databases, Machine.route = blog, databases, route
     Machine.route_url = staticmethod(lambda url: through(port, url) if port else url)
     Machine.options = {"DISABLE_SERVER_SIDE_CURSORS": True} if port else {}
-    run_state_machine_as_test(
-        Machine,
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=STEPS,
-            deadline=None,
-            print_blob=True,
-            phases=PHASES,
-            suppress_health_check=list(HealthCheck),
-        ),
-    )
-    print(f"{STEPS_RUN[0]} random steps run so far in this session, invariants checked after each")
+    run_machine(Machine, EXAMPLES, STEPS)

@@ -23,15 +23,15 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from . import dbtools
 from .gitrepo import git
 from .lifecycle import probes
-from .lifecycle.reporting import STEPS_RUN, print_failures
+from .lifecycle.reporting import STEPS_RUN, print_failures, run_machine
 from .tenants_project import create_tenant_code
-from .test_lifecycle import PHASES, PICK
+from .test_lifecycle import PICK
 from .test_tenants import TenantHistory, TenantProject, build_tenant_history
 
 EXAMPLES = int(os.environ.get("LIFECYCLE_FLEET_EXAMPLES", "3"))
@@ -510,15 +510,4 @@ def test_fleet_lifecycle(fleet_history: TenantHistory, databases: dbtools.Databa
         )
         for tag in TAGS
     ]
-    run_state_machine_as_test(
-        Machine,
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=STEPS,
-            deadline=None,
-            print_blob=True,
-            phases=PHASES,
-            suppress_health_check=list(HealthCheck),
-        ),
-    )
-    print(f"{STEPS_RUN[0]} random steps run so far in this session, invariants checked after each")
+    run_machine(Machine, EXAMPLES, STEPS)

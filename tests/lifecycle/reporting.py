@@ -4,10 +4,12 @@ the database's sessions were doing), and the count of steps the soak reports."""
 from __future__ import annotations
 
 import functools
+import os
 import traceback
 from typing import Any
 
-from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from . import probes
 
@@ -42,3 +44,24 @@ def _printing(function: Any, rule: bool) -> Any:
             raise
 
     return run
+
+
+# Shrinking a failure replays it many times (up to five minutes): LIFECYCLE_SHRINK=0 reports
+# the sequence as found.
+PHASES = [p for p in Phase if p != Phase.shrink or os.environ.get("LIFECYCLE_SHRINK", "1") != "0"]
+
+
+def run_machine(machine: type[RuleBasedStateMachine], examples: int, steps: int) -> None:
+    """Run `examples` random sequences of at most `steps` steps, then say how many ran."""
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=examples,
+            stateful_step_count=steps,
+            deadline=None,
+            print_blob=True,
+            phases=PHASES,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    print(f"{STEPS_RUN[0]} random steps run so far in this session, invariants checked after each")
