@@ -21,9 +21,6 @@ from functools import cache
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.postgresql.introspection import (
-    DatabaseIntrospection as DjangoIntrospection,
-)
 
 _VISIBLE = re.compile(r"(\bAND\s+)pg_catalog\.pg_table_is_visible\((\w+)\.oid\)")
 _IN_PATH = r"\1\2.relnamespace = ANY (current_schemas(true)::regnamespace[]::oid[]) AND "
@@ -79,6 +76,15 @@ def _narrowing(cls: type, method: str) -> Any:
     return call
 
 
+def _postgresql_introspection() -> Any:
+    """Django's PostgreSQL introspection, imported once a PostgreSQL connection exists: at
+    import time it would need psycopg on SQLite-only sites, and on Django 6.1 importing it
+    before the backend's base module is a circular import."""
+    from django.db.backends.postgresql.introspection import DatabaseIntrospection
+
+    return DatabaseIntrospection
+
+
 def _constraints_in_schema(owner: type) -> Any:
     """get_constraints() of a django-tenants connection. django-tenants wraps Django's in
     SHOW search_path, SET search_path = <schema> and a SET back, so that Django's visibility
@@ -92,7 +98,7 @@ def _constraints_in_schema(owner: type) -> Any:
             inherited = getattr(super(owner, self), "get_constraints")  # noqa: B009
             return inherited(_NarrowingCursor(cursor), table_name)
         narrowed: Any = _NarrowingCursor(cursor, schema)
-        return DjangoIntrospection.get_constraints(self, narrowed, table_name)
+        return _postgresql_introspection().get_constraints(self, narrowed, table_name)
 
     return get_constraints
 
@@ -104,7 +110,7 @@ def _narrowed_class(base: type) -> type:
         if hasattr(base, name):
             setattr(cls, name, _narrowing(cls, name))
     tenants = any(k.__module__.startswith("django_tenants.") for k in base.__mro__)
-    if tenants and issubclass(base, DjangoIntrospection):
+    if tenants and issubclass(base, _postgresql_introspection()):
         cls.get_constraints = _constraints_in_schema(cls)  # type: ignore[attr-defined]
     return cls
 
