@@ -17,12 +17,17 @@ from .results import FleetPlan
 from .targets import home_target, on_schema
 
 
+def aliases_to_save() -> list[str]:
+    """The aliases (in DATABASES' order) whose router lets django_rollback migrate there:
+    each keeps its own saved states. One that is not migrated yet, or does not answer, is a
+    failed target of a save, not left out silently."""
+    return [alias for alias in connections if router.allow_migrate_model(alias, MigrationState)]
+
+
 def aliases_with_states() -> list[str]:
     """The aliases (in DATABASES' order) where django_rollback migrates and a state is saved."""
     found = []
-    for alias in connections:
-        if not router.allow_migrate_model(alias, MigrationState):
-            continue
+    for alias in aliases_to_save():
         try:
             with on_schema(home_target(alias)) as connection:
                 tables = set(connection.introspection.table_names())

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, router
+from django.db import DEFAULT_DB_ALIAS
 
 from .. import services
 from ..exceptions import RollbackError, RollbackInterruptedError
-from ..models import MigrationState
+from .databases import aliases_to_save
 from .targets import Selection, Target, on_schema, targets
 
 
@@ -66,10 +66,3 @@ def save_fleet(
         if on_target is not None:
             on_target(save)
     return FleetSave(aliases[0], saves, aliases)
-
-
-def aliases_to_save() -> list[str]:
-    """The aliases (in DATABASES' order) whose router lets django_rollback migrate there:
-    each keeps its own saved states. One that is not migrated yet, or does not answer, is a
-    failed target of the save, not left out silently."""
-    return [alias for alias in connections if router.allow_migrate_model(alias, MigrationState)]
