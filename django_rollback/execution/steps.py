@@ -3,15 +3,16 @@ progress events for the caller and for the log row."""
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from typing import Any
 
+import django
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.migration import Migration
-from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
 from ..archive import Archiver
@@ -57,14 +58,13 @@ def run_steps(
     `record.finished` when it is done: what the messages count, never the output's text."""
     context = plan.context
     assert context is not None
-    states = context.states_before_steps()
     total, first = len(plan.steps), time.perf_counter()
     for number, (migration, step) in enumerate(zip(context.migrations, plan.steps, strict=True), 1):
         record.running.append(step)
         if progress:
             progress(StepEvent("started", step, number=number, total=total))
         began = time.perf_counter()
-        _unapply(plan, connection, migration, states[step.key], step.label, archiver)
+        _unapply(plan, connection, migration, step.label, archiver)
         for app, name in sorted(plan.extra_unrecords.get(step.key, ())):
             context.executor.recorder.record_unapplied(app, name)
         if plan.all_or_nothing and connection.vendor == "postgresql":
@@ -92,24 +92,41 @@ def _unapply(
     plan: RollbackPlan,
     connection: BaseDatabaseWrapper,
     migration: Migration,
-    state: ProjectState,
     label: str,
     archiver: Archiver | None,
 ) -> None:
+    """What Django's executor does to unapply one migration, with the states of its
+    operations worked out once per process (ExecutionContext.backwards) instead of once per
+    run: a fleet runs the same plan in every schema."""
     context = plan.context
     assert context is not None
-    if plan.all_or_nothing and connection.vendor == "sqlite":
-        # Inside our transaction a step needs no atomic block of its own, and on SQLite
-        # that block breaks on a failing step: the schema editor's exit queries the
-        # broken transaction before closing its block, hiding the real error and
-        # leaving the block open.
-        migration = copy.copy(migration)
-        migration.atomic = False  # type: ignore[misc]  # on this copy only
-    if archiver is None:
-        context.executor.unapply_migration(state, migration)
-    else:
-        with archiver.watching(label):
-            context.executor.unapply_migration(state, migration)
+    # Inside our transaction a step needs no atomic block of its own, and on SQLite that
+    # block breaks on a failing step: the schema editor's exit queries the broken
+    # transaction before closing its block, hiding the real error and leaving it open.
+    atomic = migration.atomic and not (plan.all_or_nothing and connection.vendor == "sqlite")
+    with (
+        archiver.watching(label) if archiver else nullcontext(),
+        connection.schema_editor(atomic=atomic) as editor,
+    ):
+        for operation, before, after in context.backwards(migration):
+            # As Django does: an atomic operation in a migration that is not (or on a backend
+            # without transactional DDL) gets a transaction of its own.
+            own = operation.atomic or (atomic and operation.atomic is not False)
+            alone = own and not editor.atomic_migration
+            with transaction.atomic(connection.alias) if alone else nullcontext():
+                operation.database_backwards(migration.app_label, editor, after, before)
+    _record_unapplied(context.executor, migration)
+
+
+def _record_unapplied(executor: MigrationExecutor, migration: Migration) -> None:
+    """The migration's row gone, and those of the migrations it replaces (a squash), as
+    Django's executor records a backwards run in each version."""
+    if django.VERSION >= (6, 0):  # record_migration(..., forward=False) follows nested squashes
+        record: Any = executor.record_migration  # (the stubs know 5.2's signature)
+        record(migration.app_label, migration.name, forward=False)
+        return
+    for app, name in [*migration.replaces, (migration.app_label, migration.name)]:
+        executor.recorder.record_unapplied(app, name)
 
 
 def tee(progress: Progress | None, writer: ProgressWriter | None, output: list[str]) -> Progress:

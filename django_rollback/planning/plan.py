@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.migrations.exceptions import IrreversibleError
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.migration import Migration
 from django.db.migrations.state import ProjectState
@@ -17,6 +18,9 @@ from ..exceptions import PlanRefusedError
 from ..models import MigrationKey, MigrationState
 from ..radius import TableLock, TableSize
 from .states import states_before
+
+# An operation with the states it is undone between: (operation, before it, after it).
+Backward = tuple[Any, ProjectState, ProjectState]
 
 
 def label(key: MigrationKey) -> str:
@@ -137,16 +141,41 @@ class ExecutionContext:
     applied_nodes: set[MigrationKey]
     migrations: list[Migration]
     _states: dict[MigrationKey, ProjectState] | None = field(default=None, repr=False)
+    _backwards: dict[MigrationKey, list[Backward]] = field(default_factory=dict, repr=False)
 
     def states_before_steps(self, *, render: bool = True) -> dict[MigrationKey, ProjectState]:
         """The project state just before each step, as Django's backwards run sees it, but
         holding only the models the step can reach (see state_for_step). Fresh copies on
         every call, free to mutate; they render lazily, so `render` is only a hint."""
+        return {key: state.clone() for key, state in self._states_before().items()}
+
+    def _states_before(self) -> dict[MigrationKey, ProjectState]:
         if self._states is None:
             self._states = states_before(
                 self.executor.loader, self.full_plan, self.applied_nodes, self.migrations
             )
-        return {key: state.clone() for key, state in self._states.items()}
+        return self._states
+
+    def backwards(self, migration: Migration) -> list[Backward]:
+        """(operation, state before it, state after it) for each operation of `migration`,
+        last first: what Django's Migration.unapply() works out before undoing them, worked
+        out once per process. The states render when first used and stay rendered, so the
+        schemas of a fleet that run this plan render them once per worker, not each time."""
+        key = (migration.app_label, migration.name)
+        if key not in self._backwards:
+            state = self._states_before()[key]
+            runs: list[Backward] = []
+            for operation in migration.operations:
+                if not operation.reversible:  # refused by the plan: the last guard
+                    raise IrreversibleError(f"{operation} in {migration} is not reversible")
+                # Copies each: an operation undone may change its states (RunPython clears
+                # a cache of its state), never the next one's.
+                before, after = state.clone(), state.clone()
+                operation.state_forwards(migration.app_label, after)
+                runs.insert(0, (operation, before, after))
+                state = after
+            self._backwards[key] = runs
+        return self._backwards[key]
 
 
 @dataclass
