@@ -26,6 +26,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +41,9 @@ from django.utils import timezone
 from .models import RollbackLog
 
 HEARTBEAT_SECONDS = 2.0
+# A change waits this long for the ones after it, to be written with them: a rollback of a
+# few quick steps (a fleet's schemas) writes its progress once, not once per event.
+SETTLE_SECONDS = 0.25
 STALE_SECONDS = 30.0  # no heartbeat for this long from another host: the runner is gone
 PROGRESS_FIELDS = ("steps_done", "running_step", "step_started_at", "output", "heartbeat_at")
 
@@ -172,15 +176,15 @@ class ProgressWriter:
             connection.close()
 
     def _with_queued(self, item: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
-        """`item` and the updates queued behind it as one write (short steps queue several
-        before the first is written: only the latest values matter); True when close()'s
-        end mark came after them."""
+        """`item` and the updates that come within SETTLE_SECONDS after it as one write (only
+        the latest values matter); True when close()'s end mark came meanwhile."""
         if item is None:
             return None, True
         merged = dict(item)
+        settled = time.monotonic() + (SETTLE_SECONDS if item else 0.0)  # {}: a heartbeat
         while True:
             try:
-                more = self.queue.get_nowait()
+                more = self.queue.get(timeout=max(0.0, settled - time.monotonic()))
             except queue.Empty:
                 return merged, False
             if more is None:
