@@ -6,6 +6,11 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def database_error(alias: object, exc: BaseException) -> str:
+    """How a command reports a database's error: which database, and the first line."""
+    return f"Database error on '{alias}': {first_line(exc)}"
+
+
 class RollbackError(Exception):
     """Base class: the message is shown to the user as is."""
 

@@ -196,3 +196,34 @@ def test_save_in_every_database_at_once(
     )
     assert states(project.url)[-1] == (v4, ["v4"])
     assert states(project.reports)[-1] == (v3, ["v3"])
+
+
+@needs_postgresql
+def test_a_database_that_does_not_answer(project: TwoDatabases) -> None:
+    gone = {"REPORTS_URL": "postgres://postgres@127.0.0.1:1/reports"}  # nothing listens there
+    before = states(project.url)
+
+    result = project.manage(
+        "rollback_migrations", "-t", "v1", "--all-databases", "--no-input", env=gone
+    )
+
+    # "Every database" must not quietly mean the others: refused, nothing changed.
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("CommandError: Database error on 'reports': "), lines
+    assert lines[0].endswith(
+        "Nothing was changed: bring it back, or roll the other databases back one by one "
+        "with --database."
+    )
+    assert has_labels(project.url)
+
+    # A save goes on with the others: that alias fails in one line.
+    result = project.manage("save_migrations_state", "--all-databases", env=gone)
+
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("reports: failed: Cannot connect to database 'reports': "), lines
+    assert "Saved the state of 1 of 2 targets" in lines[-1], lines
+    assert len(states(project.url)) == len(before)  # saved again: the same commit, updated

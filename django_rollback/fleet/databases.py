@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import DatabaseError, connections, router
 
-from ..exceptions import RollbackError
+from ..exceptions import RollbackError, database_error
 from ..models import MigrationState
 from .plans import plan_fleet
 from .results import FleetPlan
@@ -25,7 +25,9 @@ def aliases_to_save() -> list[str]:
 
 
 def aliases_with_states() -> list[str]:
-    """The aliases (in DATABASES' order) where django_rollback migrates and a state is saved."""
+    """The aliases (in DATABASES' order) where django_rollback migrates and a state is saved.
+    One that does not answer refuses the run: it may hold states, and "every database" must
+    not quietly mean the others."""
     found = []
     for alias in aliases_to_save():
         try:
@@ -35,8 +37,11 @@ def aliases_with_states() -> list[str]:
                     continue
                 if MigrationState.objects.using(alias).exists():
                     found.append(alias)
-        except DatabaseError:
-            continue  # a database that does not answer keeps no state we can use
+        except DatabaseError as exc:
+            raise RollbackError(
+                f"{database_error(alias, exc)}. Nothing was changed: bring it back, or roll the "
+                "other databases back one by one with --database."
+            ) from None
     return found
 
 

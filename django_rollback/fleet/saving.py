@@ -6,12 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
 from .. import services
-from ..exceptions import RollbackError, RollbackInterruptedError
+from ..exceptions import RollbackError, RollbackInterruptedError, database_error
 from .databases import aliases_to_save
-from .targets import Selection, Target, on_schema, targets
+from .targets import Selection, Target, home_target, on_schema, targets
 
 
 @dataclass
@@ -51,18 +51,35 @@ def save_fleet(
     aliases = aliases_to_save() if all_databases else [database]
     if not aliases:
         raise RollbackError("No database in DATABASES takes django_rollback's tables (routers).")
-    found = [t for alias in aliases for t in targets(alias, selection, whole=all_databases)]
     saves: list[TargetSave] = []
-    for target in found:
-        save = TargetSave(target)
-        with on_schema(target):
-            try:
-                save.result = services.save_state(database=target.database, **save_options)
-            except RollbackInterruptedError:
-                raise
-            except RollbackError as exc:
-                save.error = str(exc)
+
+    def done(save: TargetSave) -> None:
         saves.append(save)
         if on_target is not None:
             on_target(save)
+
+    for alias in aliases:
+        try:
+            found = targets(alias, selection, whole=all_databases)
+        except DatabaseError as exc:  # its tenants cannot be listed: the alias fails
+            if not all_databases:
+                raise
+            done(TargetSave(home_target(alias), error=database_error(alias, exc)))
+            continue
+        for target in found:
+            done(_save_one(target, save_options))
     return FleetSave(aliases[0], saves, aliases)
+
+
+def _save_one(target: Target, save_options: dict[str, Any]) -> TargetSave:
+    save = TargetSave(target)
+    with on_schema(target):
+        try:
+            save.result = services.save_state(database=target.database, **save_options)
+        except RollbackInterruptedError:
+            raise
+        except RollbackError as exc:
+            save.error = str(exc)
+        except DatabaseError as exc:
+            save.error = database_error(target.database, exc)
+    return save

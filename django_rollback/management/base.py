@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
 from .. import __version__
-from ..exceptions import RollbackError, RollbackInterruptedError, Terminated, first_line
+from ..exceptions import RollbackError, RollbackInterruptedError, Terminated, database_error
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
@@ -122,7 +122,7 @@ class RollbackBaseCommand(BaseCommand):
         except RollbackError as exc:
             self.fail(str(exc))
         except DatabaseError as exc:
-            self.fail(f"Database error on '{options.get('database')}': {first_line(exc)}")
+            self.fail(database_error(options.get("database"), exc))
 
     @staticmethod
     def wait_seconds(options: dict[str, Any]) -> float:
