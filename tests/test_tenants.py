@@ -462,3 +462,71 @@ def test_sigterm_between_schemas_says_what_was_done(tenants: TenantHistory) -> N
     after = dumps(project.url)
     for schema in ("public", *EARLY):
         assert after[schema] == target.schemas[schema], schema
+
+
+def table_rows(url: str, schema: str) -> dict[str, list[tuple]]:
+    """Every row of the tenant apps' tables in `schema`, by table, in key order."""
+    tables = dbtools.query(
+        url,
+        f"SELECT tablename FROM pg_tables WHERE schemaname = '{schema}' "
+        "AND tablename LIKE 'notes_%'",
+    )
+    return {
+        t: dbtools.query(url, f'SELECT * FROM "{schema}"."{t}" ORDER BY id')
+        for (t,) in sorted(tables)
+    }
+
+
+@needs_postgresql
+def test_each_schema_gets_its_archive_back_after_the_newer_release_returns(
+    tenants: TenantHistory,
+) -> None:
+    project = tenants.deploy()
+    before = {schema: table_rows(project.url, schema) for schema in TENANTS}
+    code, document = run_json(project, "-t", "v1.0.0", "--skip-unsaved")
+    assert code == 0, document
+    # One schema's modes take --schemas with one name: its own states and archives.
+    listed = project.ok("rollback_migrations", "--list", "--schemas", "alpha")
+    assert tenants.releases["v1.0.0"].sha[:12] in listed, listed
+    listed = project.ok("restore_rollback_archive", "--list", "--schemas", "alpha")
+    assert "Archives in database 'default'" in listed and "kept" in listed, listed
+    many = project.manage("restore_rollback_archive", "--list", "--tenants-only")
+    assert many.returncode == 1
+    assert many.stderr.strip().splitlines() == [
+        "CommandError: This acts on one schema: give --schemas one name (--tenants-only "
+        "names many)."
+    ]
+
+    many = project.manage("rollback_migrations", "--list", "--tenants-only")
+    assert many.returncode == 1
+    assert many.stderr.strip().splitlines() == [
+        "CommandError: --list, --check, --rehearse, --sql and --round-trip act on one schema "
+        "(public, or the one --schemas names): drop --tenants-only, --shared-only, "
+        "--skip-unsaved, --atomic and --all-databases."
+    ]
+
+    project.ok("migrate_schemas", "--noinput")  # the newer release deployed again
+    emptied = {schema: table_rows(project.url, schema) for schema in TENANTS}
+    assert emptied["alpha"] != before["alpha"]  # re-created empty: the rows are archived
+    fake = project.ok("restore_rollback_archive", "--tenants-only", "--fake")
+    assert "alpha: Dry run: restoring would put back" in fake, fake
+    assert {schema: table_rows(project.url, schema) for schema in TENANTS} == emptied
+
+    result = project.manage("restore_rollback_archive", "--tenants-only", "--json")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert {t["schema"]: t["status"] for t in document["targets"]} == {
+        "alpha": "restored",
+        "beta": "restored",
+        "gamma": "restored",
+        LATE: "nothing",  # skipped by the rollback: nothing was archived there
+    }
+    for schema in TENANTS:  # every row and value back, row by row
+        assert table_rows(project.url, schema) == before[schema], schema
+
+    again = project.manage("restore_rollback_archive", "--tenants-only")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().splitlines()[-1] == (
+        "Restored the archives of 0 of 4 schemas (4 had nothing to restore)."
+    )

@@ -31,6 +31,7 @@ from .databases import aliases_with_states, plan_databases
 from .plans import plan_fleet
 from .recovery import Resolution, prepared, recover
 from .reference import resolve_reference
+from .restoring import TargetRestore, restore_fleet
 from .results import AppliedGroup, FleetPlan, FleetResult, TargetRun
 from .running import default_jobs, dry_run, run_fleet
 from .saving import FleetSave, TargetSave, save_fleet
@@ -56,6 +57,7 @@ __all__ = [
     "Selection",
     "Target",
     "TargetKind",
+    "TargetRestore",
     "TargetRun",
     "TargetSave",
     "TargetStatus",
@@ -72,6 +74,7 @@ __all__ = [
     "public_schema",
     "recover",
     "resolve_reference",
+    "restore_fleet",
     "run_fleet",
     "save_fleet",
     "targets",

@@ -3,7 +3,8 @@ the options both add, and how their results are shown. The work is in django_rol
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.management.base import CommandParser
@@ -14,7 +15,7 @@ from .. import fleet, services
 from ..exceptions import RollbackError
 from .base import RollbackBaseCommand
 
-# rollback_migrations modes that act on one schema (the public one) as before.
+# rollback_migrations modes that act on one schema: public, or the one --schemas names.
 SINGLE_SCHEMA_MODES = ("list", "check", "rehearse", "sql", "round_trip")
 
 
@@ -78,12 +79,12 @@ def wanted(options: dict[str, Any], *, rollback: bool) -> bool:
     chosen = selection(options)
     single = rollback and any(options.get(mode) for mode in SINGLE_SCHEMA_MODES)
     if single:
-        fleet_only = ("skip_unsaved", "atomic", "all_databases")
-        if chosen.narrowed or any(options.get(flag) for flag in fleet_only):
+        fleet_only = ("tenants_only", "shared_only", "skip_unsaved", "atomic", "all_databases")
+        if any(options.get(flag) for flag in fleet_only):
             raise RollbackError(
-                "--list, --check, --rehearse, --sql and --round-trip act on the public schema "
-                "only: drop --schemas, --tenants-only, --shared-only, --skip-unsaved, --atomic "
-                "and --all-databases."
+                "--list, --check, --rehearse, --sql and --round-trip act on one schema (public, "
+                "or the one --schemas names): drop --tenants-only, --shared-only, "
+                "--skip-unsaved, --atomic and --all-databases."
             )
         return False
     if options.get("all_databases"):
@@ -92,6 +93,28 @@ def wanted(options: dict[str, Any], *, rollback: bool) -> bool:
         if options.get(flag) and not fleet.uses_tenants(options["database"]):
             raise RollbackError(f"--{flag.replace('_', '-')} needs django-tenants schemas.")
     return chosen.narrowed or fleet.uses_tenants(options["database"])
+
+
+def one_schema(database: str, chosen: fleet.Selection) -> fleet.Target:
+    """The one schema a single-schema mode acts on: the one --schemas names."""
+    found = fleet.targets(database, chosen)
+    if len(found) != 1 or chosen.tenants_only:
+        raise RollbackError(
+            "This acts on one schema: give --schemas one name (--tenants-only names many)."
+        )
+    return found[0]
+
+
+@contextmanager
+def schema_chosen(options: dict[str, Any]) -> Iterator[None]:
+    """rollback_migrations' single-schema modes: in the schema --schemas names, else as
+    before (the public schema of a django-tenants database)."""
+    chosen = selection(options)
+    if not chosen.narrowed:
+        yield
+        return
+    with fleet.on_schema(one_schema(options["database"], chosen)):
+        yield
 
 
 # --- save_migrations_state -------------------------------------------------------------------

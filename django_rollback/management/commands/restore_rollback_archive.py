@@ -4,10 +4,11 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ... import archive, services
+from ... import archive, fleet, services
 from ...conf import short_commit
 from ...exceptions import RollbackError
 from ...presenters.outcomes import restore_item_line, restore_preview_sentence, restored_sentence
+from .. import fleet_commands
 from ..base import RollbackBaseCommand
 
 
@@ -34,6 +35,18 @@ class Command(RollbackBaseCommand):
             help="Drop the archives of rollbacks older than this many days.",
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON document.")
+        group = parser.add_argument_group(
+            "django-tenants",
+            "Each schema keeps its own archives; without these options, the public schema's.",
+        )
+        group.add_argument(
+            "--schemas",
+            metavar="A,B",
+            help="Restore in each of these schemas; --list, --purge and LOG_ID take one name.",
+        )
+        group.add_argument(
+            "--tenants-only", action="store_true", help="Restore in every tenant schema."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         database = options["database"]
@@ -45,6 +58,15 @@ class Command(RollbackBaseCommand):
                 "--purge-older-than DAYS."
             )
         services.ready_connection(database)
+        schemas = fleet_commands.selection(options)
+        if not schemas.narrowed:
+            return self._run_mode(database, options)
+        if any(chosen) or options["log_id"]:  # a log id or a listing belongs to one schema
+            with fleet.on_schema(fleet_commands.one_schema(database, schemas)):
+                return self._run_mode(database, options)
+        return self._restore_schemas(database, schemas, options["fake"])
+
+    def _run_mode(self, database: str, options: dict[str, Any]) -> None:
         if options["list"]:
             self._list(database)
         elif options["purge"] is not None:
@@ -85,6 +107,42 @@ class Command(RollbackBaseCommand):
             )
         if self.json_mode:
             self.emit_json({"ok": True, "command": "restore", **result.as_dict()})
+
+    def _restore_schemas(self, database: str, schemas: fleet.Selection, fake: bool) -> None:
+        """One line per schema, a summary; exit 1 when a schema failed."""
+
+        def said(outcome: fleet.TargetRestore) -> None:
+            name = outcome.target.name
+            if outcome.status == "failed":
+                self.say(f"{name}: failed: {outcome.error}", err=True, verbosity=0)
+            elif outcome.status == "nothing":
+                self.say(f"{name}: nothing to restore (no archive kept).")
+            else:
+                assert outcome.result is not None
+                result = outcome.result
+                self.say(
+                    f"{name}: "
+                    + (
+                        restore_preview_sentence(result)
+                        if fake
+                        else f"{restored_sentence(result)} (log entry {result.log.pk})."
+                    )
+                )
+
+        outcomes = fleet.restore_fleet(database, schemas, fake=fake, on_target=said)
+        done = [o for o in outcomes if o.status == "restored"]
+        failed = [o for o in outcomes if o.status == "failed"]
+        line = (
+            f"{'Dry run: would restore' if fake else 'Restored'} the archives of {len(done)} of "
+            f"{len(outcomes)} schema{'s' if len(outcomes) != 1 else ''}"
+            f" ({len(outcomes) - len(done) - len(failed)} had nothing to restore)."
+        )
+        document = {"command": "restore", "targets": [o.as_dict() for o in outcomes]}
+        if failed:
+            self.fail(f"{line} Failed: {', '.join(o.target.name for o in failed)}.", 1, document)
+        self.say(line, style=self.style.SUCCESS, verbosity=0)
+        if self.json_mode:
+            self.emit_json({"ok": True, **document})
 
     def _list(self, database: str) -> None:
         logs = archive.list_archives(database)

@@ -52,6 +52,10 @@ class Command(RollbackBaseCommand):
             return fleet_commands.rollback(self, options, wait)
         rollback_options.refuse_combinations(options)
         fleet_commands.recover(self, options)  # what a dead --atomic run left (fleet/recovery.py)
+        with fleet_commands.schema_chosen(options):  # django-tenants: --schemas ONE
+            return self._one_schema(options, wait)
+
+    def _one_schema(self, options: dict[str, Any], wait: float) -> None:
         if options["list"]:
             return self._list(options)
         if options["check"]:
