@@ -377,6 +377,72 @@ class FleetLifecycle(RuleBasedStateMachine):
                 if entry["status"] in ("running", "queued"):
                     self.allowed_running.add((name, entry["id"]))
 
+    @rule(fake=st.booleans())
+    def restore_archives(self, fake: bool) -> None:
+        """restore_rollback_archive --tenants-only: in each tenant, the newest archive whose
+        tables and columns all exist again comes back; with none, that tenant fails in one
+        line (the others go on), and without any kept archive it has nothing to do."""
+        tenants = sorted(name for name in self.at if name != "public")
+        kept = {name: probes.kept_archives(self.url, name) for name in tenants}
+        chosen = {name: self._restorable(name, entries) for name, entries in kept.items()}
+        values = {  # read now: a restore may leave nothing to read in the archive
+            name: probes.archive_values(self.url, entry)
+            for name, entry in chosen.items()
+            if entry is not None
+        }
+        self.note(f"restore --tenants-only{' --fake' * fake}")
+        result = self.manage(
+            "restore_rollback_archive", "--tenants-only", "--json", *["--fake"] * fake
+        )
+        document = json.loads(result.stdout)
+        outcomes = {t["schema"]: t for t in document["targets"]}
+        assert sorted(outcomes) == tenants, document
+        said = ", ".join(f"{name} {outcome['status']}" for name, outcome in outcomes.items())
+        self.note(f"  restore: {said}")
+        for name in tenants:
+            outcome, entry = outcomes[name], chosen[name]
+            if not kept[name]:
+                assert outcome["status"] == "nothing", outcome
+            elif entry is None:
+                assert outcome["status"] == "failed", outcome
+                assert outcome["error"].startswith("No archive can be restored yet"), outcome
+            else:
+                assert (outcome["status"], outcome["log_id"]) == ("restored", entry["id"]), outcome
+                assert outcome["skipped"] == 0, outcome
+                if not fake:
+                    self._check_restored(name, entry, values[name])
+        failed = any(t["status"] == "failed" for t in outcomes.values())
+        assert result.returncode == (1 if failed else 0), result.stdout + result.stderr
+
+    def _restorable(self, name: str, entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The newest of `entries` whose every table (and column) exists in `name` now."""
+        rows = dbtools.query(
+            self.url,
+            f"SELECT table_name, column_name FROM information_schema.columns "
+            f"WHERE table_schema = '{name}'",
+        )
+        tables = {table for table, _ in rows}
+        for entry in entries:
+            items = entry["archive"]["items"]
+            if all(
+                (i["table"], i["column"]) in rows if i["column"] else i["table"] in tables
+                for i in items
+            ):
+                return entry
+        return None
+
+    def _check_restored(
+        self, name: str, entry: dict[str, Any], values: dict[tuple[str, str, int], Any]
+    ) -> None:
+        """Every value of the restored archive is live again, and the archive is no longer
+        kept (a second restore would find the next one)."""
+        for (table, column, pk), value in values.items():
+            live = probes.live_values(self.url, table, [column], name)
+            assert live.get(pk, (object(),))[0] == value, (
+                f"{name}.{table}.{column} of row {pk}: {value!r} not restored"
+            )
+        assert entry["id"] not in [e["id"] for e in probes.kept_archives(self.url, name)]
+
     @rule()
     def new_tenant(self) -> None:
         """A customer signs up: django-tenants creates the schema and migrates it to the code's
