@@ -555,25 +555,72 @@ def _wait_for_group(pgid: int, seconds: float = 120.0) -> None:
 print_failures(FleetLifecycle)
 
 
-def test_fleet_lifecycle(fleet_history: TenantHistory, databases: dbtools.Databases) -> None:
-    templates = {tag: fleet_history.releases[tag].template_url for tag in TAGS}
+def _machine_class(history: TenantHistory, databases: dbtools.Databases) -> type[FleetLifecycle]:
+    """The machine bound to the fleet's history: each release's tenant and public schema."""
+    templates = {tag: history.releases[tag].template_url for tag in TAGS}
 
     class Machine(FleetLifecycle):
         pass
 
-    Machine.history, Machine.databases = fleet_history, databases
+    Machine.history, Machine.databases = history, databases
     Machine.tenant_refs = [
         (
-            normalized(fleet_history.releases[tag].schemas["alpha"], "alpha"),
+            normalized(history.releases[tag].schemas["alpha"], "alpha"),
             applied_in(templates[tag], "alpha"),
         )
         for tag in TAGS
     ]
     Machine.public_refs = [
         (
-            normalized(fleet_history.releases[tag].schemas["public"], "public"),
+            normalized(history.releases[tag].schemas["public"], "public"),
             applied_in(templates[tag], "public"),
         )
         for tag in TAGS
     ]
-    run_machine(Machine, EXAMPLES, STEPS)
+    return Machine
+
+
+def test_fleet_lifecycle(fleet_history: TenantHistory, databases: dbtools.Databases) -> None:
+    run_machine(_machine_class(fleet_history, databases), EXAMPLES, STEPS)
+
+
+def test_fleet_archives_come_back_in_the_machine(
+    fleet_history: TenantHistory, databases: dbtools.Databases
+) -> None:
+    """One sequence the random ones reach only now and then, every invariant checked after each
+    step: rows written at v2.0.0, the fleet rolled back to v1.0.0 (archived), a restore refused
+    in every tenant (the tables are gone), v2.0.0 deployed again, a dry run of the restore, the
+    restore (each tenant's archive comes back), and a second restore with nothing restorable."""
+    machine = _machine_class(fleet_history, databases)()
+    invariants = [
+        machine.each_schema_exactly_one_release,
+        machine.states_as_modelled,
+        machine.nothing_prepared_or_locked,
+        machine.no_active_entry_without_a_process,
+        machine.nothing_lost,
+    ]
+
+    def all_written_values_live() -> None:  # none only in an archive
+        assert machine.expected, "the sequence writes rows"
+        for (name, table, column, pk), value in machine.expected.items():
+            live = probes.live_values(machine.url, table, [column], name)
+            assert live.get(pk, (None,))[0] == value, f"{name}.{table}.{column} of row {pk}"
+
+    steps = [
+        lambda: machine.write(pick=0, count=2),
+        lambda: machine.write(pick=1, count=1),
+        lambda: machine.roll_back(pick=0, jobs=2, atomic=False, skip=True, dry=False),
+        lambda: machine.restore_archives(fake=False),
+        lambda: machine.deploy(pick=2),
+        lambda: machine.restore_archives(fake=True),
+        lambda: machine.restore_archives(fake=False),
+        all_written_values_live,
+        lambda: machine.restore_archives(fake=False),
+    ]
+    try:
+        for step in steps:
+            step()
+            for check in invariants:
+                check()
+    finally:
+        machine.teardown()
