@@ -27,9 +27,7 @@ class TargetRestore:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "database": self.target.database,
-            "schema": self.target.schema,
-            "kind": self.target.kind,
+            **self.target.as_dict(),
             "status": self.status,
             "error": self.error,
             **(self.result.as_dict() if self.result is not None else {}),

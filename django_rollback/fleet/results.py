@@ -39,9 +39,7 @@ class TargetRun:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "database": self.target.database,
-            "schema": self.target.schema,
-            "kind": self.target.kind,
+            **self.target.as_dict(),
             "status": self.status,
             "message": self.message,
             "odd": self.odd,

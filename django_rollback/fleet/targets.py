@@ -53,6 +53,10 @@ class Target:
             self.schema if self.database == DEFAULT_DB_ALIAS else f"{self.database}:{self.schema}"
         )
 
+    def as_dict(self) -> dict[str, str]:
+        """How each entry of a command's JSON names its target."""
+        return {"database": self.database, "schema": self.schema, "kind": self.kind}
+
 
 @dataclass(frozen=True)
 class Selection:

@@ -170,9 +170,7 @@ def save(command: Any, options: dict[str, Any], **save_options: Any) -> None:
 
 def _save_entry(command: Any, save: fleet.TargetSave) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "database": save.target.database,
-        "schema": save.target.schema,
-        "kind": save.target.kind,
+        **save.target.as_dict(),
         "ok": save.ok,
         "error": save.error,
     }
