@@ -8,7 +8,8 @@ with Django's admin in the public schema: tenantsite/admin_settings.py). For eac
 v1.0.0, v1.1.0 and v2.0.0, its files are committed and tagged, then it is deployed the way an
 entrypoint does it on django-tenants: `migrate_schemas` then `save_migrations_state` (public
 and every tenant schema). Tenants alpha, beta and gamma exist from v1.0.0; delta arrives with
-v2.0.0, so it has no saved state at the earlier releases. Each tenant gets a few rows.
+v2.0.0, so it has no saved state at the earlier releases. Each tenant gets a few rows, not
+the same number in each.
 The database must be empty (it is dropped and created again with --force).
 """
 
@@ -29,9 +30,10 @@ from tests.tenants_project import create_tenant_code, release_files  # noqa: E40
 
 EARLY = ("alpha", "beta", "gamma")
 LATE = "delta"
+NOTES = {"alpha": 3, "beta": 5, "gamma": 2}  # tenants of different sizes, as in real life
 ROWS = {
     "v1.0.0": "INSERT INTO {s}.notes_note (title) SELECT '{s} note ' || g "
-    "FROM generate_series(1, 3) g",
+    "FROM generate_series(1, {notes}) g",
     "v1.1.0": "UPDATE {s}.notes_note SET body = 'body of ' || title; "
     "INSERT INTO {s}.notes_label (name) VALUES ('red'), ('blue')",
     "v2.0.0": "INSERT INTO {s}.notes_comment (note_id, text) "
@@ -112,7 +114,7 @@ def main() -> None:
         for schema in tenants:
             if tag == "v2.0.0" and schema == LATE:  # today's columns: body has no SQL default
                 psql(url, f"INSERT INTO {schema}.notes_note (title, body) VALUES ('first', '')")
-            psql(url, ROWS[tag].format(s=schema))
+            psql(url, ROWS[tag].format(s=schema, notes=NOTES.get(schema, 1)))
         manage(dest, url, "save_migrations_state")
     manage(dest, url, "rollback_migrations", "--list")
 

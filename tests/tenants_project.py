@@ -14,6 +14,8 @@ from __future__ import annotations
 from .shop import ID, MANAGE, migration
 
 SETTINGS = """\
+import json
+import os
 from pathlib import Path
 
 import environ
@@ -36,7 +38,7 @@ INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_
 TENANT_MODEL = "customers.Client"
 TENANT_DOMAIN_MODEL = "customers.Domain"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-DJANGO_ROLLBACK = {"REPO_PATH": BASE_DIR}
+DJANGO_ROLLBACK = {"REPO_PATH": BASE_DIR, **json.loads(os.environ.get("ROLLBACK_SETTINGS", "{}"))}
 """
 
 # The same project with Django's admin in the public schema (the demo, `make demo-tenants`, and

@@ -12,9 +12,11 @@ import pytest
 from django_rollback.archive import ArchiveItem
 from django_rollback.archive.restoring import ItemOutcome, RestoreResult
 from django_rollback.exceptions import first_line
+from django_rollback.fleet import Target, TargetRun
+from django_rollback.fleet.results import group_losses
 from django_rollback.management.base import options_refusal
 from django_rollback.models import SHORT_COMMIT_LENGTH, MigrationState, RollbackLog
-from django_rollback.planning import RollbackPlan
+from django_rollback.planning import DataLoss, RollbackPlan
 from django_rollback.presenters import documents
 from django_rollback.presenters.listing import state_table_lines
 from django_rollback.presenters.outcomes import (
@@ -32,6 +34,7 @@ from django_rollback.presenters.preview import (
 )
 from django_rollback.presenters.text import (
     apps_text,
+    describe_group_loss,
     describe_size,
     describe_state,
     migrations_text,
@@ -250,3 +253,31 @@ def test_the_restore_total() -> None:
         RollbackLog(pk=7), [outcome(None, 3, 3), outcome("pages", 4, 2, row_deleted=2)], False
     )
     assert restored_sentence(result) == "Restored 5 rows/values, skipped 2"
+
+
+def _group(*counts: tuple[str, int | None], column: str | None = None, **loss: Any) -> str:
+    runs = [
+        TargetRun(
+            Target("default", schema, "tenant"),
+            "planned",
+            losses=[("notes.0003_comment", DataLoss("notes_comment", column, rows, **loss))],
+        )
+        for schema, rows in counts
+    ]
+    [total] = group_losses(runs)
+    return describe_group_loss(total)
+
+
+def test_what_a_group_drops_summed_over_its_schemas() -> None:
+    assert _group(("alpha", 3), ("beta", 9), ("gamma", 0), archived=True) == (
+        'notes.0003_comment: drops table "notes_comment": 12 rows in 2 of 3 schemas '
+        "(most in beta: 9): archived (restorable)"
+    )
+    assert _group(("alpha", 1000), ("beta", 1000), column="text", estimated=True) == (
+        'notes.0003_comment: drops column "notes_comment"."text": ≈ 2,000 non-null values in '
+        "2 of 2 schemas (1,000 in each): lost"
+    )
+    assert _group(("alpha", 1), ("beta", None), archived=True) == (
+        'notes.0003_comment: drops table "notes_comment": 1 row in 1 of 2 schemas; '
+        "not found in 1: archived (restorable)"
+    )

@@ -5,6 +5,7 @@ manage.py subprocesses. Each schema is compared with its own dump at the target 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -395,6 +396,88 @@ def test_a_tenant_at_another_applied_set_goes_back_on_its_own_plan(
     after = dumps(project.url)
     for schema in ("public", *EARLY):
         assert after[schema] == target.schemas[schema], schema
+
+
+def counted(line: str) -> int:
+    """The count a preview line gives: '... drops table "t" (9 rows): archived ...' → 9."""
+    match = re.search(r"\((\d[\d,]*) (?:rows?|non-null values?)\)", line)
+    assert match, line
+    return int(match.group(1).replace(",", ""))
+
+
+@needs_postgresql
+def test_each_schema_sharing_a_plan_has_its_own_rows_counted(tenants: TenantHistory) -> None:
+    project = tenants.deploy()
+    url = project.url
+    # alpha as released; beta with more notes and comments; gamma with none of v2's comments
+    # nor v1.1's labels. The three stand at the same place: one plan, three counts.
+    dbtools.execute(
+        url, "INSERT INTO beta.notes_note (title, body) VALUES ('beta 4', ''), ('beta 5', '')"
+    )
+    for _ in range(2):
+        dbtools.execute(
+            url,
+            "INSERT INTO beta.notes_comment (note_id, text) SELECT id, 'more' FROM "
+            "beta.notes_note WHERE title IN ('beta 1', 'beta 2', 'beta 3')",
+        )
+    dbtools.execute(url, "DELETE FROM gamma.notes_comment; DELETE FROM gamma.notes_label")
+    before = {schema: dumps(url)[schema] for schema in EARLY}
+
+    code, document = run_json(project, "-t", "v1.0.0", "--skip-unsaved", "--fake")
+
+    assert code == 0, document
+    by_schema = {entry["schema"]: entry for entry in document["targets"]}
+    assert [by_schema[s]["plan_of"] for s in EARLY] == ["alpha", "alpha", "alpha"]
+    expected = {  # table or column → rows in alpha, beta, gamma
+        'drops table "notes_comment"': (3, 9, 0),
+        'drops table "notes_label"': (2, 2, 0),
+        'drops column "notes_note"."body"': (3, 5, 3),
+    }
+    for what, numbers in expected.items():
+        found = [
+            counted(next(line for line in by_schema[s]["data_loss"] if what in line)) for s in EARLY
+        ]
+        assert tuple(found) == numbers, (what, found)
+    assert {schema: dumps(url)[schema] for schema in EARLY} == before  # a dry run
+    # Above ESTIMATE_ROWS_ABOVE a schema's tables are estimated ("≈"); --exact-counts counts.
+    tiny = {"ROLLBACK_SETTINGS": json.dumps({"ESTIMATE_ROWS_ABOVE": 1})}
+    for exact, wanted in ((False, True), (True, False)):
+        result = project.manage(
+            "rollback_migrations",
+            "-t",
+            "v1.0.0",
+            "--skip-unsaved",
+            "--fake",
+            "--json",
+            *(["--exact-counts"] if exact else []),
+            env=tiny,
+        )
+        assert result.returncode == 0, result.stderr
+        beta = {e["schema"]: e for e in json.loads(result.stdout)["targets"]}["beta"]
+        assert all(("≈" in line) is wanted for line in beta["data_loss"]), beta["data_loss"]
+        if exact:
+            assert beta["data_loss"] == by_schema["beta"]["data_loss"]
+
+    # The preview's group lines add them up over the group.
+    out = project.ok("rollback_migrations", "-t", "v1.0.0", "--skip-unsaved", "--fake")
+    assert (
+        'notes.0003_comment: drops table "notes_comment": 12 rows in 2 of 3 schemas '
+        "(most in beta: 9): archived (restorable)"
+    ) in out, out
+    assert 'drops column "notes_note"."body": 11 non-null values in 3 of 3 schemas' in out, out
+
+    code, document = run_json(project, "-t", "v1.0.0", "--skip-unsaved")
+
+    assert code == 0, document
+    # What each schema's archive kept is what its preview counted.
+    archived = {
+        entry["schema"]: entry["archive"]["rows"]
+        for entry in document["targets"]
+        if entry["schema"] in EARLY
+    }
+    for schema in EARLY:
+        assert archived[schema] == sum(map(counted, by_schema[schema]["data_loss"])), schema
+    assert archived["beta"] == 9 + 2 + 5
 
 
 def test_fleet_options_need_django_tenants() -> None:

@@ -133,6 +133,11 @@ def test_fleet_preview_run_and_log_page(browser_page: Page, tenant_site: str) ->
     # notes is a tenant app: its step changes the tenants' tables and nothing in public.
     tenant_group, public_group = page.locator(".rollback-fleet-group").all()
     expect(tenant_group).to_contain_text("Undo: Create model Comment")
+    # What it drops, counted in each tenant (the demo's tenants hold 3, 5 and 2 comments).
+    expect(tenant_group.locator(".rollback-fleet-losses")).to_have_text(
+        'notes.0003_comment: drops table "notes_comment": 10 rows in 3 of 3 schemas '
+        "(most in beta: 5): archived (restorable)"
+    )
     expect(public_group.locator(".rollback-routed-out")).to_have_text(
         "does nothing in this database: the routers keep notes out of it (database 'default', "
         "schema public); only its record is removed"

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _, ngettext
 from .. import conf, fleet, fleet_runner
 from ..exceptions import RollbackError
 from ..models import MigrationState, RollbackLog
+from ..presenters.text import describe_group_loss
 
 FLEET_TEMPLATE = "admin/django_rollback/migrationstate/fleet_rollback.html"
 
@@ -151,7 +152,14 @@ def _preview(
             by_key.setdefault((run.target.kind, run.applied), run)
         for group in plan.groups():
             first = by_key[(group.kind, group.applied)]
-            groups.append({"group": group, "count": len(group.schemas), "run": first})
+            groups.append(
+                {
+                    "group": group,
+                    "count": len(group.schemas),
+                    "run": first,
+                    "losses": [describe_group_loss(total) for total in group.losses],
+                }
+            )
     exceptions = [r for r in plan.runs if r.status != "planned" or r.odd] if plan else []
     context = {
         **model_admin.admin_site.each_context(request),

@@ -16,6 +16,7 @@ from ..exceptions import RollbackError, RollbackInterruptedError
 from ..models import MigrationKey, MigrationState
 from ..planning import RollbackPlan, labels
 from ..snapshot import applied_migrations
+from .counting import count_shared
 from .reference import resolve_reference
 from .results import FleetPlan, TargetRun
 from .survey import CHUNK, Surveyed, survey
@@ -33,10 +34,12 @@ def plan_fleet(
     archive: bool | None = None,
     skip_unsaved: bool = False,
     count_rows: bool = True,
+    exact_counts: bool = False,
     whole: bool = False,
 ) -> FleetPlan:
     """Plan every target (tenants first, then public), without writing anything. With
-    `whole`, a database without django-tenants is planned as one target."""
+    `whole`, a database without django-tenants is planned as one target; with `exact_counts`,
+    the rows each target would lose are counted, never estimated."""
     chosen = targets(database, selection, whole=whole)
     target_state = resolve_reference(
         database, tag=tag, commit=commit, repo_path=repo_path, deployed_commit=deployed_commit
@@ -45,7 +48,11 @@ def plan_fleet(
     ordered = [t for t in chosen if t.kind == "tenant"] + [t for t in chosen if t.kind != "tenant"]
     shared = SharedPlans(_head_commit(repo_path, deployed_commit))
     plan_options = dict(
-        repo_path=repo_path, deployed_commit=deployed_commit, archive=archive, count_rows=count_rows
+        repo_path=repo_path,
+        deployed_commit=deployed_commit,
+        archive=archive,
+        count_rows=count_rows,
+        exact_counts=exact_counts,
     )
     runs: list[TargetRun] = []
     commits = [sha] + ([shared.head] if shared.head else [])
@@ -58,6 +65,8 @@ def plan_fleet(
             for target in part:
                 found = surveyed.pop(target.schema, None)
                 runs.append(_plan_on_schema(target, sha, shared, skip_unsaved, plan_options, found))
+        if count_rows:
+            count_shared(database, runs, exact=exact_counts)
     _mark_odd(runs)
     fleet = FleetPlan(database, sha, list(target_state.tags), runs, skip_unsaved)
     fleet.plans_built = shared.built
@@ -94,8 +103,8 @@ class SharedPlans:
     """One plan per group of targets that stand at the same place: same database and kind,
     same applied set, same saved current and target states. The first target of a group is
     planned in full (graph, sets, steps, checks, row counts); the others take a copy that
-    differs only in their own saved-state rows, which the run checks and prunes. Row counts in
-    the preview are the first target's."""
+    differs only in their own saved-state rows, which the run checks and prunes; what the
+    plan drops is counted in each of them afterwards (counting.py)."""
 
     head: str | None
     plans: dict[tuple[object, ...], tuple[str, RollbackPlan]] = field(default_factory=dict)

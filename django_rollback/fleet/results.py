@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import MigrationKey
-from ..planning import RollbackPlan
+from ..planning import DataLoss, RollbackPlan
 from .targets import Target, TargetKind, TargetStatus
 
 
@@ -25,17 +25,27 @@ class TargetRun:
     archived: dict[str, Any] | None = None
     gid: str | None = None  # --atomic: the global id of its prepared transaction
     plan_of: str | None = None  # the target whose plan it shares (itself when planned alone)
+    # What the shared plan drops, counted in this schema (counting.py); None: planned alone,
+    # the plan's own counts are this schema's.
+    losses: list[tuple[str, DataLoss]] | None = field(default=None, repr=False)
 
     @property
     def steps(self) -> int:
         return len(self.plan.steps) if self.plan is not None else 0
 
     @property
-    def data_loss(self) -> list[str]:
-        """What unapplying drops in this schema, in the words of the single-database preview."""
+    def own_losses(self) -> list[tuple[str, DataLoss]]:
+        """(migration, what it drops) in this schema, with this schema's counts."""
+        if self.losses is not None:
+            return self.losses
         if self.plan is None:
             return []
-        return [f"{step.label}: {loss.describe()}" for step, loss in self.plan.data_loss]
+        return [(step.label, loss) for step, loss in self.plan.data_loss]
+
+    @property
+    def data_loss(self) -> list[str]:
+        """What unapplying drops in this schema, in the words of the single-database preview."""
+        return [f"{label}: {loss.describe()}" for label, loss in self.own_losses]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +63,48 @@ class TargetRun:
 
 
 @dataclass(frozen=True)
+class GroupLoss:
+    """A table or column that a group's plan drops, summed over the group's schemas."""
+
+    migration: str
+    loss: DataLoss  # what is dropped and whether it is archived (its rows: one schema's)
+    rows: int  # rows (or non-null values), summed over the schemas where they were counted
+    estimated: bool  # some schema's count is an estimate
+    holding: int  # schemas where it holds any
+    schemas: int  # schemas of the group
+    most: tuple[str, int] | None  # the schema holding the most, and how many
+    uncounted: int  # schemas where it is missing or could not be counted
+    same: bool = False  # every schema holds as many
+
+
+def group_losses(runs: list[TargetRun]) -> tuple[GroupLoss, ...]:
+    """What the runs of a group drop, each table or column once, in the plan's order."""
+    found: dict[tuple[str, str, str | None], list[tuple[str, DataLoss]]] = {}
+    for run in runs:
+        for migration, loss in run.own_losses:
+            key = (migration, loss.table, loss.column)
+            found.setdefault(key, []).append((run.target.name, loss))
+    totals = []
+    for (migration, _table, _column), losses in found.items():
+        counted = [(name, loss.rows) for name, loss in losses if loss.rows is not None]
+        most = max(counted, key=lambda pair: pair[1], default=None)
+        totals.append(
+            GroupLoss(
+                migration,
+                losses[0][1],
+                sum(rows for _name, rows in counted),
+                any(loss.estimated for _name, loss in losses),
+                sum(1 for _name, rows in counted if rows),
+                len(runs),
+                (most[0], most[1]) if most is not None and most[1] else None,
+                len(runs) - len(counted),
+                len(counted) == len(runs) and len({rows for _name, rows in counted}) == 1,
+            )
+        )
+    return tuple(totals)
+
+
+@dataclass(frozen=True)
 class AppliedGroup:
     """Targets of one kind that stand at the same applied set, and so share one plan."""
 
@@ -60,6 +112,7 @@ class AppliedGroup:
     applied: frozenset[MigrationKey]
     schemas: tuple[str, ...]
     steps: tuple[str, ...]
+    losses: tuple[GroupLoss, ...] = ()
 
 
 @dataclass
@@ -124,6 +177,7 @@ class FleetPlan:
                 applied,
                 tuple(r.target.name for r in runs),
                 tuple(s.label for s in runs[0].plan.steps) if runs[0].plan else (),
+                group_losses(runs),
             )
             for (kind, applied), runs in found.items()
         ]

@@ -13,6 +13,7 @@ from django.utils.connection import ConnectionDoesNotExist
 
 from .. import fleet, services
 from ..exceptions import RollbackError
+from ..presenters.text import describe_group_loss
 from .base import RollbackBaseCommand
 
 # rollback_migrations modes that act on one schema: public, or the one --schemas names.
@@ -260,6 +261,7 @@ def _plan(options: dict[str, Any]) -> fleet.FleetPlan:
         deployed_commit=options["current_commit"],
         archive=False if options["no_archive"] else None,
         skip_unsaved=options["skip_unsaved"],
+        exact_counts=options["exact_counts"],
     )
     if options["all_databases"]:
         return fleet.plan_databases(**plan_options)
@@ -313,6 +315,8 @@ def _preview(command: RollbackBaseCommand, plan: fleet.FleetPlan) -> None:
             f"{len(group.steps)} migration{'s' if len(group.steps) != 1 else ''} to unapply: "
             + ", ".join(group.steps)
         )
+        for total in group.losses:
+            command.say(f"    {describe_group_loss(total)}")
     for run in plan.runs:
         if run.status != "planned" or run.odd:
             command.say(f"  {run.target.name}: {run.status}: {run.message}")

@@ -10,6 +10,7 @@ from ..models import MigrationState, describe_commit
 
 if TYPE_CHECKING:  # archive/ uses this module: no import at run time
     from ..archive.items import ArchiveItem
+    from ..fleet.results import GroupLoss
 
 
 def describe_state(state: MigrationState) -> str:
@@ -55,3 +56,30 @@ def describe_archive_item(item: ArchiveItem) -> str:
     if item.column is None:
         return f'table "{item.table}" ({item.rows} rows)'
     return f'column "{item.table}"."{item.column}" ({item.rows} rows)'
+
+
+def describe_group_loss(total: GroupLoss) -> str:
+    """What a group's plan drops over all its schemas, as the fleet previews (the command's
+    and the admin's) say it: 'notes.0003_comment: drops table "notes_comment": 11 rows in 2
+    of 3 schemas (most in beta: 8): archived (restorable)'."""
+    loss = total.loss
+    if loss.column is None:
+        what = f'drops table "{loss.table}"'
+        unit = ngettext("row", "rows", total.rows)
+    else:
+        what = f'drops column "{loss.table}"."{loss.column}"'
+        unit = ngettext("non-null value", "non-null values", total.rows)
+    schemas = ngettext(
+        "%(count)d of %(total)d schema", "%(count)d of %(total)d schemas", total.schemas
+    )
+    text = (
+        f"{total.migration}: {what}: {'≈ ' if total.estimated else ''}{total.rows:,} {unit} in "
+        + schemas % {"count": total.holding, "total": total.schemas}
+    )
+    if total.same and total.holding > 1 and total.most is not None:
+        text += f" ({total.most[1]:,} in each)"
+    elif total.most is not None and total.holding > 1:
+        text += f" (most in {total.most[0]}: {total.most[1]:,})"
+    if total.uncounted:
+        text += f"; not found in {total.uncounted}"
+    return f"{text}: {'archived (restorable)' if loss.archived else 'lost'}"
