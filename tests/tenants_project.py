@@ -235,3 +235,48 @@ def create_tenant_code(schema: str) -> str:
         f"c = Client(schema_name={schema!r}, name={schema.title()!r}); c.save()\n"
         f"Domain(domain='{schema}.localhost', tenant=c, is_primary=True).save()\n"
     )
+
+
+# The same project with multi-type tenants (django-tenants' HAS_MULTI_TYPE_TENANTS): each
+# tenant's `type` says which apps its schema holds, in TENANT_TYPES instead of SHARED_APPS and
+# TENANT_APPS. Type "notes" has the notes app, type "plain" none of the tenant apps: its schema
+# records notes' migrations (django-tenants records every app) but holds none of its tables.
+MULTITYPE_SETTINGS = (
+    SETTINGS
+    + """
+HAS_MULTI_TYPE_TENANTS = True
+MULTI_TYPE_DATABASE_FIELD = "type"
+TENANT_TYPES = {
+    "public": {"APPS": SHARED_APPS, "URLCONF": "tenantsite.urls"},
+    "notes": {"APPS": TENANT_APPS, "URLCONF": "tenantsite.urls"},
+    "plain": {"APPS": ["django.contrib.contenttypes", "django_rollback"],
+              "URLCONF": "tenantsite.urls"},
+}
+del SHARED_APPS, TENANT_APPS  # multi-type projects list their apps in TENANT_TYPES only
+"""
+)
+TYPE_FIELD = '    type = models.CharField(max_length=20, default="notes")\n'
+
+
+def multitype_release_files() -> list[tuple[str, dict[str, str | None]]]:
+    """release_files() with the multi-type settings and a `type` on the tenant model."""
+    releases = release_files()
+    v1, v11 = releases[0][1], releases[1][1]
+    v1["tenantsite/settings.py"] = MULTITYPE_SETTINGS
+    v1["customers/models.py"] = CUSTOMERS_MODELS_V1.format(extra=TYPE_FIELD)
+    v1["customers/migrations/0001_initial.py"] = CUSTOMERS_0001.replace(
+        '("name", models.CharField(max_length=100)),',
+        '("name", models.CharField(max_length=100)),\n'
+        '            ("type", models.CharField(default="notes", max_length=20)),',
+    )
+    v11["customers/models.py"] = CUSTOMERS_MODELS_V1.format(
+        extra=TYPE_FIELD + '    plan = models.CharField(max_length=20, default="free")\n'
+    )
+    return releases
+
+
+def create_typed_tenant_code(schema: str, tenant_type: str) -> str:
+    """create_tenant_code() for a multi-type tenant of `tenant_type`."""
+    return create_tenant_code(schema).replace(
+        f"name={schema.title()!r})", f"name={schema.title()!r}, type={tenant_type!r})"
+    )

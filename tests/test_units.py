@@ -115,3 +115,24 @@ def test_admin_lists_states_read_only(admin_client) -> None:  # type: ignore[no-
     assert b"cccccccc" in response.content and b"v1.0.0" in response.content
     assert admin_client.get("/admin/django_rollback/migrationstate/add/").status_code == 403
     assert admin_client.get("/admin/django_rollback/rollbacklog/").status_code == 200
+
+
+def test_a_tenant_is_odd_only_among_the_tenants_of_its_type() -> None:
+    from django_rollback.fleet import Target, TargetRun
+    from django_rollback.fleet.plans import _mark_odd
+
+    usual = frozenset({("notes", "0001_initial"), ("notes", "0002_body")})
+    short = frozenset({("notes", "0001_initial")})
+    runs = [
+        TargetRun(Target("default", name, "tenant", kind), "planned", applied=applied)
+        for name, kind, applied in [
+            ("a1", "shop", usual),
+            ("a2", "shop", usual),
+            ("a3", "shop", short),  # odd among the shops
+            ("b1", "blog", short),  # the blogs all stand here: none is odd
+            ("b2", "blog", short),
+        ]
+    ]
+    _mark_odd(runs)
+    assert [run.target.schema for run in runs if run.odd] == ["a3"]
+    assert "not applied: notes.0002_body" in runs[2].message

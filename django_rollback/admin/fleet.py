@@ -149,9 +149,9 @@ def _preview(
     if plan is not None:
         by_key: dict[Any, fleet.TargetRun] = {}
         for run in plan.planned:  # the first target of each group speaks for it
-            by_key.setdefault((run.target.kind, run.applied), run)
+            by_key.setdefault((run.target.kind, run.target.tenant_type, run.applied), run)
         for group in plan.groups():
-            first = by_key[(group.kind, group.applied)]
+            first = by_key[(group.kind, group.tenant_type, group.applied)]
             groups.append(
                 {
                     "group": group,

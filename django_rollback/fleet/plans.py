@@ -129,20 +129,27 @@ class SharedPlans:
             current = states.filter(commit=self.head).first()
         if current is None or goal.unresolved or goal.pk >= current.pk:
             return None  # plan_rollback() words the refusal
-        place = (target.database, target.kind, applied, goal.migration_set, current.migration_set)
+        place = (
+            target.database,
+            target.kind,
+            target.tenant_type,  # another type, other apps: the router skips other steps
+            applied,
+            goal.migration_set,
+            current.migration_set,
+        )
         return (*place, current, goal)
 
     def get(self, key: tuple[object, ...] | None) -> tuple[str, RollbackPlan] | None:
         if key is None:
             return None
         found = next(
-            (plan for k, plan in self.plans.items() if k[:5] == key[:5]),
+            (plan for k, plan in self.plans.items() if k[:-2] == key[:-2]),
             None,
         )
         if found is None:
             return None
         name, plan = found
-        current, goal = key[5], key[6]
+        current, goal = key[-2], key[-1]
         assert isinstance(current, MigrationState) and isinstance(goal, MigrationState)
         _share_values(current, plan.current)
         _share_values(goal, plan.target)
@@ -240,10 +247,18 @@ def _read_target(
 
 
 def _mark_odd(runs: list[TargetRun]) -> None:
-    """Flag tenants whose applied set differs from the most common one among the tenants."""
-    tenants = [r for r in runs if r.target.kind == "tenant" and r.applied]
-    if len(tenants) < 2:
-        return
+    """Flag tenants whose applied set differs from the most common one among the tenants
+    (of their type, with multi-type tenants)."""
+    by_type: dict[str | None, list[TargetRun]] = {}
+    for run in runs:
+        if run.target.kind == "tenant" and run.applied:
+            by_type.setdefault(run.target.tenant_type, []).append(run)
+    for tenants in by_type.values():
+        if len(tenants) > 1:
+            _mark_odd_among(tenants)
+
+
+def _mark_odd_among(tenants: list[TargetRun]) -> None:
     norm, _count = Counter(r.applied for r in tenants).most_common(1)[0]
     for run in tenants:
         if run.applied != norm:

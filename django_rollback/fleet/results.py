@@ -113,6 +113,7 @@ class AppliedGroup:
     schemas: tuple[str, ...]
     steps: tuple[str, ...]
     losses: tuple[GroupLoss, ...] = ()
+    tenant_type: str | None = None  # multi-type tenants: the group's type
 
 
 @dataclass
@@ -167,10 +168,12 @@ class FleetPlan:
         return "Refusing to roll back any schema: " + "; ".join(reasons) + "."
 
     def groups(self) -> list[AppliedGroup]:
-        """The planned targets grouped by kind and applied set, largest group first."""
-        found: dict[tuple[TargetKind, frozenset[MigrationKey]], list[TargetRun]] = {}
+        """The planned targets grouped by kind (and tenant type) and applied set, largest
+        group first."""
+        found: dict[tuple[TargetKind, str | None, frozenset[MigrationKey]], list[TargetRun]] = {}
         for run in self.planned:
-            found.setdefault((run.target.kind, run.applied), []).append(run)
+            key = (run.target.kind, run.target.tenant_type, run.applied)
+            found.setdefault(key, []).append(run)
         groups = [
             AppliedGroup(
                 kind,
@@ -178,8 +181,9 @@ class FleetPlan:
                 tuple(r.target.name for r in runs),
                 tuple(s.label for s in runs[0].plan.steps) if runs[0].plan else (),
                 group_losses(runs),
+                tenant_type,
             )
-            for (kind, applied), runs in found.items()
+            for (kind, tenant_type, applied), runs in found.items()
         ]
         return sorted(groups, key=lambda g: (g.kind != "tenant", -len(g.schemas), g.schemas))
 

@@ -42,6 +42,7 @@ class Target:
     database: str
     schema: str
     kind: TargetKind
+    tenant_type: str | None = None  # multi-type tenants (TENANT_TYPES): the tenant's type
 
     @property
     def name(self) -> str:
@@ -55,7 +56,8 @@ class Target:
 
     def as_dict(self) -> dict[str, str]:
         """How each entry of a command's JSON names its target."""
-        return {"database": self.database, "schema": self.schema, "kind": self.kind}
+        named = {"database": self.database, "schema": self.schema, "kind": self.kind}
+        return named | ({"tenant_type": self.tenant_type} if self.tenant_type else {})
 
 
 @dataclass(frozen=True)
@@ -102,12 +104,25 @@ def check_setup(database: str) -> None:
             "(ENGINE django_tenants.postgresql_backend and TENANT_MODEL): --schemas, "
             "--tenants-only and --shared-only need it."
         )
-    for setting in ("SHARED_APPS", "TENANT_APPS"):
-        if "django_rollback" not in getattr(settings, setting, ()):
+    if multi_type():
+        places = {
+            f'TENANT_TYPES["{name}"]["APPS"]': config.get("APPS", ())
+            for name, config in getattr(settings, "TENANT_TYPES", {}).items()
+        }
+    else:
+        places = {name: getattr(settings, name, ()) for name in ("SHARED_APPS", "TENANT_APPS")}
+    for place, installed in places.items():
+        if "django_rollback" not in installed:
             raise RollbackError(
-                f'Add "django_rollback" to settings.{setting}: each schema keeps its own saved '
+                f'Add "django_rollback" to settings.{place}: each schema keeps its own saved '
                 "states (docs/tenants.md)."
             )
+
+
+def multi_type() -> bool:
+    """Whether the tenants have types (django-tenants' HAS_MULTI_TYPE_TENANTS): each type
+    lists its apps in TENANT_TYPES, and the router asks the connection for the type."""
+    return bool(getattr(settings, "HAS_MULTI_TYPE_TENANTS", False))
 
 
 @contextmanager
@@ -119,7 +134,10 @@ def on_schema(target: Target) -> Iterator[BaseDatabaseWrapper]:
         return
     # set_schema() sets search_path to the schema then public on each new cursor: every
     # query of the single-database code lands in this schema's tables.
-    connection.set_schema(target.schema)  # type: ignore[attr-defined]
+    # (with multi-type tenants the router asks the schema's type: it must be the tenant's)
+    connection.set_schema(  # type: ignore[attr-defined]
+        target.schema, tenant_type=target.tenant_type
+    )
     narrow_introspection(connection)  # catalog queries that do not grow with the schemas
     try:
         yield connection
@@ -190,10 +208,10 @@ def targets(
         raise RollbackError("--schemas names the schemas: drop --tenants-only/--shared-only.")
     public = Target(database, public_schema(), "shared")
     with on_schema(public):
-        model = apps.get_model(getattr(settings, "TENANT_MODEL", ""))
-        names = set(model._default_manager.using(database).values_list("schema_name", flat=True))
+        tenants = _tenants(database)
     found = [public] + [
-        Target(database, name, "tenant") for name in sorted(names - {public.schema})
+        Target(database, name, "tenant", tenants[name])
+        for name in sorted(set(tenants) - {public.schema})
     ]
     if selection.schemas:
         known = {t.schema for t in found}
@@ -209,6 +227,16 @@ def targets(
     if selection.shared_only:
         return [public]
     return found
+
+
+def _tenants(database: str) -> dict[str, str | None]:
+    """{schema: its tenant type, or None without multi-type tenants} from the tenant model."""
+    model = apps.get_model(getattr(settings, "TENANT_MODEL", ""))
+    rows = model._default_manager.using(database)
+    if not multi_type():
+        return dict.fromkeys(rows.values_list("schema_name", flat=True))
+    field = getattr(settings, "MULTI_TYPE_DATABASE_FIELD", "")
+    return {name: str(kind) for name, kind in rows.values_list("schema_name", field)}
 
 
 def parse_schemas(value: str | None) -> tuple[str, ...]:

@@ -310,8 +310,9 @@ def _preview(command: RollbackBaseCommand, plan: fleet.FleetPlan) -> None:
             group.kind
         ]
         count = len(group.schemas)
+        of_type = f" of type {group.tenant_type}" if group.tenant_type else ""
         command.say(
-            f"  {count} {kind}{'s' if count != 1 else ''} ({', '.join(group.schemas)}): "
+            f"  {count} {kind}{'s' if count != 1 else ''}{of_type} ({', '.join(group.schemas)}): "
             f"{len(group.steps)} migration{'s' if len(group.steps) != 1 else ''} to unapply: "
             + ", ".join(group.steps)
         )
