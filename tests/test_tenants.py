@@ -480,6 +480,32 @@ def test_each_schema_sharing_a_plan_has_its_own_rows_counted(tenants: TenantHist
     assert archived["beta"] == 9 + 2 + 5
 
 
+@needs_postgresql
+def test_a_schema_without_what_its_group_drops_is_counted_as_unknown(
+    tenants: TenantHistory,
+) -> None:
+    project = tenants.deploy()
+    # Changed by hand behind the migrations' back: beta lost its comments table, gamma the
+    # body column. They still share alpha's plan (same applied set, same states).
+    dbtools.execute(project.url, "DROP TABLE beta.notes_comment")
+    dbtools.execute(project.url, "ALTER TABLE gamma.notes_note DROP COLUMN body")
+
+    code, document = run_json(project, "-t", "v1.0.0", "--skip-unsaved", "--fake")
+
+    assert code == 0, document
+    by_schema = {entry["schema"]: entry for entry in document["targets"]}
+    assert by_schema["gamma"]["plan_of"] == "alpha"
+    beta, gamma = by_schema["beta"]["data_loss"], by_schema["gamma"]["data_loss"]
+    assert 'drops table "notes_comment" (unknown number of rows)' in " ".join(beta)
+    assert 'drops column "notes_note"."body" (unknown number of non-null values)' in " ".join(gamma)
+    # The failed count of gamma's column leaves the others counted.
+    assert [counted(line) for line in gamma if '"body"' not in line] == [3, 2], gamma
+    out = project.ok("rollback_migrations", "-t", "v1.0.0", "--skip-unsaved", "--fake")
+    assert 'drops table "notes_comment": 6 rows in 2 of 3 schemas (3 in each); not found in 1' in (
+        out
+    ), out
+
+
 def test_fleet_options_need_django_tenants() -> None:
     with pytest.raises(CommandError, match="does not use django-tenants"):
         call_command("rollback_migrations", "--schemas", "alpha")

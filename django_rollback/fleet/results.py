@@ -74,7 +74,7 @@ class GroupLoss:
     schemas: int  # schemas of the group
     most: tuple[str, int] | None  # the schema holding the most, and how many
     uncounted: int  # schemas where it is missing or could not be counted
-    same: bool = False  # every schema holds as many
+    same: bool = False  # every schema where it was counted holds as many
 
 
 def group_losses(runs: list[TargetRun]) -> tuple[GroupLoss, ...]:
@@ -98,7 +98,7 @@ def group_losses(runs: list[TargetRun]) -> tuple[GroupLoss, ...]:
                 len(runs),
                 (most[0], most[1]) if most is not None and most[1] else None,
                 len(runs) - len(counted),
-                len(counted) == len(runs) and len({rows for _name, rows in counted}) == 1,
+                len({rows for _name, rows in counted}) == 1,
             )
         )
     return tuple(totals)
