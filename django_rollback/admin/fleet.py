@@ -147,16 +147,11 @@ def _preview(
     """The plan once per group of schemas at the same applied set, and every exception."""
     groups = []
     if plan is not None:
-        by_key: dict[Any, fleet.TargetRun] = {}
-        for run in plan.planned:  # the first target of each group speaks for it
-            by_key.setdefault((run.target.kind, run.target.tenant_type, run.applied), run)
         for group in plan.groups():
-            first = by_key[(group.kind, group.tenant_type, group.applied)]
             groups.append(
                 {
                     "group": group,
                     "count": len(group.schemas),
-                    "run": first,
                     "losses": [describe_group_loss(total) for total in group.losses],
                 }
             )

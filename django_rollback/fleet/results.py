@@ -114,6 +114,7 @@ class AppliedGroup:
     steps: tuple[str, ...]
     losses: tuple[GroupLoss, ...] = ()
     tenant_type: str | None = None  # multi-type tenants: the group's type
+    plan: RollbackPlan | None = field(default=None, compare=False, repr=False)  # its first's
 
 
 @dataclass
@@ -182,6 +183,7 @@ class FleetPlan:
                 tuple(s.label for s in runs[0].plan.steps) if runs[0].plan else (),
                 group_losses(runs),
                 tenant_type,
+                runs[0].plan,
             )
             for (kind, tenant_type, applied), runs in found.items()
         ]
